@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts", "sdk/test/**/*.test.ts"],
+    // End-to-end tests start real servers and databases; give them room on a shared 2-core box.
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Test files run in separate forks; each one makes its own database or schema.
+    pool: "forks",
+    maxWorkers: 2,
+  },
+});
