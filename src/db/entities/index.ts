@@ -1,0 +1,19 @@
+/** Every MikroORM entity of the service, for the ORM config and the migration generator. */
+import { ApiRequestLogEntity } from "./api-request-log.js";
+import { DeviceMetricEntity } from "./device-metric.js";
+import { DeviceStateChangeEntity } from "./device-state-change.js";
+import { ErrorLogEntity } from "./error-log.js";
+import { JobOutcomeEntity } from "./job-outcome.js";
+import { UserActivityEntity } from "./user-activity.js";
+
+export { ApiRequestLogEntity, DeviceMetricEntity, DeviceStateChangeEntity, ErrorLogEntity, JobOutcomeEntity, UserActivityEntity };
+
+/** All entities, in a stable order. */
+export const ENTITIES = [
+  ApiRequestLogEntity,
+  DeviceMetricEntity,
+  DeviceStateChangeEntity,
+  ErrorLogEntity,
+  JobOutcomeEntity,
+  UserActivityEntity,
+] as const;

@@ -1,0 +1,10 @@
+import type { MigrationObject } from "@mikro-orm/core";
+import { Migration20261128110858_initial } from "./Migration20261128110858_initial.js";
+
+/**
+ * Every migration, in order. `npm run cli -- migration:create NAME` writes a new file next to this
+ * one from the difference between the entities and the database; add it here.
+ */
+export const MIGRATIONS: MigrationObject[] = [
+  { name: "Migration20261128110858_initial", class: Migration20261128110858_initial },
+];

@@ -1,0 +1,109 @@
+/**
+ * A tiny declarative validator: each request message declares its rules once (see
+ * `request-rules.ts`), and {@link validate} turns them into client-safe field violations.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { isUuid } from "../util/uuid-v7.js";
+
+/** One invalid field: its proto field path and what is wrong, in words safe to show a client. */
+export interface Violation {
+  readonly field: string;
+  readonly description: string;
+}
+
+/** A check returns a description of the problem, or undefined when the value is fine. */
+export type Check<V> = (value: V) => string | undefined;
+
+/** A rule for one field of message `M`. */
+export interface FieldRule<M> {
+  readonly field: string;
+  readonly check: (message: M) => string | undefined;
+}
+
+/** Declares the checks of one field, named as in the .proto file. */
+export function field<M, V>(name: string, get: (m: M) => V, ...checks: Check<V>[]): FieldRule<M> {
+  return {
+    field: name,
+    check: (m) => {
+      const v = get(m);
+      for (const c of checks) {
+        const problem = c(v);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    },
+  };
+}
+
+/** Runs every rule; `prefix` places nested messages (e.g. `events[3].error.`). */
+export function validate<M>(message: M, rules: readonly FieldRule<M>[], prefix = ""): Violation[] {
+  const out: Violation[] = [];
+  for (const r of rules) {
+    const problem = r.check(message);
+    if (problem !== undefined) out.push({ field: prefix + r.field, description: problem });
+  }
+  return out;
+}
+
+/** Throws InvalidArgument naming every invalid field, or returns when there is none. */
+export function assertValid<M>(message: M, rules: readonly FieldRule<M>[]): void {
+  const violations = validate(message, rules);
+  if (violations.length > 0) throw invalidArgument(violations);
+}
+
+/** The InvalidArgument error for a list of violations: the message names each field. */
+export function invalidArgument(violations: readonly Violation[]): ConnectError {
+  const text = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new ConnectError(`invalid request: ${text}`, Code.InvalidArgument);
+}
+
+// Checks. Strings from protobuf are never undefined; "" means absent.
+
+/** The string must not be empty or blank. */
+export const required: Check<string> = (v) => (v.trim() === "" ? "is required" : undefined);
+
+/** The string must be at most `n` characters. */
+export const maxLength =
+  (n: number): Check<string> =>
+  (v) =>
+    v.length > n ? `must be at most ${n} characters (got ${v.length})` : undefined;
+
+/** The string, when present, must be a UUID. */
+export const optionalUuid: Check<string> = (v) => (v !== "" && !isUuid(v) ? "must be a UUID" : undefined);
+
+/** The enum value must be one the schema defines; `allowUnspecified` permits 0. */
+export const definedEnum =
+  (values: object, allowUnspecified: boolean): Check<number> =>
+  (v) => {
+    if (v === 0) return allowUnspecified ? undefined : "is required";
+    return typeof (values as Record<number, unknown>)[v] === "string" ? undefined : `has unknown value ${v}`;
+  };
+
+/** Latest accepted event time relative to now: clients' clocks drift, but not by a day. */
+const MAX_FUTURE_MS = 24 * 3600 * 1000;
+/** Earliest accepted event time: older data is a bug or a replay beyond any retention. */
+const MIN_TIME_MS = Date.UTC(2000, 0, 1);
+
+/** The timestamp, when present, must be a real time not far in the future. */
+export const optionalEventTime =
+  (nowMs: () => number): Check<Timestamp | undefined> =>
+  (ts) => {
+    if (ts === undefined) return undefined;
+    if (ts.nanos < 0 || ts.nanos > 999_999_999) return "has invalid nanos";
+    const ms = Number(ts.seconds) * 1000 + ts.nanos / 1e6;
+    if (!Number.isFinite(ms) || ms < MIN_TIME_MS) return "must be after 2000-01-01";
+    if (ms > nowMs() + MAX_FUTURE_MS) return "must not be more than 24 hours in the future";
+    return undefined;
+  };
+
+/** Encoded size cap for free-form JSON (Struct) fields. */
+export const MAX_JSON_BYTES = 64 * 1024;
+
+/** A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES}. */
+export const jsonSize: Check<JsonObject | undefined> = (v) => {
+  if (v === undefined) return undefined;
+  const bytes = Buffer.byteLength(JSON.stringify(v));
+  return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;
+};

@@ -1,0 +1,96 @@
+/**
+ * Validation rules, declared once per request message. Handlers call `assertValid(req, RULES)`;
+ * `LogEvents` runs the same rules per item and rejects only the invalid items.
+ */
+import type {
+  LogDeviceStateChangeRequest,
+  LogErrorRequest,
+  LogJobOutcomeRequest,
+  LogUserActivityRequest,
+  ResolveErrorRequest,
+} from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import {
+  ActivityType,
+  ErrorCategory,
+  JobStatus,
+  Severity,
+} from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import {
+  definedEnum,
+  field,
+  jsonSize,
+  maxLength,
+  optionalEventTime,
+  optionalUuid,
+  required,
+  type FieldRule,
+} from "./field-rules.js";
+
+/** Field length limits, documented in the .proto comments. */
+export const LIMITS = {
+  id: 128,
+  shortText: 256,
+  url: 2048,
+  message: 4096,
+  stackTrace: 32 * 1024,
+} as const;
+
+const now = () => Date.now();
+
+/** LogUserActivity. */
+export const USER_ACTIVITY_RULES: readonly FieldRule<LogUserActivityRequest>[] = [
+  field("activity_type", (m) => m.activityType, definedEnum(ActivityType, false)),
+  field("page_url", (m) => m.pageUrl, maxLength(LIMITS.url)),
+  field("element_id", (m) => m.elementId, maxLength(LIMITS.shortText)),
+  field("search_query", (m) => m.searchQuery, maxLength(LIMITS.shortText)),
+  field("session_id", (m) => m.sessionId, maxLength(LIMITS.id)),
+  field("extra_data", (m) => m.extraData, jsonSize),
+  field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
+  field("event_id", (m) => m.eventId, optionalUuid),
+  field("user_id", (m) => m.userId, maxLength(LIMITS.id)),
+];
+
+/** LogError. */
+export const ERROR_RULES: readonly FieldRule<LogErrorRequest>[] = [
+  field("category", (m) => m.category, definedEnum(ErrorCategory, true)),
+  field("severity", (m) => m.severity, definedEnum(Severity, true)),
+  field("error_code", (m) => m.errorCode, maxLength(LIMITS.id)),
+  field("error_message", (m) => m.errorMessage, required, maxLength(LIMITS.message)),
+  field("stack_trace", (m) => m.stackTrace, maxLength(LIMITS.stackTrace)),
+  field("endpoint", (m) => m.endpoint, maxLength(LIMITS.url)),
+  field("device_id", (m) => m.deviceId, maxLength(LIMITS.id)),
+  field("context", (m) => m.context, jsonSize),
+  field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
+  field("event_id", (m) => m.eventId, optionalUuid),
+];
+
+/** LogDeviceStateChange. */
+export const DEVICE_STATE_CHANGE_RULES: readonly FieldRule<LogDeviceStateChangeRequest>[] = [
+  field("device_id", (m) => m.deviceId, required, maxLength(LIMITS.id)),
+  field("previous_state", (m) => m.previousState, maxLength(LIMITS.shortText)),
+  field("new_state", (m) => m.newState, required, maxLength(LIMITS.shortText)),
+  field("changed_by", (m) => m.changedBy, maxLength(LIMITS.shortText)),
+  field("reason", (m) => m.reason, maxLength(LIMITS.message)),
+  field("extra_data", (m) => m.extraData, jsonSize),
+  field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
+  field("event_id", (m) => m.eventId, optionalUuid),
+];
+
+/** LogJobOutcome. */
+export const JOB_OUTCOME_RULES: readonly FieldRule<LogJobOutcomeRequest>[] = [
+  field("job_id", (m) => m.jobId, required, maxLength(LIMITS.id)),
+  field("job_type", (m) => m.jobType, required, maxLength(LIMITS.id)),
+  field("status", (m) => m.status, definedEnum(JobStatus, false)),
+  field("device_id", (m) => m.deviceId, maxLength(LIMITS.id)),
+  field("error_code", (m) => m.errorCode, maxLength(LIMITS.id)),
+  field("error_message", (m) => m.errorMessage, maxLength(LIMITS.message)),
+  field("initiated_by", (m) => m.initiatedBy, maxLength(LIMITS.shortText)),
+  field("extra_data", (m) => m.extraData, jsonSize),
+  field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
+  field("event_id", (m) => m.eventId, optionalUuid),
+];
+
+/** ResolveError. */
+export const RESOLVE_ERROR_RULES: readonly FieldRule<ResolveErrorRequest>[] = [
+  field("error_id", (m) => m.errorId, required, (v) => optionalUuid(v)),
+];

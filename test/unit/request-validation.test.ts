@@ -1,0 +1,92 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import {
+  LogDeviceStateChangeRequestSchema,
+  LogErrorRequestSchema,
+  LogJobOutcomeRequestSchema,
+  LogUserActivityRequestSchema,
+} from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { ActivityType, ErrorCategory, JobStatus } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import { assertValid, MAX_JSON_BYTES, validate } from "../../src/validation/field-rules.js";
+import {
+  DEVICE_STATE_CHANGE_RULES,
+  ERROR_RULES,
+  JOB_OUTCOME_RULES,
+  LIMITS,
+  USER_ACTIVITY_RULES,
+} from "../../src/validation/request-rules.js";
+
+const fields = (v: { field: string }[]) => v.map((x) => x.field);
+
+describe("LogError rules", () => {
+  it("accepts a minimal error (category and severity default)", () => {
+    expect(validate(create(LogErrorRequestSchema, { errorMessage: "boom" }), ERROR_RULES)).toEqual([]);
+  });
+  it("requires error_message, and a blank one is missing", () => {
+    expect(validate(create(LogErrorRequestSchema, { errorMessage: "  " }), ERROR_RULES)).toEqual([
+      { field: "error_message", description: "is required" },
+    ]);
+  });
+  it("caps lengths", () => {
+    const v = validate(
+      create(LogErrorRequestSchema, { errorMessage: "x".repeat(LIMITS.message + 1), stackTrace: "s".repeat(LIMITS.stackTrace + 1) }),
+      ERROR_RULES,
+    );
+    expect(fields(v)).toEqual(["error_message", "stack_trace"]);
+    expect(v[0]!.description).toBe(`must be at most ${LIMITS.message} characters (got ${LIMITS.message + 1})`);
+  });
+  it("rejects unknown enum values", () => {
+    expect(fields(validate(create(LogErrorRequestSchema, { errorMessage: "x", category: 42 as ErrorCategory }), ERROR_RULES))).toEqual(["category"]);
+  });
+  it("rejects oversized context", () => {
+    const v = validate(create(LogErrorRequestSchema, { errorMessage: "x", context: { blob: "x".repeat(MAX_JSON_BYTES) } }), ERROR_RULES);
+    expect(fields(v)).toEqual(["context"]);
+  });
+});
+
+describe("LogUserActivity rules", () => {
+  it("requires an activity type", () => {
+    expect(fields(validate(create(LogUserActivityRequestSchema, {}), USER_ACTIVITY_RULES))).toEqual(["activity_type"]);
+  });
+  it("checks event_id is a UUID and occurred_at is sane", () => {
+    const v = validate(
+      create(LogUserActivityRequestSchema, {
+        activityType: ActivityType.CLICK,
+        eventId: "123",
+        occurredAt: timestampFromMs(Date.UTC(1999, 0, 1)),
+      }),
+      USER_ACTIVITY_RULES,
+    );
+    expect(v).toEqual([
+      { field: "occurred_at", description: "must be after 2000-01-01" },
+      { field: "event_id", description: "must be a UUID" },
+    ]);
+  });
+  it("accepts times up to 24 hours ahead (client clock skew)", () => {
+    const ok = create(LogUserActivityRequestSchema, { activityType: ActivityType.CLICK, occurredAt: timestampFromMs(Date.now() + 3600_000) });
+    expect(validate(ok, USER_ACTIVITY_RULES)).toEqual([]);
+  });
+});
+
+describe("LogDeviceStateChange and LogJobOutcome rules", () => {
+  it("require their required fields", () => {
+    expect(fields(validate(create(LogDeviceStateChangeRequestSchema, {}), DEVICE_STATE_CHANGE_RULES))).toEqual(["device_id", "new_state"]);
+    expect(fields(validate(create(LogJobOutcomeRequestSchema, {}), JOB_OUTCOME_RULES))).toEqual(["job_id", "job_type", "status"]);
+  });
+  it("accept complete messages", () => {
+    expect(validate(create(LogJobOutcomeRequestSchema, { jobId: "j", jobType: "t", status: JobStatus.FAILED }), JOB_OUTCOME_RULES)).toEqual([]);
+  });
+});
+
+describe("assertValid", () => {
+  it("throws InvalidArgument naming each field", () => {
+    try {
+      assertValid(create(LogJobOutcomeRequestSchema, { jobType: "t" }), JOB_OUTCOME_RULES);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toMatchObject({ code: Code.InvalidArgument, rawMessage: "invalid request: job_id: is required; status: is required" });
+    }
+  });
+});
