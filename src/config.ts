@@ -3,6 +3,8 @@
  * fails with a message naming the variable; everything else receives a {@link Config}.
  */
 import { resolve } from "node:path";
+import { parseRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from "./auth/rate-limit-policy.js";
+import { DEFAULT_IP_ANONYMIZATION, IP_ANONYMIZATION_MODES, type IpAnonymization } from "./util/anonymize-ip.js";
 
 /** Validated service configuration. */
 export interface Config {
@@ -26,12 +28,86 @@ export interface Config {
   readonly migrateOnStart: boolean;
   /** Log verbosity (`LOG_LEVEL`: debug, info, warn, error; default info). */
   readonly logLevel: LogLevel;
+  /** HS256 token secret (`ANALYTICS_JWT_SECRET`); unset: one is created in {@link dataDir}. */
+  readonly jwtSecret: string | undefined;
+  /** JWKS URL for asymmetrically signed tokens (`ANALYTICS_JWKS_URL`). */
+  readonly jwksUrl: string | undefined;
+  /** JWKS file for asymmetrically signed tokens (`ANALYTICS_JWKS_FILE`). */
+  readonly jwksFile: string | undefined;
+  /** Required `iss` claim (`ANALYTICS_JWT_ISSUER`); unset: not checked. */
+  readonly jwtIssuer: string | undefined;
+  /** Required `aud` claim (`ANALYTICS_JWT_AUDIENCE`); unset: not checked. */
+  readonly jwtAudience: string | undefined;
+  /** Browser origins allowed by CORS, with credentials (`ANALYTICS_CORS_ORIGINS`, comma-separated). */
+  readonly corsOrigins: readonly string[];
+  /** Serve gRPC server reflection (`ANALYTICS_REFLECTION`, default true). */
+  readonly reflection: boolean;
+  /** Per-role token buckets (`ANALYTICS_RATE_LIMITS`, e.g. `user=5/s:20,device=off`). */
+  readonly rateLimits: RateLimits;
+  /** How stored client IPs are anonymised (`ANALYTICS_IP_ANONYMIZATION`, default truncate). */
+  readonly ipAnonymization: IpAnonymization;
+  /** Largest accepted request message in bytes (`ANALYTICS_MAX_MESSAGE_BYTES`, default 4 MiB). */
+  readonly maxMessageBytes: number;
+  /** Longest a unary call may run, in ms (`ANALYTICS_DEADLINE_MS`, default 30000; 0: no cap). */
+  readonly deadlineMs: number;
+  /** Same device, code and message within this many ms is counted, not stored again (`ANALYTICS_ERROR_DEDUP_INTERVAL_MS`; 0 disables). */
+  readonly errorDedupIntervalMs: number;
+  /** Rows per batch-writer flush (`ANALYTICS_WRITER_BATCH_ROWS`). */
+  readonly writerBatchRows: number;
+  /** Longest a durable row waits for its batch (`ANALYTICS_WRITER_MAX_DELAY_MS`). */
+  readonly writerMaxDelayMs: number;
+  /** Cap on rows buffered in the writer (`ANALYTICS_WRITER_MAX_BUFFERED_ROWS`). */
+  readonly writerMaxBufferedRows: number;
+  /** Cap on bytes buffered in the writer (`ANALYTICS_WRITER_MAX_BUFFERED_MB`, in MiB). */
+  readonly writerMaxBufferedBytes: number;
+  /** Longest a durable write waits through database errors (`ANALYTICS_WRITER_MAX_WAIT_MS`). */
+  readonly writerMaxWaitMs: number;
+  /** Insert strategy (`ANALYTICS_WRITER_STRATEGY`: unnest or multi-row). */
+  readonly writerStrategy: "unnest" | "multi-row";
+  /** Procedure prefixes the request log skips (`ANALYTICS_REQUEST_LOG_SKIP`, comma-separated). */
+  readonly requestLogSkip: readonly string[] | undefined;
+  /** Trusted proxies in front of the server, for `X-Forwarded-For` (`ANALYTICS_TRUSTED_PROXY_HOPS`). */
+  readonly trustedProxyHops: number;
+  /** Connections to `DATABASE_URL` (`ANALYTICS_DB_POOL_MAX`; the embedded database always uses 1). */
+  readonly dbPoolMax: number;
+  /** Device metrics: a sample this long after the last stored one is stored (`ANALYTICS_METRICS_SNAPSHOT_INTERVAL_MS`, default 300000). */
+  readonly metricsSnapshotIntervalMs: number;
+  /** Device metrics: relative change that is significant, inclusive (`ANALYTICS_METRICS_CHANGE_THRESHOLD`, default 0.05). */
+  readonly metricsChangeThreshold: number;
+  /** Device metrics: where the stored value is 0, store when `|new|` exceeds this (`ANALYTICS_METRICS_ZERO_BASELINE_THRESHOLD`, default 1.0). */
+  readonly metricsZeroBaselineThreshold: number;
+  /** Device metrics judged by absolute change (`ANALYTICS_METRICS_RATE_METRICS`, comma-separated, default `error_rate`). */
+  readonly metricsRateMetrics: readonly string[];
+  /** Absolute change, strict, that is significant for rate metrics (`ANALYTICS_METRICS_RATE_THRESHOLD`, default 0.01). */
+  readonly metricsRateThreshold: number;
+  /** Per-metric rules over the above (`ANALYTICS_METRICS_THRESHOLDS`, e.g. `temperature=relative:0.1,battery=absolute:2`). */
+  readonly metricsThresholds: Readonly<Record<string, MetricThresholdSetting>>;
+  /** Device metrics: samples dated further ahead of the server clock are rejected (`ANALYTICS_METRICS_MAX_FUTURE_SKEW_MS`, default 300000). */
+  readonly metricsMaxFutureSkewMs: number;
+  /** Devices the metrics filter tracks at once, least recently seen evicted (`ANALYTICS_METRICS_MAX_DEVICES`, default 100000). */
+  readonly metricsMaxDevices: number;
+  /** A device silent this long is forgotten by the metrics filter (`ANALYTICS_METRICS_IDLE_EVICTION_MS`, default 3600000). */
+  readonly metricsIdleEvictionMs: number;
+  /** Samples per StreamDeviceMetrics / IngestDeviceMetrics message (`ANALYTICS_METRICS_MAX_SAMPLES_PER_MESSAGE`, 1-1000, default 1000). */
+  readonly metricsMaxSamplesPerMessage: number;
+  /** Encoded size of one device-metrics message (`ANALYTICS_METRICS_MAX_MESSAGE_BYTES`, default 1048576). */
+  readonly metricsMaxMessageBytes: number;
+  /** Open StreamDeviceMetrics streams per device (`ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE`, default 4). */
+  readonly metricsMaxStreamsPerDevice: number;
+  /** Batches of one stream being written and not yet acknowledged (`ANALYTICS_METRICS_MAX_IN_FLIGHT`, default 8). */
+  readonly metricsMaxInFlightBatches: number;
 }
 
 /** Log levels, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 /** One of {@link LOG_LEVELS}. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** How one device metric's change is judged (see `src/metrics/smart-data-filter.ts`). */
+export interface MetricThresholdSetting {
+  readonly kind: "relative" | "absolute";
+  readonly threshold: number;
+}
 
 /** A configuration value that is missing, malformed or unknown. */
 export class ConfigError extends Error {
@@ -86,6 +162,78 @@ const nonEmpty = (raw: string) => {
   return raw.trim();
 };
 
+const jwtSecret = (raw: string) => {
+  if (raw.length < 32) throw new Error("must be at least 32 characters (e.g. `openssl rand -base64 32`)");
+  return raw;
+};
+
+const httpUrl = (raw: string) => {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new Error("must be a URL like https://issuer.example.com/.well-known/jwks.json");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("must start with https:// or http://");
+  return url.toString();
+};
+
+/** Exact origins (`scheme://host[:port]`); a wildcard is refused because listed origins get credentials. */
+const origins = (raw: string): readonly string[] =>
+  raw
+    .split(/[\s,]+/)
+    .filter((o) => o !== "")
+    .map((o) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch {
+        url = undefined;
+      }
+      const bare = url && (url.pathname === "/" || url.pathname === "") && !url.search && !url.hash && !o.includes("*");
+      if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !bare) {
+        throw new Error(`has ${JSON.stringify(o)}, which is not an origin like https://app.example.com (no path, no wildcard)`);
+      }
+      return url.origin;
+    });
+
+/** A decimal number; `min` is exclusive when `minExclusive`. */
+const decimal =
+  (min: number, max: number, minExclusive = false) =>
+  (raw: string) => {
+    const want = `must be a number ${minExclusive ? "above" : "from"} ${min} ${minExclusive ? "and up to" : "to"} ${max}`;
+    if (!/^\s*\d+(\.\d+)?([eE][-+]?\d+)?\s*$/.test(raw)) throw new Error(want);
+    const n = Number(raw);
+    if (!(minExclusive ? n > min : n >= min) || n > max) throw new Error(want);
+    return n;
+  };
+
+const METRIC_NAME = /^[^\s,=:]{1,128}$/;
+
+/** Comma-separated metric names; blank entries are ignored. */
+const metricNames = (raw: string): readonly string[] => {
+  const names = raw.split(",").map((n) => n.trim()).filter((n) => n !== "");
+  const bad = names.find((n) => !METRIC_NAME.test(n));
+  if (bad !== undefined) throw new Error(`has an invalid metric name ${JSON.stringify(bad)}`);
+  return Object.freeze(names);
+};
+
+/** `name=relative:0.1,other=absolute:2`: per-metric change rules. */
+const metricThresholds = (raw: string): Readonly<Record<string, MetricThresholdSetting>> => {
+  const out: Record<string, MetricThresholdSetting> = {};
+  for (const entry of raw.split(",").map((e) => e.trim()).filter((e) => e !== "")) {
+    const match = /^([^\s,=:]{1,128})=(relative|absolute):(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)$/.exec(entry);
+    const threshold = Number(match?.[3]);
+    if (!match || !Number.isFinite(threshold) || (match[2] === "relative" && threshold <= 0)) {
+      throw new Error(
+        `has a bad entry ${JSON.stringify(entry)}: write name=relative:RATIO (above 0) or name=absolute:DIFFERENCE`,
+      );
+    }
+    out[match[1]!] = Object.freeze({ kind: match[2] as MetricThresholdSetting["kind"], threshold });
+  }
+  return Object.freeze(out);
+};
+
 /**
  * Every variable the service reads. Variables starting with `ANALYTICS_` that are not listed here
  * fail start-up, so a typo never silently falls back to a default.
@@ -101,6 +249,40 @@ const SPECS = {
   sniffTimeoutMs: { name: "ANALYTICS_SNIFF_TIMEOUT_MS", parse: int(100, 600_000), fallback: 10_000 },
   migrateOnStart: { name: "ANALYTICS_MIGRATE_ON_START", parse: bool, fallback: true },
   logLevel: { name: "LOG_LEVEL", parse: oneOf(LOG_LEVELS), fallback: "info" as LogLevel },
+  jwtSecret: { name: "ANALYTICS_JWT_SECRET", parse: jwtSecret, fallback: undefined },
+  jwksUrl: { name: "ANALYTICS_JWKS_URL", parse: httpUrl, fallback: undefined },
+  jwksFile: { name: "ANALYTICS_JWKS_FILE", parse: nonEmpty, fallback: undefined },
+  jwtIssuer: { name: "ANALYTICS_JWT_ISSUER", parse: nonEmpty, fallback: undefined },
+  jwtAudience: { name: "ANALYTICS_JWT_AUDIENCE", parse: nonEmpty, fallback: undefined },
+  corsOrigins: { name: "ANALYTICS_CORS_ORIGINS", parse: origins, fallback: [] as readonly string[] },
+  reflection: { name: "ANALYTICS_REFLECTION", parse: bool, fallback: true },
+  rateLimits: { name: "ANALYTICS_RATE_LIMITS", parse: parseRateLimits, fallback: DEFAULT_RATE_LIMITS },
+  ipAnonymization: { name: "ANALYTICS_IP_ANONYMIZATION", parse: oneOf(IP_ANONYMIZATION_MODES), fallback: DEFAULT_IP_ANONYMIZATION },
+  maxMessageBytes: { name: "ANALYTICS_MAX_MESSAGE_BYTES", parse: int(1024, 256 * 1024 * 1024), fallback: 4 * 1024 * 1024 },
+  deadlineMs: { name: "ANALYTICS_DEADLINE_MS", parse: int(0, 3_600_000), fallback: 30_000 },
+  errorDedupIntervalMs: { name: "ANALYTICS_ERROR_DEDUP_INTERVAL_MS", parse: int(0, 86_400_000), fallback: 300_000 },
+  writerBatchRows: { name: "ANALYTICS_WRITER_BATCH_ROWS", parse: int(1, 50_000), fallback: 1000 },
+  writerMaxDelayMs: { name: "ANALYTICS_WRITER_MAX_DELAY_MS", parse: int(0, 60_000), fallback: 5 },
+  writerMaxBufferedRows: { name: "ANALYTICS_WRITER_MAX_BUFFERED_ROWS", parse: int(1, 10_000_000), fallback: 100_000 },
+  writerMaxBufferedBytes: { name: "ANALYTICS_WRITER_MAX_BUFFERED_MB", parse: (raw: string) => int(1, 65_536)(raw) * 1024 * 1024, fallback: 64 * 1024 * 1024 },
+  writerMaxWaitMs: { name: "ANALYTICS_WRITER_MAX_WAIT_MS", parse: int(0, 600_000), fallback: 10_000 },
+  writerStrategy: { name: "ANALYTICS_WRITER_STRATEGY", parse: oneOf(["unnest", "multi-row"] as const), fallback: "unnest" as "unnest" | "multi-row" },
+  requestLogSkip: { name: "ANALYTICS_REQUEST_LOG_SKIP", parse: (raw: string) => raw.split(",").map((x) => x.trim()).filter((x) => x !== ""), fallback: undefined },
+  trustedProxyHops: { name: "ANALYTICS_TRUSTED_PROXY_HOPS", parse: int(0, 10), fallback: 0 },
+  dbPoolMax: { name: "ANALYTICS_DB_POOL_MAX", parse: int(1, 1000), fallback: 10 },
+  metricsSnapshotIntervalMs: { name: "ANALYTICS_METRICS_SNAPSHOT_INTERVAL_MS", parse: int(1000, 86_400_000), fallback: 300_000 },
+  metricsChangeThreshold: { name: "ANALYTICS_METRICS_CHANGE_THRESHOLD", parse: decimal(0, 100, true), fallback: 0.05 },
+  metricsZeroBaselineThreshold: { name: "ANALYTICS_METRICS_ZERO_BASELINE_THRESHOLD", parse: decimal(0, 1e12), fallback: 1.0 },
+  metricsRateMetrics: { name: "ANALYTICS_METRICS_RATE_METRICS", parse: metricNames, fallback: Object.freeze(["error_rate"]) },
+  metricsRateThreshold: { name: "ANALYTICS_METRICS_RATE_THRESHOLD", parse: decimal(0, 1e12), fallback: 0.01 },
+  metricsThresholds: { name: "ANALYTICS_METRICS_THRESHOLDS", parse: metricThresholds, fallback: Object.freeze({}) },
+  metricsMaxFutureSkewMs: { name: "ANALYTICS_METRICS_MAX_FUTURE_SKEW_MS", parse: int(0, 86_400_000), fallback: 300_000 },
+  metricsMaxDevices: { name: "ANALYTICS_METRICS_MAX_DEVICES", parse: int(1, 10_000_000), fallback: 100_000 },
+  metricsIdleEvictionMs: { name: "ANALYTICS_METRICS_IDLE_EVICTION_MS", parse: int(1000, 604_800_000), fallback: 3_600_000 },
+  metricsMaxSamplesPerMessage: { name: "ANALYTICS_METRICS_MAX_SAMPLES_PER_MESSAGE", parse: int(1, 1000), fallback: 1000 },
+  metricsMaxMessageBytes: { name: "ANALYTICS_METRICS_MAX_MESSAGE_BYTES", parse: int(1024, 64 * 1024 * 1024), fallback: 1024 * 1024 },
+  metricsMaxStreamsPerDevice: { name: "ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE", parse: int(1, 1000), fallback: 4 },
+  metricsMaxInFlightBatches: { name: "ANALYTICS_METRICS_MAX_IN_FLIGHT", parse: int(1, 1000), fallback: 8 },
 } satisfies { [K in keyof Config]: Spec<Config[K]> };
 
 /** Names of all variables the service reads, for help text and the unknown-variable check. */

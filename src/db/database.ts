@@ -19,12 +19,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Pool size against a real PostgreSQL server. */
-const POOL_MAX = 10;
-
 /** Connects (starting the embedded database if needed) and applies pending migrations if asked. */
 export async function openDatabase(
-  config: Pick<Config, "databaseUrl" | "dataDir" | "migrateOnStart">,
+  config: Pick<Config, "databaseUrl" | "dataDir" | "migrateOnStart" | "dbPoolMax">,
   log: Logger,
 ): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
@@ -34,25 +31,27 @@ export async function openDatabase(
     clientUrl = embedded.url;
     log.info("DATABASE_URL is not set: using the embedded PostgreSQL (PGlite)", { dataDir: embedded.dataDir });
   }
-  let orm: MikroORM<PostgreSqlDriver>;
+  let orm: MikroORM<PostgreSqlDriver> | undefined;
   try {
-    orm = await createOrm({ clientUrl, poolMax: embedded ? 1 : POOL_MAX });
+    orm = await createOrm({ clientUrl, poolMax: embedded ? 1 : config.dbPoolMax });
     if (config.migrateOnStart) {
       const applied = await migrateUp(orm);
       if (applied.length > 0) log.info("applied migrations", { migrations: applied });
     }
   } catch (err) {
+    await orm?.close(true).catch(() => undefined);
     await embedded?.stop();
     throw err;
   }
+  const connected = orm;
   let closed = false;
   return {
-    orm,
+    orm: connected,
     embedded: embedded !== undefined,
     async close() {
       if (closed) return;
       closed = true;
-      await orm.close(true);
+      await connected.close(true);
       await embedded?.stop();
     },
   };

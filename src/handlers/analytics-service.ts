@@ -1,54 +1,77 @@
 /**
- * AnalyticsService handlers: thin translations between messages and the ingest modules.
- * RPCs whose issue has not landed are left out, so Connect answers them `Unimplemented`.
+ * AnalyticsService handlers: thin translations between messages and the ingest modules. Every
+ * write goes through the batch writer and is answered only after it is committed.
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { EntityManager } from "@mikro-orm/postgresql";
 import {
+  EventResultSchema,
   LogDeviceStateChangeResponseSchema,
   LogErrorResponseSchema,
+  LogEventsResponseSchema,
   LogJobOutcomeResponseSchema,
   LogUserActivityResponseSchema,
+  ResolveErrorResponseSchema,
   type AnalyticsService,
+  type EventResult,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { kPrincipal } from "../auth/principal.js";
+import { kPrincipal, type Principal } from "../auth/principal.js";
+import { eventToRow, MAX_EVENTS_PER_BATCH } from "../ingest/log-events.js";
 import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type EventRow } from "../ingest/event-rows.js";
-import type { EventSink, WriteResult } from "../storage/event-store.js";
+import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
-import { assertValid } from "../validation/field-rules.js";
+import { assertValid, invalidArgument } from "../validation/field-rules.js";
 import {
   DEVICE_STATE_CHANGE_RULES,
   ERROR_RULES,
   JOB_OUTCOME_RULES,
+  RESOLVE_ERROR_RULES,
   USER_ACTIVITY_RULES,
 } from "../validation/request-rules.js";
 
 /** What the AnalyticsService handlers need. */
 export interface AnalyticsServiceDeps {
-  readonly events: EventSink;
+  readonly writer: Pick<BatchWriter, "write" | "hasRoom">;
+  /** For admin updates (ResolveError); forked per call. */
+  readonly em: EntityManager;
   readonly log: Logger;
   /** The server clock (ms); injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Per-item authorization for LogEvents (the auth interceptor checks whole calls; a batch mixes
+   * kinds). Returns a client-safe reason when the principal may not write the event.
+   */
+  readonly authorizeEvent?: (principal: Principal | undefined, row: EventRow) => string | undefined;
 }
 
-/** Maps a sink result to the proto outcome. */
-export function writeOutcome(result: WriteResult): WriteOutcome {
-  return result.outcome === "replayed" ? WriteOutcome.REPLAYED : WriteOutcome.STORED;
+/** Maps a writer result to the proto outcome. */
+export function writeOutcome(result: RowResult): WriteOutcome {
+  switch (result.outcome) {
+    case "replayed":
+      return WriteOutcome.REPLAYED;
+    case "deduplicated":
+      return WriteOutcome.DEDUPLICATED;
+    default:
+      return WriteOutcome.STORED;
+  }
 }
 
-/** Creates the AnalyticsService implementation. */
+/** Creates the AnalyticsService implementation (device-metrics methods are added by their module). */
 export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<ServiceImpl<typeof AnalyticsService>> {
   const now = deps.now ?? Date.now;
-  const store = async (row: EventRow, operation: string): Promise<WriteResult> => {
+  const principal = (ctx: HandlerContext) => ctx.values.get(kPrincipal);
+  const store = async (row: EventRow, operation: string): Promise<RowResult> => {
     try {
-      return await deps.events.write(row);
+      const [result] = await deps.writer.write(row.table, [row.columns]);
+      return result!;
     } catch (err) {
       throw storageErrorToConnect(err, deps.log, operation);
     }
   };
-  const principal = (ctx: HandlerContext) => ctx.values.get(kPrincipal);
 
   return {
     async logUserActivity(req, ctx) {
@@ -59,7 +82,12 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
     async logError(req, ctx) {
       assertValid(req, ERROR_RULES);
       const result = await store(errorRow(req, principal(ctx), now()), "LogError");
-      return create(LogErrorResponseSchema, { id: result.id, outcome: writeOutcome(result), occurrenceCount: 1 });
+      return create(LogErrorResponseSchema, {
+        id: result.id,
+        outcome: writeOutcome(result),
+        occurrenceCount: result.occurrenceCount ?? 1,
+        regressed: result.regressed ?? false,
+      });
     },
     async logDeviceStateChange(req, ctx) {
       assertValid(req, DEVICE_STATE_CHANGE_RULES);
@@ -70,6 +98,80 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
       assertValid(req, JOB_OUTCOME_RULES);
       const result = await store(jobOutcomeRow(req, principal(ctx), now()), "LogJobOutcome");
       return create(LogJobOutcomeResponseSchema, { id: result.id, outcome: writeOutcome(result) });
+    },
+
+    async logEvents(req, ctx) {
+      if (req.events.length === 0) throw invalidArgument([{ field: "events", description: "must hold at least one event" }]);
+      if (req.events.length > MAX_EVENTS_PER_BATCH) {
+        throw invalidArgument([{ field: "events", description: `must hold at most ${MAX_EVENTS_PER_BATCH} events (got ${req.events.length})` }]);
+      }
+      const who = principal(ctx);
+      const nowMs = now();
+      const results: EventResult[] = new Array(req.events.length);
+      const byTable = new Map<EventRow["table"], { index: number; row: EventRow }[]>();
+      req.events.forEach((event, index) => {
+        const prepared = eventToRow(event, who, nowMs, `events[${index}].`);
+        if ("violations" in prepared) {
+          results[index] = create(EventResultSchema, { outcome: WriteOutcome.REJECTED, violations: prepared.violations });
+          return;
+        }
+        const denied = deps.authorizeEvent?.(who, prepared.row);
+        if (denied !== undefined) {
+          results[index] = create(EventResultSchema, {
+            outcome: WriteOutcome.REJECTED,
+            violations: [{ field: `events[${index}]`, description: denied }],
+          });
+          return;
+        }
+        const group = byTable.get(prepared.row.table) ?? [];
+        group.push({ index, row: prepared.row });
+        byTable.set(prepared.row.table, group);
+      });
+      const accepted = [...byTable.values()].reduce((n, g) => n + g.length, 0);
+      // All or nothing on capacity: never store part of a batch and then refuse the rest.
+      if (accepted > 0 && !deps.writer.hasRoom(accepted)) {
+        throw new ConnectError("write buffer is full; retry the batch later (event ids make the retry safe)", Code.ResourceExhausted);
+      }
+      try {
+        await Promise.all(
+          [...byTable].map(async ([table, group]) => {
+            const stored = await deps.writer.write(table, group.map((g) => g.row.columns));
+            stored.forEach((r, i) => {
+              results[group[i]!.index] = create(EventResultSchema, { outcome: writeOutcome(r), id: r.id ?? "" });
+            });
+          }),
+        );
+      } catch (err) {
+        throw storageErrorToConnect(err, deps.log, "LogEvents");
+      }
+      const rejected = results.filter((r) => r.outcome === WriteOutcome.REJECTED).length;
+      return create(LogEventsResponseSchema, { results, storedCount: results.length - rejected, rejectedCount: rejected });
+    },
+
+    async resolveError(req) {
+      assertValid(req, RESOLVE_ERROR_RULES);
+      let rows: { id: string; resolved: boolean; resolved_at: Date | null }[];
+      try {
+        rows = await deps.em
+          .fork()
+          .getConnection()
+          .execute(
+            `update "error_logs" set "resolved" = ?, "resolved_at" = case when ? then coalesce("resolved_at", now()) else null end,
+               "regressed" = case when ? then false else "regressed" end
+             where "id" = ? returning "id", "resolved", "resolved_at"`,
+            [req.resolved, req.resolved, req.resolved, req.errorId],
+            "all",
+          );
+      } catch (err) {
+        throw storageErrorToConnect(err, deps.log, "ResolveError");
+      }
+      const row = rows[0];
+      if (!row) throw new ConnectError(`error ${req.errorId} not found`, Code.NotFound);
+      return create(ResolveErrorResponseSchema, {
+        errorId: row.id,
+        resolved: row.resolved,
+        resolvedAt: row.resolved_at ? timestampFromDate(new Date(row.resolved_at)) : undefined,
+      });
     },
   };
 }

@@ -31,7 +31,10 @@ export interface MetricThreshold {
 
 /** Configuration of {@link SmartDataFilter}. Defaults: {@link DEFAULT_SMART_DATA_FILTER_OPTIONS}. */
 export interface SmartDataFilterOptions {
-  /** A sample at least this long after the last stored one is stored regardless (heartbeat). Default 300 000 (5 min). */
+  /**
+   * A sample at least this long after the last stored one is stored regardless (heartbeat).
+   * Default 300 000 (5 min).
+   */
   readonly snapshotIntervalMs: number;
   /** Relative change, inclusive, that makes a metric significant. Default 0.05 (5 %). */
   readonly changeThreshold: number;
@@ -51,7 +54,10 @@ export interface SmartDataFilterOptions {
   readonly maxMetricsPerSample: number;
   /** Most devices tracked at once; the least recently seen is evicted beyond it. Default 100 000. */
   readonly maxDevices: number;
-  /** A device not seen for this long (sample time) is evicted by {@link SmartDataFilter.evictIdle}. Default 3 600 000 (1 h). */
+  /**
+   * A device not seen for this long (sample time) is evicted by {@link SmartDataFilter.evictIdle}.
+   * Default 3 600 000 (1 h).
+   */
   readonly idleEvictionMs: number;
 }
 
@@ -171,7 +177,17 @@ export function validateFilterOptions(options: Partial<SmartDataFilterOptions> =
   }
 
   if (problems.length > 0) throw new Error(`invalid smart data filter options: ${problems.join("; ")}`);
-  return Object.freeze(resolved);
+  // Copied and frozen: rules are resolved once per key set, so a caller mutating its own objects
+  // afterwards must not change the filter's behaviour halfway.
+  const metricThresholds = Object.freeze(
+    Object.fromEntries(
+      Object.entries(resolved.metricThresholds).map(([metric, { kind, threshold }]) => [
+        metric,
+        Object.freeze({ kind, threshold }),
+      ]),
+    ),
+  );
+  return Object.freeze({ ...resolved, metricThresholds });
 }
 
 /**
@@ -204,7 +220,10 @@ interface DeviceState {
    */
   values: number[];
   storedAtMs: number;
-  /** The filter's sample clock when the device was last seen; non-decreasing along the LRU list. */
+  /**
+   * The filter's clock (latest sample time or caller's now so far) when the device was last seen;
+   * non-decreasing along the LRU list.
+   */
   seenAtMs: number;
   /** Neighbours in the least-recently-seen list. */
   older: DeviceState | undefined;
@@ -216,6 +235,7 @@ const HEARTBEAT = 1;
 const COMPARE = 2;
 const LATE = 3;
 const LATE_HEARTBEAT = 4;
+const SAME_TIME = 5;
 
 // Shared so the filtered path allocates nothing.
 const FILTERED: FilterDecision = Object.freeze({ action: "filter" });
@@ -239,8 +259,12 @@ const STORED_HEARTBEAT: FilterDecision = Object.freeze({ action: "store", reason
  * kept snapshot, otherwise filtered, and it never replaces the kept snapshot, which stays the newer
  * one. Consequence: the filter does not remember what it stored before the kept snapshot, so a
  * backlog (or a resend) older than the interval is stored sample by sample; storage should be
- * idempotent on (device, time). A sample dated exactly at the kept snapshot is judged normally,
- * so a resend with equal metrics is filtered.
+ * idempotent on (device, time).
+ *
+ * Same-time samples: a sample dated exactly at the kept snapshot is filtered, whatever its
+ * metrics. Storage identifies a sample by (device, time), so it is a resend of the stored sample
+ * (or a second reading in the same millisecond, which storage could not hold beside the first);
+ * storing it would make the kept snapshot differ from the stored row.
  *
  * State is bounded by `maxDevices` (least recently seen evicted first) and by
  * {@link SmartDataFilter.evictIdle}. Rejected samples never create state.
@@ -284,8 +308,8 @@ export class SmartDataFilter {
   /**
    * Decides what to do with one sample, and updates the device's state accordingly.
    *
-   * @param nowMs the caller's current time (epoch ms), used only to reject samples dated more
-   *   than `maxFutureSkewMs` ahead.
+   * @param nowMs the caller's current time (epoch ms): samples dated more than `maxFutureSkewMs`
+   *   ahead are rejected, and the device counts as seen at the later of it and the sample time.
    * @throws RangeError when `nowMs` is not finite (a caller bug, not a bad sample).
    */
   decide(sample: MetricSample, nowMs: number): FilterDecision {
@@ -294,21 +318,24 @@ export class SmartDataFilter {
     const { deviceId, occurredAtMs, metrics } = sample;
 
     if (typeof deviceId !== "string" || deviceId.length === 0) {
-      return this.reject("missing_device_id", "deviceId is missing or empty");
+      return this.reject("missing_device_id", "device_id is missing or empty");
     }
     if (deviceId.length > o.maxIdLength) {
       return this.reject(
         "device_id_too_long",
-        `deviceId is ${deviceId.length} characters long; the limit is ${o.maxIdLength}`,
+        `device_id is ${deviceId.length} characters long; the limit is ${o.maxIdLength}`,
       );
     }
     if (typeof occurredAtMs !== "number" || !Number.isFinite(occurredAtMs) || occurredAtMs < 0) {
-      return this.reject("invalid_timestamp", `occurredAtMs must be a finite epoch time >= 0 (got ${String(occurredAtMs)})`);
+      return this.reject(
+        "invalid_timestamp",
+        `occurred_at must be a time from 1970-01-01 on (got ${String(occurredAtMs)} ms)`,
+      );
     }
     if (occurredAtMs - nowMs > o.maxFutureSkewMs) {
       return this.reject(
         "future_timestamp",
-        `occurredAtMs is ${occurredAtMs - nowMs} ms ahead of the server clock; the limit is ${o.maxFutureSkewMs} ms`,
+        `occurred_at is ${occurredAtMs - nowMs} ms ahead of the server clock; the limit is ${o.maxFutureSkewMs} ms`,
       );
     }
 
@@ -319,7 +346,8 @@ export class SmartDataFilter {
     } else {
       const gap = occurredAtMs - state.storedAtMs;
       if (gap >= o.snapshotIntervalMs) mode = HEARTBEAT;
-      else if (gap >= 0) mode = COMPARE;
+      else if (gap > 0) mode = COMPARE;
+      else if (gap === 0) mode = SAME_TIME;
       else mode = -gap >= o.snapshotIntervalMs ? LATE_HEARTBEAT : LATE;
     }
 
@@ -366,7 +394,10 @@ export class SmartDataFilter {
       changed ??= firstMissing(state.shape.names, metrics);
     }
 
-    if (occurredAtMs > this.clockMs) this.clockMs = occurredAtMs;
+    // The clock that orders the least-recently-seen list is the latest of the sample times and
+    // the caller's now: a device uploading an old backlog is active, not idle.
+    const seenAtMs = occurredAtMs > nowMs ? occurredAtMs : nowMs;
+    if (seenAtMs > this.clockMs) this.clockMs = seenAtMs;
     if (state === undefined) {
       this.admit(deviceId, metrics, occurredAtMs);
       this.storedCount++;
@@ -392,7 +423,8 @@ export class SmartDataFilter {
   }
 
   /**
-   * Evicts devices not seen for `idleEvictionMs`, measured on the sample clock. Meant for a timer.
+   * Evicts devices not seen for `idleEvictionMs`, measured on the filter's clock (the latest sample
+   * time or `nowMs` passed to {@link SmartDataFilter.decide}). Meant for a timer.
    * Cost is proportional to the number evicted: devices are kept in least-recently-seen order, so
    * the walk stops at the first one still active.
    *
@@ -431,8 +463,8 @@ export class SmartDataFilter {
   }
 
   private touch(state: DeviceState): void {
-    // The high-water mark rather than the sample's own time: a device with a lagging clock is
-    // still active, and the list stays sorted by seenAtMs for evictIdle's early stop.
+    // The high-water mark rather than the sample's own time: a device with a lagging clock (or
+    // uploading a backlog) is still active, and the list stays sorted for evictIdle's early stop.
     state.seenAtMs = this.clockMs;
     if (state === this.newest) return;
     this.unlink(state);
@@ -478,7 +510,12 @@ export class SmartDataFilter {
     this.append(state);
   }
 
-  private keep(state: DeviceState, metrics: Readonly<Record<string, number>>, sameShape: boolean, occurredAtMs: number): void {
+  private keep(
+    state: DeviceState,
+    metrics: Readonly<Record<string, number>>,
+    sameShape: boolean,
+    occurredAtMs: number,
+  ): void {
     if (!sameShape) {
       const shape = this.intern(metrics);
       this.release(state.shape);
@@ -522,7 +559,13 @@ export class SmartDataFilter {
   }
 }
 
-function isSignificant(absolute: boolean, threshold: number, zeroBaseline: number, old: number, value: number): boolean {
+function isSignificant(
+  absolute: boolean,
+  threshold: number,
+  zeroBaseline: number,
+  old: number,
+  value: number,
+): boolean {
   if (absolute) return Math.abs(value - old) > threshold;
   if (old === 0) return Math.abs(value) > zeroBaseline;
   return Math.abs(value - old) / Math.abs(old) >= threshold;

@@ -2,20 +2,33 @@
  * Assembles the service: database, routes, one-port HTTP server and graceful shutdown.
  * `buildServer` does not listen, so tests choose the port (0) and production uses `PORT`.
  */
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { createDirectEventSink } from "../storage/event-store.js";
+import { DeviceMetricsIngest, deviceMetricsOptionsFromConfig } from "../metrics/device-metrics-ingest.js";
+import { BatchWriter, ormConnectionSource, type FlushHook } from "../storage/batch-writer.js";
+import { tableSpecs } from "../storage/table-specs.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { createHealthService, ServingStatus, type HealthService } from "./health.js";
 import { createOnePortServer } from "./one-port-server.js";
+import { createRequestLogInterceptor } from "./request-log-interceptor.js";
+import { meterContextValues, meterRequests } from "./request-metering.js";
 import { createRoutes, HEALTH_CHECKED_SERVICES } from "./routes.js";
+import { createAuthInterceptor } from "../auth/auth-interceptor.js";
+import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";
+import { createTokenVerifierFromConfig } from "../auth/token-verifier.js";
+import { anonymizeIp } from "../util/anonymize-ip.js";
+import { withCors } from "./cors.js";
+import { createDeadlineInterceptor } from "./deadline-interceptor.js";
+import { createErrorMaskInterceptor } from "./error-mask-interceptor.js";
 
 /** A built server. */
 export interface AnalyticsServer {
   readonly config: Config;
   readonly db: Database;
+  readonly writer: BatchWriter;
   readonly health: HealthService;
   readonly log: Logger;
   /** Binds `config.port` on `config.host` and starts serving. */
@@ -24,7 +37,8 @@ export interface AnalyticsServer {
   url(): string;
   /**
    * Graceful shutdown: report NOT_SERVING, stop accepting, signal streaming handlers to finish,
-   * let in-flight calls complete within `config.shutdownTimeoutMs`, then close the database.
+   * let in-flight calls complete within `config.shutdownTimeoutMs`, drain the batch writer, then
+   * close the database.
    */
   close(): Promise<void>;
 }
@@ -32,24 +46,82 @@ export interface AnalyticsServer {
 /** Builds the server (opens and migrates the database) without listening. */
 export async function buildServer(config: Config, options: { log?: Logger } = {}): Promise<AnalyticsServer> {
   const log = options.log ?? createLogger(config.logLevel);
+  // Before the database: a bad JWKS file fails start-up without anything to clean up.
+  const verifyToken = await createTokenVerifierFromConfig(config, log);
   const db = await openDatabase(config, log);
   // NOT_SERVING until listening, so a load balancer never routes to a half-started instance.
   const health = createHealthService({
     statuses: Object.fromEntries(["", ...HEALTH_CHECKED_SERVICES].map((s) => [s, ServingStatus.NOT_SERVING])),
   });
+  const hooks: FlushHook[] = [];
+  const writer = new BatchWriter({
+    specs: tableSpecs(db.orm),
+    source: ormConnectionSource(db.orm.em),
+    log,
+    hooks,
+    options: {
+      batchRows: config.writerBatchRows,
+      maxDelayMs: config.writerMaxDelayMs,
+      maxBufferedRows: config.writerMaxBufferedRows,
+      maxBufferedBytes: config.writerMaxBufferedBytes,
+      maxWaitMs: config.writerMaxWaitMs,
+      strategy: config.writerStrategy,
+      errorDedupIntervalMs: config.errorDedupIntervalMs,
+      drainTimeoutMs: config.shutdownTimeoutMs,
+    },
+  });
   const shutdown = new AbortController();
+  // One SmartDataFilter for the process; idle devices are evicted on a timer stopped at close.
+  const deviceMetrics = new DeviceMetricsIngest({ writer, log, ...deviceMetricsOptionsFromConfig(config) });
+  const stopEviction = deviceMetrics.startEvictionTimer();
+  // Order matters: the request log is outermost so it times and records everything after it.
+  const interceptors: Interceptor[] = [];
+  if (config.analyticsEnabled) {
+    interceptors.push(
+      createRequestLogInterceptor({
+        offer: (row) => writer.offer("api_request_logs", row),
+        skip: config.requestLogSkip,
+        trustedProxyHops: config.trustedProxyHops,
+        anonymizeIp: (ip) => anonymizeIp(ip, config.ipAnonymization) ?? undefined,
+      }),
+    );
+  }
+  // Inside the request log (which so records the masked error, correlation id included): mask
+  // internal errors, authenticate and authorise (sets kPrincipal), limit per principal, cap time.
+  interceptors.push(
+    createErrorMaskInterceptor({ log }),
+    createAuthInterceptor({ verify: verifyToken, corsOrigins: config.corsOrigins }),
+    createRateLimitInterceptor({ limits: config.rateLimits }),
+    createDeadlineInterceptor({ maxMs: config.deadlineMs }),
+  );
   const routes = createRoutes({
-    events: createDirectEventSink(db.orm.em),
+    writer,
+    em: db.orm.em,
     log,
     health,
+    reflection: config.reflection,
+    deviceMetrics,
+    shutdownSignal: shutdown.signal,
   });
-  const handler = connectNodeAdapter({ routes, shutdownSignal: shutdown.signal });
+  const handler = withCors(
+    meterRequests(
+      connectNodeAdapter({
+        routes,
+        interceptors,
+        readMaxBytes: config.maxMessageBytes,
+        shutdownSignal: shutdown.signal,
+        contextValues: meterContextValues,
+      }),
+    ),
+    { allowedOrigins: config.corsOrigins },
+  );
   const http = createOnePortServer(handler, { sniffTimeoutMs: config.sniffTimeoutMs, log });
 
   let closing: Promise<void> | undefined;
   return {
     config,
     db,
+    writer,
     health,
     log,
     async listen() {
@@ -69,7 +141,10 @@ export async function buildServer(config: Config, options: { log?: Logger } = {}
         log.info("shutting down", { inFlight: http.inFlight() });
         health.setAllNotServing();
         shutdown.abort();
+        stopEviction();
         await http.close(config.shutdownTimeoutMs);
+        // Drain after the last call has finished (it may still be writing), before the ORM goes.
+        await writer.close();
         await db.close();
         log.info("stopped");
       })();

@@ -227,8 +227,17 @@ describe("late and duplicate samples", () => {
     expect(feed(filter, { cpu: 50, mem: 20 }, T0)).toEqual(FILTERED);
   });
 
-  it("judges a sample dated exactly at the kept snapshot normally", () => {
-    expect(feed(seeded({ cpu: 50 }), { cpu: 60 }, T0)).toEqual(changed("cpu"));
+  it("filters a sample dated exactly at the kept snapshot even when it differs (same storage key)", () => {
+    const filter = seeded({ cpu: 50 });
+    expect(feed(filter, { cpu: 60 }, T0)).toEqual(FILTERED);
+    expect(feed(filter, { cpu: 50, mem: 1 }, T0)).toEqual(FILTERED);
+    // The kept snapshot is still the stored one: 52 is within 5 % of 50, 60 was never kept.
+    expect(feed(filter, { cpu: 52 }, T0 + 1)).toEqual(FILTERED);
+    expect(feed(filter, { cpu: 57 }, T0 + 2)).toEqual(changed("cpu"));
+  });
+
+  it("judges a sample one millisecond after the kept snapshot normally", () => {
+    expect(feed(seeded({ cpu: 50 }), { cpu: 60 }, T0 + 1)).toEqual(changed("cpu"));
   });
 
   it("filters a late sample within the interval even when it differs", () => {
@@ -292,7 +301,7 @@ describe("rejection", () => {
     expect(reject({ ...ok, deviceId: "" })).toEqual({
       action: "reject",
       code: "missing_device_id",
-      message: "deviceId is missing or empty",
+      message: "device_id is missing or empty",
     });
     expect(reject({ occurredAtMs: NOW, metrics: { cpu: 1 } })).toMatchObject({ code: "missing_device_id" });
   });
@@ -303,7 +312,7 @@ describe("rejection", () => {
     expect(reject({ ...ok, occurredAtMs: NOW + 300_001 })).toEqual({
       action: "reject",
       code: "future_timestamp",
-      message: "occurredAtMs is 300001 ms ahead of the server clock; the limit is 300000 ms",
+      message: "occurred_at is 300001 ms ahead of the server clock; the limit is 300000 ms",
     });
     expect(reject({ ...ok, occurredAtMs: NOW + 2 * MIN }, { maxFutureSkewMs: MIN })).toMatchObject({
       code: "future_timestamp",
@@ -323,7 +332,7 @@ describe("rejection", () => {
     expect(reject({ ...ok, deviceId: "d".repeat(129) })).toEqual({
       action: "reject",
       code: "device_id_too_long",
-      message: "deviceId is 129 characters long; the limit is 128",
+      message: "device_id is 129 characters long; the limit is 128",
     });
     expect(reject({ ...ok, deviceId: "d".repeat(11) }, { maxIdLength: 10 })).toMatchObject({
       code: "device_id_too_long",
@@ -408,6 +417,16 @@ describe("bounded state", () => {
     expect(filter.evictIdle(T0 + 110 * MIN)).toBe(2);
   });
 
+  it("counts a device uploading an old backlog as seen at the caller's now", () => {
+    const filter = new SmartDataFilter({ idleEvictionMs: 60 * MIN });
+    const now = T0 + 48 * 60 * MIN; // the samples are two days old
+    for (let i = 0; i < 5; i++) {
+      filter.decide({ deviceId: "backlog", occurredAtMs: T0 + i * MIN, metrics: { cpu: 1 } }, now);
+    }
+    expect(filter.evictIdle(now + 60 * MIN - 1)).toBe(0);
+    expect(filter.evictIdle(now + 60 * MIN)).toBe(1);
+  });
+
   it("does not evict on idleness when idleEvictionMs is Infinity", () => {
     const filter = new SmartDataFilter({ idleEvictionMs: Number.POSITIVE_INFINITY });
     feed(filter, { cpu: 1 });
@@ -479,6 +498,16 @@ describe("configuration", () => {
     expect(feed(filter, { cpu: 90 }, T0 + MIN + 1)).toEqual(changed("cpu"));
   });
 
+  it("is not affected by later changes to the caller's option objects", () => {
+    const rule = { kind: "relative" as const, threshold: 0.1 };
+    const filter = seeded({ temperature: 100 }, { metricThresholds: { temperature: rule } });
+    rule.threshold = 0.01;
+    // A device seen only now gets its rules resolved now: still the 10 % given at construction.
+    feed(filter, { temperature: 100 }, T0, "dev-2");
+    expect(feed(filter, { temperature: 105 }, T0 + 1, "dev-2")).toEqual(FILTERED);
+    expect(Object.isFrozen(filter.options.metricThresholds.temperature)).toBe(true);
+  });
+
   it("ignores undefined entries in a partial", () => {
     expect(validateFilterOptions({ snapshotIntervalMs: undefined }).snapshotIntervalMs).toBe(300_000);
   });
@@ -490,7 +519,10 @@ describe("configuration", () => {
         changeThreshold: -0.05,
         maxDevices: 1.5,
         zeroBaselineThreshold: Number.NaN,
-        metricThresholds: { error_rate: { kind: "ratio" as never, threshold: 0.01 }, x: { kind: "absolute", threshold: -1 } },
+        metricThresholds: {
+          error_rate: { kind: "ratio" as never, threshold: 0.01 },
+          x: { kind: "absolute", threshold: -1 },
+        },
       });
     expect(attempt).toThrow(
       "invalid smart data filter options: " +

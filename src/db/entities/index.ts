@@ -2,17 +2,19 @@
 import { ApiRequestLogEntity } from "./api-request-log.js";
 import { DeviceMetricEntity } from "./device-metric.js";
 import { DeviceStateChangeEntity } from "./device-state-change.js";
+import { ErrorEventReceiptEntity } from "./error-event-receipt.js";
 import { ErrorLogEntity } from "./error-log.js";
 import { JobOutcomeEntity } from "./job-outcome.js";
 import { UserActivityEntity } from "./user-activity.js";
 
-export { ApiRequestLogEntity, DeviceMetricEntity, DeviceStateChangeEntity, ErrorLogEntity, JobOutcomeEntity, UserActivityEntity };
+export { ApiRequestLogEntity, DeviceMetricEntity, DeviceStateChangeEntity, ErrorEventReceiptEntity, ErrorLogEntity, JobOutcomeEntity, UserActivityEntity };
 
 /** All entities, in a stable order. */
 export const ENTITIES = [
   ApiRequestLogEntity,
   DeviceMetricEntity,
   DeviceStateChangeEntity,
+  ErrorEventReceiptEntity,
   ErrorLogEntity,
   JobOutcomeEntity,
   UserActivityEntity,

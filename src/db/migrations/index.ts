@@ -1,5 +1,6 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261128110858_initial } from "./Migration20261128110858_initial.js";
+import { Migration20261128112046_error_event_receipts } from "./Migration20261128112046_error_event_receipts.js";
 
 /**
  * Every migration, in order. `npm run cli -- migration:create NAME` writes a new file next to this
@@ -7,4 +8,5 @@ import { Migration20261128110858_initial } from "./Migration20261128110858_initi
  */
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261128110858_initial", class: Migration20261128110858_initial },
+  { name: "Migration20261128112046_error_event_receipts", class: Migration20261128112046_error_event_receipts },
 ];

@@ -1,0 +1,64 @@
+/**
+ * Pure helpers that turn what a call looked like into request-log columns.
+ */
+import { Code } from "@connectrpc/connect";
+
+/** The RPC protocol of a request, from its content type. */
+export function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect" {
+  const ct = (contentType ?? "").toLowerCase();
+  if (ct.startsWith("application/grpc-web")) return "grpc-web";
+  if (ct.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+const HTTP_STATUS: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+/** The HTTP status a REST client would expect for an RPC code (0 = OK → 200), as Connect maps them. */
+export function httpStatusOf(code: Code | 0): number {
+  return code === 0 ? 200 : (HTTP_STATUS[code] ?? 500);
+}
+
+/**
+ * The client address: the socket peer, or — only when `trustedProxyHops` > 0 — the address that
+ * many hops back in `X-Forwarded-For` (each trusted proxy appends the peer it saw, so the entries
+ * left of that point are client-controlled and never trusted).
+ */
+export function clientIpOf(remoteAddress: string | undefined, forwardedFor: string | undefined, trustedProxyHops: number): string | undefined {
+  const peer = remoteAddress?.startsWith("::ffff:") ? remoteAddress.slice(7) : remoteAddress;
+  if (trustedProxyHops <= 0 || !forwardedFor) return peer;
+  const hops = forwardedFor
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  return hops[hops.length - trustedProxyHops] ?? hops[0] ?? peer;
+}
+
+/** True when `procedure` (e.g. `/pkg.Service/Method`) starts with one of `prefixes`. */
+export function isSkipped(procedure: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((p) => procedure.startsWith(p));
+}
+
+/** Procedures not logged by default: probes, reflection and the admin queries themselves. */
+export const DEFAULT_REQUEST_LOG_SKIP = [
+  "/grpc.health.v1.Health/",
+  "/grpc.reflection.v1.ServerReflection/",
+  "/grpc.reflection.v1alpha.ServerReflection/",
+  "/analytics.v1.MetricsService/",
+] as const;

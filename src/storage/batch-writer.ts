@@ -1,0 +1,515 @@
+/**
+ * The batch writer: every write path of the service goes through it.
+ *
+ * - Rows are buffered per table and flushed by size (`batchRows`) or age (`maxDelayMs`, per
+ *   table), one flush at a time per table (group commit: rows that arrive during a flush go in the
+ *   next one), as multi-row or `unnest` inserts on a pooled connection, off the ORM's unit of work.
+ * - Durable-before-ack: {@link BatchWriter.write} resolves only after the rows' transaction has
+ *   committed; {@link BatchWriter.offer} (the request log) is fire-and-forget.
+ * - Bounded: buffered (and in-flight) rows and bytes are capped. A durable write that does not fit
+ *   fails at once with `ResourceExhausted` and a retry hint; streams call
+ *   {@link BatchWriter.whenWritable} before reading on, which pushes back through HTTP/2 flow
+ *   control; offered rows are dropped and counted.
+ * - Database errors: transient ones (connection lost, server restarting) are retried with capped
+ *   exponential backoff; a durable row that has waited `maxWaitMs` fails `Unavailable` and is never
+ *   written afterwards. A non-transient error splits the batch to isolate the bad row, so the rows
+ *   beside it are still stored.
+ * - Flush hooks (rollups) run inside the same transaction as the insert.
+ * - `close()` stops intake and drains the buffers; call it before closing the ORM.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { setTimeout as sleep } from "node:timers/promises";
+import { errorFields, type Logger } from "../util/logger.js";
+import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
+import { insertStatements, type InsertStrategy } from "./insert-sql.js";
+import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
+import type { TableName, TableSpec } from "./table-specs.js";
+
+export type { TableName } from "./table-specs.js";
+
+/** A row to write: database column names; timestamps as `Date`; JSON columns as plain values. */
+export type Row = Readonly<Record<string, unknown>>;
+
+/** What a write did with one row. */
+export interface RowResult {
+  /** `stored`: new row; `replayed`: already stored (same event_id or key); `deduplicated`: counted on a stored error. */
+  readonly outcome: "stored" | "replayed" | "deduplicated";
+  /** The row id (for error_logs, the error the occurrence was counted on). */
+  readonly id?: string;
+  /** error_logs only: the error's occurrence count after this write. */
+  readonly occurrenceCount?: number;
+  /** error_logs only: the error is marked regressed. */
+  readonly regressed?: boolean;
+}
+
+/** Statements run inside a flush's transaction (node-postgres `$1` parameters). */
+export interface FlushContext {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+}
+
+/**
+ * Runs inside the flush transaction after the insert, with the rows that are new (replays
+ * excluded). For `error_logs`, one row per occurrence, de-duplicated repeats included.
+ */
+export type FlushHook = (ctx: FlushContext, table: TableName, accepted: readonly Row[]) => Promise<void>;
+
+/** Tuning of the writer; defaults in {@link DEFAULT_WRITER_OPTIONS}. */
+export interface BatchWriterOptions {
+  /** Rows per flush (and per statement chunk). */
+  readonly batchRows: number;
+  /** Longest a durable row waits for its batch to fill. */
+  readonly maxDelayMs: number;
+  /** Longest a fire-and-forget row (request log) waits for its batch to fill. */
+  readonly offerMaxDelayMs: number;
+  /** Cap on buffered plus in-flight rows, all tables together. */
+  readonly maxBufferedRows: number;
+  /** Cap on buffered plus in-flight bytes (estimated), all tables together. */
+  readonly maxBufferedBytes: number;
+  /** Longest a durable row waits through database errors before failing `Unavailable`. */
+  readonly maxWaitMs: number;
+  /** First retry delay after a transient error; doubles up to {@link maxBackoffMs}. */
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Longest `close()` spends draining before failing what is left. */
+  readonly drainTimeoutMs: number;
+  readonly strategy: InsertStrategy;
+  /** Error de-duplication interval (0 disables it). */
+  readonly errorDedupIntervalMs: number;
+}
+
+/** Defaults, chosen from `npm run bench -- writer` (see docs/BENCHMARKS.md). */
+export const DEFAULT_WRITER_OPTIONS: BatchWriterOptions = Object.freeze({
+  batchRows: 1000,
+  maxDelayMs: 5,
+  offerMaxDelayMs: 200,
+  maxBufferedRows: 100_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  maxWaitMs: 10_000,
+  initialBackoffMs: 50,
+  maxBackoffMs: 2_000,
+  drainTimeoutMs: 10_000,
+  strategy: "unnest",
+  errorDedupIntervalMs: 300_000,
+});
+
+/** Counters for logs, metrics and tests. */
+export interface WriterStats {
+  bufferedRows: number;
+  bufferedBytes: number;
+  storedRows: number;
+  droppedOffers: number;
+  rejectedFull: number;
+  failedUnavailable: number;
+  failedPermanent: number;
+  retries: number;
+  flushes: number;
+}
+
+/** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
+export interface ConnectionSource {
+  acquire(): Promise<SqlClient>;
+  release(client: SqlClient): Promise<void> | void;
+}
+
+/** The ORM's pool as a {@link ConnectionSource}. */
+export function ormConnectionSource(em: EntityManager): ConnectionSource {
+  const knex = em.getKnex();
+  return {
+    acquire: () => knex.client.acquireConnection() as Promise<SqlClient>,
+    release: (c) => knex.client.releaseConnection(c),
+  };
+}
+
+interface Pending {
+  readonly row: Row;
+  readonly values: unknown[];
+  readonly bytes: number;
+  readonly enqueuedAt: number;
+  readonly settle?: { resolve(r: RowResult): void; reject(e: unknown): void };
+}
+
+interface TableQueue {
+  readonly spec: TableSpec;
+  entries: Pending[];
+  flushing: Promise<void> | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Rough in-memory size of a value, for the byte cap (exactness is not needed, boundedness is). */
+function sizeOf(v: unknown): number {
+  if (v === null || v === undefined) return 1;
+  if (typeof v === "string") return 16 + v.length * 2;
+  return 16;
+}
+
+const keyOf = (device: unknown, at: unknown) => `${String(device)}\u0000${at instanceof Date ? at.getTime() : Number(at)}`;
+
+/** See the module documentation. */
+export class BatchWriter {
+  readonly options: BatchWriterOptions;
+  readonly #specs: Record<TableName, TableSpec>;
+  readonly #queues = new Map<TableName, TableQueue>();
+  readonly #source: ConnectionSource;
+  readonly #hooks: readonly FlushHook[];
+  readonly #log: Logger;
+  readonly #stats: WriterStats = {
+    bufferedRows: 0,
+    bufferedBytes: 0,
+    storedRows: 0,
+    droppedOffers: 0,
+    rejectedFull: 0,
+    failedUnavailable: 0,
+    failedPermanent: 0,
+    retries: 0,
+    flushes: 0,
+  };
+  #capacityWaiters: { rows: number; resolve(): void }[] = [];
+  #closed = false;
+  #abortRetries = false;
+  #outage = false;
+
+  constructor(args: {
+    specs: Record<TableName, TableSpec>;
+    source: ConnectionSource;
+    log: Logger;
+    hooks?: readonly FlushHook[];
+    options?: Partial<BatchWriterOptions>;
+  }) {
+    this.options = { ...DEFAULT_WRITER_OPTIONS, ...args.options };
+    this.#specs = args.specs;
+    this.#source = args.source;
+    this.#hooks = args.hooks ?? [];
+    this.#log = args.log;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): WriterStats {
+    return { ...this.#stats };
+  }
+
+  /** True when `rows` more rows fit under the caps. */
+  hasRoom(rows = 1): boolean {
+    return (
+      this.#stats.bufferedRows + rows <= this.options.maxBufferedRows && this.#stats.bufferedBytes < this.options.maxBufferedBytes
+    );
+  }
+
+  /**
+   * Durable write: resolves with one result per row once committed. Fails `ResourceExhausted`
+   * when the buffer is full, `Unavailable` when the database stays away longer than `maxWaitMs`
+   * or the writer is closing.
+   */
+  write(table: TableName, rows: readonly Row[]): Promise<RowResult[]> {
+    if (this.#closed) return Promise.reject(new ConnectError("server is shutting down; retry on another instance", Code.Unavailable));
+    if (rows.length === 0) return Promise.resolve([]);
+    if (!this.hasRoom(rows.length)) {
+      this.#stats.rejectedFull++;
+      return Promise.reject(
+        new ConnectError(
+          `write buffer is full (${this.#stats.bufferedRows} rows buffered); retry after ${this.#retryHintMs()} ms`,
+          Code.ResourceExhausted,
+          { "retry-after-ms": String(this.#retryHintMs()) },
+        ),
+      );
+    }
+    const queue = this.#queue(table);
+    const now = Date.now();
+    const promises = rows.map(
+      (row) =>
+        new Promise<RowResult>((resolve, reject) => {
+          this.#enqueue(queue, row, now, { resolve, reject });
+        }),
+    );
+    this.#schedule(queue, this.options.maxDelayMs);
+    return Promise.all(promises);
+  }
+
+  /** Fire-and-forget write (request logs). Returns false when the row was dropped (full or closed). */
+  offer(table: TableName, row: Row): boolean {
+    if (this.#closed || !this.hasRoom(1)) {
+      this.#stats.droppedOffers++;
+      return false;
+    }
+    const queue = this.#queue(table);
+    this.#enqueue(queue, row, Date.now(), undefined);
+    this.#schedule(queue, this.options.offerMaxDelayMs);
+    return true;
+  }
+
+  /** Resolves when `rows` more rows fit (at once if they do); rejects if `signal` aborts. */
+  whenWritable(rows: number, signal?: AbortSignal): Promise<void> {
+    // A request bigger than the whole cap would never fit: let it through when the buffer is empty.
+    const need = Math.min(rows, this.options.maxBufferedRows);
+    if (this.hasRoom(need)) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        rows: need,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        this.#capacityWaiters = this.#capacityWaiters.filter((w) => w !== waiter);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#capacityWaiters.push(waiter);
+    });
+  }
+
+  /** Flushes everything buffered now and waits for it. */
+  async flush(): Promise<void> {
+    for (;;) {
+      const busy = [...this.#queues.values()].filter((q) => q.entries.length > 0 || q.flushing);
+      if (busy.length === 0) return;
+      await Promise.all(busy.map((q) => (q.flushing ? q.flushing : this.#flushNow(q))));
+    }
+  }
+
+  /** Stops intake and drains; after `drainTimeoutMs` what is left fails `Unavailable`. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const drained = this.flush();
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      sleep(this.options.drainTimeoutMs, true, { ref: false }),
+    ]);
+    if (timedOut) {
+      this.#abortRetries = true;
+      this.#log.error("writer drain timed out; failing what is left", { bufferedRows: this.#stats.bufferedRows });
+      for (const q of this.#queues.values()) {
+        const left = q.entries.splice(0);
+        this.#release(left);
+        for (const e of left) e.settle?.reject(new ConnectError("server stopped before the write was stored", Code.Unavailable));
+      }
+      await drained.catch(() => undefined);
+    }
+  }
+
+  #queue(table: TableName): TableQueue {
+    let q = this.#queues.get(table);
+    if (!q) {
+      const spec = this.#specs[table];
+      if (!spec) throw new Error(`unknown table ${table}`);
+      q = { spec, entries: [], flushing: undefined, timer: undefined };
+      this.#queues.set(table, q);
+    }
+    return q;
+  }
+
+  #enqueue(queue: TableQueue, row: Row, now: number, settle: Pending["settle"]): void {
+    const cols = queue.spec.columns;
+    const values = new Array<unknown>(cols.length);
+    let bytes = 64;
+    for (let i = 0; i < cols.length; i++) {
+      const col = cols[i]!;
+      let v = row[col.name];
+      if (v === undefined) v = col.fallback;
+      if (col.json && v !== null && v !== undefined) v = JSON.stringify(v);
+      values[i] = v;
+      bytes += sizeOf(v);
+    }
+    queue.entries.push({ row, values, bytes, enqueuedAt: now, settle });
+    this.#stats.bufferedRows++;
+    this.#stats.bufferedBytes += bytes;
+  }
+
+  #schedule(queue: TableQueue, delayMs: number): void {
+    if (queue.flushing) return; // the running flush picks the rows up when it ends
+    if (queue.entries.length >= this.options.batchRows || this.#closed) {
+      void this.#flushNow(queue);
+      return;
+    }
+    if (queue.timer === undefined) {
+      queue.timer = setTimeout(() => void this.#flushNow(queue), delayMs);
+    } else if (delayMs < this.options.offerMaxDelayMs && queue.entries.some((e) => e.settle)) {
+      // A durable row joined a queue waiting on the long fire-and-forget delay: shorten it.
+      clearTimeout(queue.timer);
+      queue.timer = setTimeout(() => void this.#flushNow(queue), delayMs);
+    }
+  }
+
+  #flushNow(queue: TableQueue): Promise<void> {
+    if (queue.timer !== undefined) {
+      clearTimeout(queue.timer);
+      queue.timer = undefined;
+    }
+    if (queue.flushing) return queue.flushing;
+    if (queue.entries.length === 0) return Promise.resolve();
+    const batch = queue.entries.splice(0, this.options.batchRows);
+    queue.flushing = this.#runBatch(queue.spec, batch).finally(() => {
+      queue.flushing = undefined;
+      if (queue.entries.length === 0) return;
+      // Durable rows that waited through the previous flush have waited long enough (group
+      // commit); fire-and-forget rows keep collecting until their batch fills or ages.
+      if (queue.entries.some((e) => e.settle)) void this.#flushNow(queue);
+      else this.#schedule(queue, this.options.offerMaxDelayMs);
+    });
+    return queue.flushing;
+  }
+
+  async #runBatch(spec: TableSpec, batch: Pending[]): Promise<void> {
+    let attempt = 0;
+    for (;;) {
+      try {
+        const results = await this.#flushOnce(spec, batch);
+        if (this.#outage) {
+          this.#outage = false;
+          this.#log.info("database writes recovered", { table: spec.table, retries: attempt });
+        }
+        this.#release(batch);
+        this.#stats.storedRows += batch.length;
+        batch.forEach((e, i) => e.settle?.resolve(results[i]!));
+        return;
+      } catch (err) {
+        if (isTransientStorageError(err) && !this.#abortRetries) {
+          if (!this.#outage) {
+            this.#outage = true;
+            this.#log.warn("database write failed; retrying", { table: spec.table, ...errorFields(err) });
+          }
+          this.#stats.retries++;
+          batch = this.#expire(batch);
+          if (batch.length === 0) return;
+          const delay = Math.min(this.options.maxBackoffMs, this.options.initialBackoffMs * 2 ** attempt++);
+          await sleep(delay * (0.5 + Math.random() / 2));
+          continue;
+        }
+        if (batch.length > 1 && !isTransientStorageError(err)) {
+          // Isolate the row the database refuses; the others still get stored.
+          for (const entry of batch) await this.#runBatch(spec, [entry]);
+          return;
+        }
+        this.#release(batch);
+        const failure = storageErrorToConnect(err, this.#log, `write ${spec.table}`);
+        if (failure.code === Code.Unavailable) this.#stats.failedUnavailable += batch.length;
+        else this.#stats.failedPermanent += batch.length;
+        for (const e of batch) e.settle?.reject(failure);
+        return;
+      }
+    }
+  }
+
+  /** Fails durable rows that waited too long; keeps the rest (offered rows wait within the caps). */
+  #expire(batch: Pending[]): Pending[] {
+    const now = Date.now();
+    const keep: Pending[] = [];
+    const expired: Pending[] = [];
+    for (const e of batch) (e.settle && now - e.enqueuedAt >= this.options.maxWaitMs ? expired : keep).push(e);
+    if (expired.length > 0) {
+      this.#release(expired);
+      this.#stats.failedUnavailable += expired.length;
+      const err = new ConnectError("storage is temporarily unavailable; retry later", Code.Unavailable);
+      for (const e of expired) e.settle!.reject(err);
+    }
+    return keep;
+  }
+
+  async #flushOnce(spec: TableSpec, batch: readonly Pending[]): Promise<RowResult[]> {
+    this.#stats.flushes++;
+    const client = await this.#source.acquire();
+    let released = false;
+    try {
+      await client.query("begin");
+      try {
+        const { results, accepted } =
+          spec.table === "error_logs" ? await this.#applyErrors(client, spec, batch) : await this.#insert(client, spec, batch);
+        if (this.#hooks.length > 0 && accepted.length > 0) {
+          const ctx: FlushContext = { query: async (sql, params) => (await client.query(sql, params)).rows as never };
+          for (const hook of this.#hooks) await hook(ctx, spec.table, accepted);
+        }
+        await client.query("commit");
+        return results;
+      } catch (err) {
+        await client.query("rollback").catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      // A connection that failed mid-transaction must not go back to the pool as if healthy.
+      if (isTransientStorageError(err)) {
+        (client as unknown as { __knex__disposed?: unknown }).__knex__disposed = err;
+      }
+      throw err;
+    } finally {
+      if (!released) {
+        released = true;
+        await this.#source.release(client);
+      }
+    }
+  }
+
+  async #insert(client: SqlClient, spec: TableSpec, batch: readonly Pending[]): Promise<{ results: RowResult[]; accepted: Row[] }> {
+    const returned: Record<string, unknown>[] = [];
+    for (const stmt of insertStatements(spec, batch.map((e) => e.values), this.options.strategy)) {
+      const res = await client.query(stmt.sql, stmt.params);
+      if (spec.idempotency !== "none") returned.push(...res.rows);
+    }
+    if (spec.idempotency === "none") {
+      return { results: batch.map(() => ({ outcome: "stored" })), accepted: batch.map((e) => e.row) };
+    }
+    if (spec.idempotency === "primary_key") {
+      const fresh = new Set(returned.map((r) => keyOf(r.device_id, r.occurred_at)));
+      const accepted: Row[] = [];
+      const results = batch.map((e): RowResult => {
+        const isNew = fresh.delete(keyOf(e.row.device_id, e.row.occurred_at));
+        if (isNew) accepted.push(e.row);
+        return { outcome: isNew ? "stored" : "replayed" };
+      });
+      return { results, accepted };
+    }
+    // event_id tables: rows not returned were already stored under their event_id.
+    const fresh = new Set(returned.map((r) => r.id as string));
+    const replayedEventIds = batch.filter((e) => !fresh.has(e.row.id as string)).map((e) => e.row.event_id as string);
+    const idByEventId = new Map<string, string>();
+    if (replayedEventIds.length > 0) {
+      const { rows } = await client.query<{ id: string; event_id: string }>(
+        `select "id", "event_id" from "${spec.table}" where "event_id" = any($1::uuid[])`,
+        [replayedEventIds],
+      );
+      for (const r of rows) idByEventId.set(r.event_id, r.id);
+    }
+    const accepted: Row[] = [];
+    const results = batch.map((e): RowResult => {
+      if (fresh.has(e.row.id as string)) {
+        accepted.push(e.row);
+        return { outcome: "stored", id: e.row.id as string };
+      }
+      const id = idByEventId.get(e.row.event_id as string);
+      if (id === undefined) throw new Error(`event_id conflict on ${spec.table} without a stored row`);
+      return { outcome: "replayed", id };
+    });
+    return { results, accepted };
+  }
+
+  async #applyErrors(client: SqlClient, spec: TableSpec, batch: readonly Pending[]): Promise<{ results: RowResult[]; accepted: Row[] }> {
+    const results: RowResult[] = [];
+    const accepted: Row[] = [];
+    for (const e of batch) {
+      const { result, isNew } = await applyErrorOccurrence(client, spec, e.row, e.values, this.options.errorDedupIntervalMs);
+      results.push(result);
+      if (isNew) accepted.push(e.row);
+    }
+    return { results, accepted };
+  }
+
+  #release(entries: readonly Pending[]): void {
+    for (const e of entries) {
+      this.#stats.bufferedRows--;
+      this.#stats.bufferedBytes -= e.bytes;
+    }
+    if (this.#capacityWaiters.length === 0) return;
+    const waiting = this.#capacityWaiters;
+    this.#capacityWaiters = [];
+    for (const w of waiting) {
+      if (this.hasRoom(w.rows)) w.resolve();
+      else this.#capacityWaiters.push(w);
+    }
+  }
+
+  /** How long a client should wait before retrying a write the full buffer refused. */
+  #retryHintMs(): number {
+    return Math.min(5_000, Math.max(100, this.options.maxDelayMs * 20));
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Applies error occurrences inside a writer flush: de-duplication against stored errors (the pure
+ * decision is `decideDedup`; this module only talks SQL) and idempotent retries through
+ * `error_event_receipts`, which remembers the answer given to each client `event_id`, including
+ * for occurrences that were folded into another error's count.
+ */
+import { decideDedup } from "../ingest/error-dedup.js";
+import { multiRowInserts } from "./insert-sql.js";
+import type { TableSpec } from "./table-specs.js";
+
+/** A client on which statements run inside the flush's transaction. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** What happened to one error occurrence. */
+export interface ErrorWriteResult {
+  readonly outcome: "stored" | "replayed" | "deduplicated";
+  readonly id: string;
+  readonly occurrenceCount: number;
+  readonly regressed: boolean;
+}
+
+/** Times as epoch ms: the ORM's pool returns timestamptz as strings. */
+interface Candidate {
+  id: string;
+  first_ms: number;
+  last_ms: number;
+  resolved: boolean;
+  resolved_ms: number | null;
+}
+
+/**
+ * Applies one occurrence (`row`: an `error_logs` row, `values` in `spec.columns` order). Returns
+ * its result and whether it is a new occurrence (false for a replayed event_id).
+ */
+export async function applyErrorOccurrence(
+  client: SqlClient,
+  spec: TableSpec,
+  row: Readonly<Record<string, unknown>>,
+  values: readonly unknown[],
+  intervalMs: number,
+): Promise<{ result: ErrorWriteResult; isNew: boolean }> {
+  const eventId = row.event_id as string | null;
+  const occurredAt = row.occurred_at as Date;
+  if (eventId !== null) {
+    // Claim the event id first: a concurrent retry blocks on this key until we commit, then
+    // finds our receipt instead of counting the occurrence twice.
+    const claimed = await client.query(
+      `insert into "error_event_receipts" ("event_id", "error_id", "outcome", "occurrence_count", "regressed") values ($1, $2, 'pending', 0, false) on conflict ("event_id") do nothing returning "event_id"`,
+      [eventId, row.id],
+    );
+    if (claimed.rows.length === 0) {
+      const { rows } = await client.query<{ error_id: string; occurrence_count: number; regressed: boolean }>(
+        `select "error_id", "occurrence_count", "regressed" from "error_event_receipts" where "event_id" = $1`,
+        [eventId],
+      );
+      const r = rows[0]!;
+      return { result: { outcome: "replayed", id: r.error_id, occurrenceCount: r.occurrence_count, regressed: r.regressed }, isNew: false };
+    }
+  }
+
+  const { rows: candidates } = await client.query<Candidate>(
+    `select "id", (extract(epoch from "occurred_at") * 1000)::float8 as "first_ms", (extract(epoch from "last_seen_at") * 1000)::float8 as "last_ms",
+        "resolved", (extract(epoch from "resolved_at") * 1000)::float8 as "resolved_ms" from "error_logs"
+      where "dedup_key" = $1 and "last_seen_at" > $2::timestamptz - make_interval(secs => $3::float8 / 1000)
+        and "occurred_at" < $2::timestamptz + make_interval(secs => $3::float8 / 1000)
+      order by "last_seen_at" desc limit 1 for update`,
+    [row.dedup_key, occurredAt, intervalMs],
+  );
+  const c = candidates[0];
+  const decision = decideDedup(
+    c && {
+      id: c.id,
+      firstSeenAtMs: c.first_ms,
+      lastSeenAtMs: c.last_ms,
+      resolved: c.resolved,
+      resolvedAtMs: c.resolved_ms ?? undefined,
+    },
+    occurredAt.getTime(),
+    intervalMs,
+  );
+
+  let result: ErrorWriteResult;
+  if (decision.action === "insert") {
+    const [stmt] = multiRowInserts({ ...spec, idempotency: "none" }, [values]);
+    await client.query(stmt!.sql, stmt!.params);
+    result = { outcome: "stored", id: row.id as string, occurrenceCount: 1, regressed: false };
+  } else {
+    const { rows } = await client.query<{ occurrence_count: number; regressed: boolean }>(
+      `update "error_logs" set "occurrence_count" = "occurrence_count" + 1,
+          "last_seen_at" = greatest("last_seen_at", $2), "occurred_at" = least("occurred_at", $2),
+          "regressed" = "regressed" or $3, "resolved" = "resolved" and not $3,
+          "resolved_at" = case when $3 then null else "resolved_at" end
+        where "id" = $1 returning "occurrence_count", "regressed"`,
+      [decision.id, occurredAt, decision.regressed],
+    );
+    const r = rows[0]!;
+    result = { outcome: "deduplicated", id: decision.id, occurrenceCount: r.occurrence_count, regressed: r.regressed };
+  }
+  if (eventId !== null) {
+    await client.query(
+      `update "error_event_receipts" set "error_id" = $2, "outcome" = $3, "occurrence_count" = $4, "regressed" = $5 where "event_id" = $1`,
+      [eventId, result.id, result.outcome, result.occurrenceCount, result.regressed],
+    );
+  }
+  return { result, isNew: true };
+}

@@ -1,0 +1,85 @@
+/**
+ * SQL for batch inserts, pure. Two strategies, measured by `npm run bench -- writer`:
+ * - `multi-row`: `INSERT ... VALUES ($1, $2), ($3, $4) ...`, chunked under PostgreSQL's 65 535
+ *   bind-parameter limit;
+ * - `unnest`: `INSERT ... SELECT * FROM unnest($1::type[], $2::type[])`, one array parameter per
+ *   column, so the statement text and parameter count stay constant whatever the batch size.
+ * Both work over the embedded database's socket; COPY does not (it hangs pglite-socket), and it
+ * cannot express ON CONFLICT, which idempotent tables need.
+ */
+import type { TableSpec } from "./table-specs.js";
+
+/** Insert strategies the writer can use. */
+export type InsertStrategy = "multi-row" | "unnest";
+
+/** A statement and its parameters. */
+export interface Statement {
+  readonly sql: string;
+  readonly params: unknown[];
+}
+
+/** PostgreSQL's limit on bind parameters in one statement. */
+export const MAX_BIND_PARAMS = 65_535;
+
+const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** The ON CONFLICT / RETURNING tail that makes a table's inserts idempotent and reports what was new. */
+export function conflictClause(spec: TableSpec): string {
+  switch (spec.idempotency) {
+    case "event_id":
+      return ` on conflict ("event_id") where "event_id" is not null do nothing returning "id"`;
+    case "primary_key":
+      // Times come back as epoch ms: the ORM's pool parses timestamptz to strings, not Dates.
+      return ` on conflict (${spec.key.map(q).join(", ")}) do nothing returning ${spec.key
+        .map((k) => (k === "occurred_at" ? `(extract(epoch from "occurred_at") * 1000)::float8 as "occurred_at"` : q(k)))
+        .join(", ")}`;
+    case "none":
+      return "";
+  }
+}
+
+/**
+ * Multi-row INSERT statements for `rows` (each row's values in `spec.columns` order), chunked so
+ * no statement exceeds {@link MAX_BIND_PARAMS} or `maxRowsPerStatement`.
+ */
+export function multiRowInserts(spec: TableSpec, rows: readonly (readonly unknown[])[], maxRowsPerStatement = 1000): Statement[] {
+  const width = spec.columns.length;
+  const perStatement = Math.max(1, Math.min(maxRowsPerStatement, Math.floor(MAX_BIND_PARAMS / width)));
+  const head = `insert into ${q(spec.table)} (${spec.columns.map((c) => q(c.name)).join(", ")}) values `;
+  const tail = conflictClause(spec);
+  const out: Statement[] = [];
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    const params: unknown[] = new Array(chunk.length * width);
+    const tuples: string[] = new Array(chunk.length);
+    let p = 0;
+    for (let r = 0; r < chunk.length; r++) {
+      const row = chunk[r]!;
+      const marks: string[] = new Array(width);
+      for (let c = 0; c < width; c++) {
+        params[p] = row[c];
+        marks[c] = `$${++p}`;
+      }
+      tuples[r] = `(${marks.join(", ")})`;
+    }
+    out.push({ sql: head + tuples.join(", ") + tail, params });
+  }
+  return out;
+}
+
+/** One `INSERT ... SELECT FROM unnest(...)` statement for all `rows`. */
+export function unnestInsert(spec: TableSpec, rows: readonly (readonly unknown[])[]): Statement {
+  const columns = spec.columns;
+  const params = columns.map((_, c) => rows.map((row) => row[c]));
+  const arrays = columns.map((col, c) => `$${c + 1}::${col.type}[]`).join(", ");
+  const names = columns.map((c) => q(c.name)).join(", ");
+  return {
+    sql: `insert into ${q(spec.table)} (${names}) select * from unnest(${arrays})${conflictClause(spec)}`,
+    params,
+  };
+}
+
+/** The statements for `rows` with `strategy`. */
+export function insertStatements(spec: TableSpec, rows: readonly (readonly unknown[])[], strategy: InsertStrategy): Statement[] {
+  return strategy === "unnest" ? [unnestInsert(spec, rows)] : multiRowInserts(spec, rows);
+}
