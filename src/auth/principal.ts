@@ -1,7 +1,9 @@
 import { createContextKey } from "@connectrpc/connect";
 
-/** Roles a token can carry. */
-export type Role = "admin" | "service" | "user" | "device";
+/** Roles a token can carry, most privileged first. */
+export const ROLES = ["admin", "service", "user", "device"] as const;
+/** One of {@link ROLES}. */
+export type Role = (typeof ROLES)[number];
 
 /** Who is calling: set by the auth interceptor, read by handlers and the request log. */
 export interface Principal {
@@ -11,7 +13,7 @@ export interface Principal {
 }
 
 /**
- * The authenticated principal of a call, or undefined when the call carries none (no auth
- * configured yet, or an open procedure such as health).
+ * The authenticated principal of a call, set by the auth interceptor before any handler runs;
+ * undefined only for open procedures (health, reflection) and in-process tests without auth.
  */
 export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "authenticated principal" });
