@@ -72,9 +72,14 @@ export function createRequestLogInterceptor(options: RequestLogOptions): Interce
       else meter.onClose = emit;
     };
     const fail = (err: unknown) => {
-      const ce = ConnectError.from(err);
-      code = ce.code;
-      errorMessage = ce.rawMessage;
+      // Only ConnectErrors carry client-safe text; anything else may hold internals (SQL, paths).
+      if (err instanceof ConnectError) {
+        code = err.code;
+        errorMessage = err.rawMessage;
+      } else {
+        code = Code.Internal;
+        errorMessage = "internal error";
+      }
     };
 
     if (req.stream) {

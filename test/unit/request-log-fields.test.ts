@@ -1,0 +1,53 @@
+import { Code } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf } from "../../src/server/request-log-fields.js";
+
+describe("protocolOf", () => {
+  it.each([
+    ["application/grpc", "grpc"],
+    ["application/grpc+proto", "grpc"],
+    ["application/grpc-web+proto", "grpc-web"],
+    ["application/grpc-web-text", "grpc-web"],
+    ["application/json", "connect"],
+    ["application/proto", "connect"],
+    ["application/connect+json", "connect"],
+    [null, "connect"],
+  ])("%s is %s", (ct, protocol) => expect(protocolOf(ct)).toBe(protocol));
+});
+
+describe("httpStatusOf", () => {
+  it("maps RPC codes the way Connect does", () => {
+    expect(httpStatusOf(0)).toBe(200);
+    expect(httpStatusOf(Code.InvalidArgument)).toBe(400);
+    expect(httpStatusOf(Code.Unauthenticated)).toBe(401);
+    expect(httpStatusOf(Code.PermissionDenied)).toBe(403);
+    expect(httpStatusOf(Code.NotFound)).toBe(404);
+    expect(httpStatusOf(Code.ResourceExhausted)).toBe(429);
+    expect(httpStatusOf(Code.Canceled)).toBe(499);
+    expect(httpStatusOf(Code.Unimplemented)).toBe(501);
+    expect(httpStatusOf(Code.Unavailable)).toBe(503);
+    expect(httpStatusOf(Code.DeadlineExceeded)).toBe(504);
+  });
+});
+
+describe("clientIpOf", () => {
+  it("uses the socket peer unless proxies are trusted", () => {
+    expect(clientIpOf("::ffff:10.0.0.9", "1.2.3.4", 0)).toBe("10.0.0.9");
+    expect(clientIpOf("10.0.0.9", undefined, 1)).toBe("10.0.0.9");
+  });
+  it("takes the entry as many hops back as there are trusted proxies, never a client-written one", () => {
+    expect(clientIpOf("10.0.0.9", "6.6.6.6, 203.0.113.7", 1)).toBe("203.0.113.7");
+    expect(clientIpOf("10.0.0.9", "6.6.6.6, 203.0.113.7, 10.0.0.2", 2)).toBe("203.0.113.7");
+    expect(clientIpOf("10.0.0.9", "203.0.113.7", 3)).toBe("203.0.113.7");
+  });
+});
+
+describe("isSkipped", () => {
+  it("skips health, reflection and admin queries by default", () => {
+    expect(isSkipped("/grpc.health.v1.Health/Check", DEFAULT_REQUEST_LOG_SKIP)).toBe(true);
+    expect(isSkipped("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", DEFAULT_REQUEST_LOG_SKIP)).toBe(true);
+    expect(isSkipped("/analytics.v1.MetricsService/GetApiPerformance", DEFAULT_REQUEST_LOG_SKIP)).toBe(true);
+    expect(isSkipped("/analytics.v1.AnalyticsService/LogError", DEFAULT_REQUEST_LOG_SKIP)).toBe(false);
+    expect(isSkipped("/analytics.v1.AnalyticsService/LogError", [])).toBe(false);
+  });
+});

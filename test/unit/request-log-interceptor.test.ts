@@ -1,0 +1,53 @@
+import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { kPrincipal } from "../../src/auth/principal.js";
+import type { Row } from "../../src/storage/batch-writer.js";
+import { createRequestLogInterceptor } from "../../src/server/request-log-interceptor.js";
+import { rpcError } from "../support/rpc-error.js";
+
+const asUser: Interceptor = (next) => (req) => {
+  req.contextValues.set(kPrincipal, { subject: "user-42", role: "user" });
+  return next(req);
+};
+
+function transport(offer: (row: Row) => void) {
+  return createRouterTransport(
+    (router) =>
+      router.service(AnalyticsService, {
+        logUserActivity: () => ({ id: "x" }),
+        logError: () => {
+          throw new Error("boom");
+        },
+      }),
+    { router: { interceptors: [createRequestLogInterceptor({ offer }), asUser] } },
+  );
+}
+
+describe("createRequestLogInterceptor (in-process)", () => {
+  it("hands one row per call to offer, with the principal set further in", async () => {
+    const rows: Row[] = [];
+    const client = createClient(AnalyticsService, transport((r) => rows.push(r)));
+    await client.logUserActivity({});
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ endpoint: "/analytics.v1.AnalyticsService/LogUserActivity", status_code: 0, http_status: 200, user_id: "user-42" });
+  });
+
+  it("records handler failures without their internal details leaking into other columns", async () => {
+    const rows: Row[] = [];
+    const client = createClient(AnalyticsService, transport((r) => rows.push(r)));
+    const err = await rpcError(client.logError({ errorMessage: "x" }));
+    expect(err.code).toBe(Code.Internal);
+    expect(rows[0]).toMatchObject({ status_code: Code.Internal, http_status: 500, response_messages: 0, error_message: "internal error" });
+  });
+
+  it("never fails a call because logging failed", async () => {
+    const client = createClient(
+      AnalyticsService,
+      transport(() => {
+        throw new Error("writer exploded");
+      }),
+    );
+    await expect(client.logUserActivity({})).resolves.toMatchObject({ id: "x" });
+  });
+});
