@@ -95,3 +95,19 @@ export function printResult(figures: Record<string, unknown>): void {
 
 /** A UUID, for rows. */
 export const uuid = (): string => randomUUID();
+
+/** Keeps `inFlight` calls running for `seconds`; returns completed calls per second. */
+export async function callsPerSecond(seconds: number, inFlight: number, call: () => Promise<unknown>): Promise<number> {
+  const deadline = performance.now() + seconds * 1000;
+  let done = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < deadline) {
+        await call();
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}

@@ -6,14 +6,17 @@ import { ConfigError, loadConfig, type Config } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { MIGRATIONS_PATH } from "./db/orm.js";
 import { buildServer } from "./server/build-server.js";
+import { announceFirstStart, runTokenCommand, TOKEN_USAGE } from "./auth/token-command.js";
 import { createLogger, errorFields, type Logger } from "./util/logger.js";
 
 const USAGE = `usage: analytics <command>
   serve                     run the server (default)
   migrate                   apply pending database migrations and exit
-  migration:create NAME     write a migration for the difference between entities and database`;
+  migration:create NAME     write a migration for the difference between entities and database
+${TOKEN_USAGE}`;
 
 async function serve(config: Config, log: Logger): Promise<void> {
+  await announceFirstStart(config, (text) => process.stdout.write(text));
   const server = await buildServer(config, { log });
   await server.listen();
   log.info(`ready at ${server.url()}`);
@@ -72,6 +75,13 @@ async function main(argv: string[]): Promise<void> {
       return migrate(config, log);
     case "migration:create":
       return createMigration(config, log, args[0]);
+    case "token":
+      try {
+        return await runTokenCommand(config, args, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+        process.exit(2);
+      }
     case "help":
     case "--help":
       process.stdout.write(USAGE + "\n");

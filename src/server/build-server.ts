@@ -15,7 +15,7 @@ import { createHealthService, ServingStatus, type HealthService } from "./health
 import { createOnePortServer } from "./one-port-server.js";
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
-import { createRoutes, HEALTH_CHECKED_SERVICES } from "./routes.js";
+import { createRoutes, HEALTH_CHECKED_SERVICES, type RouteDeps } from "./routes.js";
 import { createAuthInterceptor } from "../auth/auth-interceptor.js";
 import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";
 import { createTokenVerifierFromConfig } from "../auth/token-verifier.js";
@@ -43,8 +43,15 @@ export interface AnalyticsServer {
   close(): Promise<void>;
 }
 
+/** Seams for tests and benchmarks. */
+export interface BuildServerOptions {
+  readonly log?: Logger;
+  /** Replaces AnalyticsService methods (the `unary` benchmark's empty-handler baseline). */
+  readonly analyticsOverrides?: RouteDeps["analyticsOverrides"];
+}
+
 /** Builds the server (opens and migrates the database) without listening. */
-export async function buildServer(config: Config, options: { log?: Logger } = {}): Promise<AnalyticsServer> {
+export async function buildServer(config: Config, options: BuildServerOptions = {}): Promise<AnalyticsServer> {
   const log = options.log ?? createLogger(config.logLevel);
   // Before the database: a bad JWKS file fails start-up without anything to clean up.
   const verifyToken = await createTokenVerifierFromConfig(config, log);
@@ -102,6 +109,7 @@ export async function buildServer(config: Config, options: { log?: Logger } = {}
     reflection: config.reflection,
     deviceMetrics,
     shutdownSignal: shutdown.signal,
+    analyticsOverrides: options.analyticsOverrides,
   });
   const handler = withCors(
     meterRequests(

@@ -2,13 +2,15 @@
  * Every procedure the server answers, registered in one place. Tests mount the same routes
  * in-process with `createRouterTransport(createRoutes(deps))`.
  */
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createAnalyticsService, type AnalyticsServiceDeps } from "../handlers/analytics-service.js";
+import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
+import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
 import type { HealthService } from "./health.js";
 import { createReflectionRoutes } from "./reflection.js";
 
@@ -17,6 +19,12 @@ export interface RouteDeps extends AnalyticsServiceDeps {
   readonly health: HealthService;
   /** Serve gRPC server reflection (default true). */
   readonly reflection?: boolean;
+  /** Replaces AnalyticsService methods (benchmarks compare the real handlers with empty ones). */
+  readonly analyticsOverrides?: Partial<ServiceImpl<typeof AnalyticsService>>;
+  /** The process-wide device metrics ingest (one SmartDataFilter); a default one when absent. */
+  readonly deviceMetrics?: DeviceMetricsIngest;
+  /** The server's shutdown signal: metrics streams acknowledge what they took, then end. */
+  readonly shutdownSignal?: AbortSignal;
 }
 
 /** The services every client can discover through reflection. */
@@ -28,10 +36,17 @@ export const HEALTH_CHECKED_SERVICES = [AnalyticsService.typeName, MetricsServic
 /** Builds the route registration for `connectNodeAdapter` or `createRouterTransport`. */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = deps.reflection === false ? undefined : createReflectionRoutes({ services: ADVERTISED_SERVICES });
+  const ingest = deps.deviceMetrics ?? new DeviceMetricsIngest({ writer: deps.writer, log: deps.log, now: deps.now });
+  const deviceMetrics = createDeviceMetricsHandlers({ ...deps, ingest });
   return (router) => {
-    router.service(AnalyticsService, createAnalyticsService(deps));
-    // MetricsService lands with the metrics-queries issue; until then every method is Unimplemented.
-    router.service(MetricsService, {});
+    router.service(AnalyticsService, { ...createAnalyticsService(deps), ...deps.analyticsOverrides });
+    // Registered after the service, so they replace its Unimplemented entries (routers key
+    // handlers by path; the last wins), each with its own per-message size cap.
+    const perMessage = { readMaxBytes: ingest.limits.maxMessageBytes };
+    router.rpc(AnalyticsService.method.streamDeviceMetrics, deviceMetrics.streamDeviceMetrics, perMessage);
+    router.rpc(AnalyticsService.method.ingestDeviceMetrics, deviceMetrics.ingestDeviceMetrics, perMessage);
+    // The other MetricsService methods land with the metrics-queries issue (Unimplemented until then).
+    router.service(MetricsService, { getDeviceMetrics: deviceMetrics.getDeviceMetrics });
     deps.health.register(router);
     reflection?.(router);
   };

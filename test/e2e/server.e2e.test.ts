@@ -24,6 +24,7 @@ import {
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 
@@ -34,6 +35,10 @@ const buf = join(root, "node_modules/.bin/buf");
 let db: TestDatabase;
 let server: AnalyticsServer;
 let baseUrl: string;
+/** Every protected RPC needs a token: these tests call as a backend service (admin for queries). */
+let token: string;
+let adminToken: string;
+let auth: { authorization: string };
 
 async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
   return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
@@ -44,6 +49,9 @@ beforeAll(async () => {
   server = await buildServer(db.config);
   await server.listen();
   baseUrl = server.url();
+  token = await mintTestToken(server.config, "service", "e2e-service");
+  adminToken = await mintTestToken(server.config, "admin", "e2e-admin");
+  auth = { authorization: `Bearer ${token}` };
 });
 
 afterAll(async () => {
@@ -53,7 +61,7 @@ afterAll(async () => {
 
 describe("one port, every protocol", () => {
   it("stores a LogError sent over gRPC (HTTP/2) and reads it back", async () => {
-    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl }));
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl, interceptors: [bearer(token)] }));
     const res = await client.logError({
       category: ErrorCategory.DATABASE,
       severity: Severity.CRITICAL,
@@ -81,7 +89,7 @@ describe("one port, every protocol", () => {
   it("stores a LogUserActivity sent as Connect JSON over HTTP/1.1 with plain fetch", async () => {
     const response = await fetch(`${baseUrl}/analytics.v1.AnalyticsService/LogUserActivity`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify({
         activityType: "ACTIVITY_TYPE_SEARCH",
         pageUrl: "/devices",
@@ -108,14 +116,14 @@ describe("one port, every protocol", () => {
   });
 
   it("stores a LogDeviceStateChange sent over gRPC-Web (HTTP/1.1)", async () => {
-    const client = createClient(AnalyticsService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+    const client = createClient(AnalyticsService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
     const res = await client.logDeviceStateChange({ deviceId: "device-9", previousState: "online", newState: "offline", reason: "Network timeout" });
     const [row] = await rows(`select * from device_state_history where id = ?`, [res.id]);
-    expect(row).toMatchObject({ device_id: "device-9", previous_state: "online", new_state: "offline", changed_by: "system", reason: "Network timeout" });
+    expect(row).toMatchObject({ device_id: "device-9", previous_state: "online", new_state: "offline", changed_by: "e2e-service", reason: "Network timeout" });
   });
 
   it("stores a LogJobOutcome sent over the Connect protocol on HTTP/2", async () => {
-    const client = createClient(AnalyticsService, createConnectTransport({ baseUrl, httpVersion: "2" }));
+    const client = createClient(AnalyticsService, createConnectTransport({ baseUrl, httpVersion: "2", interceptors: [bearer(token)] }));
     const res = await client.logJobOutcome({ jobId: "job-456", jobType: "device_restart", status: JobStatus.SUCCESS, deviceId: "device-123", durationMs: 5000, initiatedBy: "user@example.com" });
     const [row] = await rows(`select * from job_outcomes where id = ?`, [res.id]);
     expect(row).toMatchObject({ job_id: "job-456", job_type: "device_restart", status: "success", duration_ms: 5000, retry_count: 0, initiated_by: "user@example.com" });
@@ -133,10 +141,12 @@ describe("one port, every protocol", () => {
       analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
     };
     const client = new pkg.analytics.v1.AnalyticsService(new URL(baseUrl).host, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
     try {
       const call = (method: string, req: object) =>
         new Promise<Record<string, unknown>>((resolve, reject) =>
-          (client as unknown as Record<string, Function>)[method]!(req, (err: grpc.ServiceError | null, res: Record<string, unknown>) => (err ? reject(err) : resolve(res))),
+          (client as unknown as Record<string, Function>)[method]!(req, metadata, (err: grpc.ServiceError | null, res: Record<string, unknown>) => (err ? reject(err) : resolve(res))),
         );
       const res = await call("LogJobOutcome", { job_id: "job-grpcjs", job_type: "firmware_update", status: "JOB_STATUS_TIMEOUT", retry_count: 2 });
       expect(res.outcome).toBe("WRITE_OUTCOME_STORED");
@@ -154,7 +164,7 @@ describe("one port, every protocol", () => {
 
 describe("bad input", () => {
   it("answers InvalidArgument naming every bad field, over gRPC", async () => {
-    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl }));
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl, interceptors: [bearer(token)] }));
     const err = await rpcError(client.logJobOutcome({ jobId: "", jobType: "x", status: 0, eventId: "not-a-uuid" }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toBe("invalid request: job_id: is required; status: is required; event_id: must be a UUID");
@@ -163,7 +173,7 @@ describe("bad input", () => {
   it("answers InvalidArgument over Connect JSON, with HTTP 400", async () => {
     const response = await fetch(`${baseUrl}/analytics.v1.AnalyticsService/LogDeviceStateChange`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify({ deviceId: "d-1" }),
     });
     expect(response.status).toBe(400);
@@ -173,7 +183,7 @@ describe("bad input", () => {
   it("answers InvalidArgument for malformed JSON without crashing", async () => {
     const response = await fetch(`${baseUrl}/analytics.v1.AnalyticsService/LogError`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: "{not json",
     });
     expect(response.status).toBe(400);
@@ -182,7 +192,7 @@ describe("bad input", () => {
   });
 
   it("rejects an unknown activity type and a far-future time", async () => {
-    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl }));
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl, interceptors: [bearer(token)] }));
     const err = await rpcError(client.logUserActivity({ activityType: 99 as ActivityType, occurredAt: timestampFromMs(Date.now() + 3 * 86400_000) }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("activity_type: has unknown value 99");
@@ -192,7 +202,7 @@ describe("bad input", () => {
 
 describe("idempotent event_id", () => {
   it("stores one row for concurrent duplicates and answers all with the same id", async () => {
-    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl }));
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl, interceptors: [bearer(token)] }));
     const eventId = crypto.randomUUID();
     const results = await Promise.all(
       Array.from({ length: 8 }, () => client.logDeviceStateChange({ deviceId: "device-idem", newState: "online", eventId })),
@@ -224,7 +234,7 @@ describe("health, reflection and not-yet-implemented RPCs", () => {
   });
 
   it("buf curl calls LogError and Health/Check through reflection", async () => {
-    const logged = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-d", '{"category":"ERROR_CATEGORY_API","errorMessage":"from buf curl"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`]);
+    const logged = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-H", `authorization: Bearer ${token}`, "-d", '{"category":"ERROR_CATEGORY_API","errorMessage":"from buf curl"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`]);
     const body = JSON.parse(logged.stdout) as { id: string; outcome: string };
     expect(body.outcome).toBe("WRITE_OUTCOME_STORED");
     expect(await rows(`select error_message from error_logs where id = ?`, [body.id])).toEqual([{ error_message: "from buf curl" }]);
@@ -233,7 +243,7 @@ describe("health, reflection and not-yet-implemented RPCs", () => {
   });
 
   it("answers Unimplemented for RPCs whose issue has not landed", async () => {
-    const client = createClient(MetricsService, createGrpcTransport({ baseUrl }));
+    const client = createClient(MetricsService, createGrpcTransport({ baseUrl, interceptors: [bearer(adminToken)] }));
     const err = await rpcError(client.getApiPerformance({}));
     expect(err.code).toBe(Code.Unimplemented);
   });

@@ -5,9 +5,18 @@ import { DeviceStateChangeEntity } from "./device-state-change.js";
 import { ErrorEventReceiptEntity } from "./error-event-receipt.js";
 import { ErrorLogEntity } from "./error-log.js";
 import { JobOutcomeEntity } from "./job-outcome.js";
+import {
+  ApiRollupDailyEntity,
+  ApiRollupHourlyEntity,
+  ErrorOccurrenceEntity,
+  ErrorRollupHourlyEntity,
+  JobRollupHourlyEntity,
+  RetentionWatermarkEntity,
+} from "./rollups.js";
 import { UserActivityEntity } from "./user-activity.js";
 
 export { ApiRequestLogEntity, DeviceMetricEntity, DeviceStateChangeEntity, ErrorEventReceiptEntity, ErrorLogEntity, JobOutcomeEntity, UserActivityEntity };
+export { ApiRollupDailyEntity, ApiRollupHourlyEntity, ErrorOccurrenceEntity, ErrorRollupHourlyEntity, JobRollupHourlyEntity, RetentionWatermarkEntity };
 
 /** All entities, in a stable order. */
 export const ENTITIES = [
@@ -18,4 +27,10 @@ export const ENTITIES = [
   ErrorLogEntity,
   JobOutcomeEntity,
   UserActivityEntity,
+  ApiRollupHourlyEntity,
+  ApiRollupDailyEntity,
+  ErrorRollupHourlyEntity,
+  ErrorOccurrenceEntity,
+  JobRollupHourlyEntity,
+  RetentionWatermarkEntity,
 ] as const;

@@ -1,6 +1,7 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261128110858_initial } from "./Migration20261128110858_initial.js";
 import { Migration20261128112046_error_event_receipts } from "./Migration20261128112046_error_event_receipts.js";
+import { Migration20261128113255_rollups } from "./Migration20261128113255_rollups.js";
 
 /**
  * Every migration, in order. `npm run cli -- migration:create NAME` writes a new file next to this
@@ -9,4 +10,5 @@ import { Migration20261128112046_error_event_receipts } from "./Migration2026112
 export const MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261128110858_initial", class: Migration20261128110858_initial },
   { name: "Migration20261128112046_error_event_receipts", class: Migration20261128112046_error_event_receipts },
+  { name: "Migration20261128113255_rollups", class: Migration20261128113255_rollups },
 ];

@@ -1,0 +1,187 @@
+/**
+ * JWT verification with `jose`: HS256 with the service secret, and RS/PS/ES/EdDSA with keys from
+ * a JWKS (URL or file) when one is configured. Every way a token can be bad becomes
+ * `Unauthenticated` with a message saying which way; a key source that cannot be reached is
+ * `Unavailable` (the token may be fine).
+ */
+import { readFile } from "node:fs/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type FlattenedJWSInput,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+  type JWTPayload,
+} from "jose";
+import type { Config } from "../config.js";
+import { errorFields, type Logger } from "../util/logger.js";
+import { ROLES, type Principal, type Role } from "./principal.js";
+import { loadSigningSecret } from "./signing-secret.js";
+
+/** Turns a token into the principal it names, or throws a `ConnectError`. */
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+/** Resolves the public key for an asymmetrically signed token (a jose JWKS function). */
+export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
+
+/** Options for {@link createTokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** HS256 key bytes. */
+  readonly secret: Uint8Array;
+  /** Keys for asymmetric algorithms; without it only HS256 tokens are accepted. */
+  readonly jwks?: KeyResolver | undefined;
+  /** Required `iss`, when set. */
+  readonly issuer?: string | undefined;
+  /** Required `aud` (one of the token's audiences), when set. */
+  readonly audience?: string | undefined;
+  /** Allowed clock skew for `exp` / `nbf`, in seconds (default 5). */
+  readonly clockToleranceSec?: number;
+  /** The clock, for tests (ms). */
+  readonly now?: () => number;
+  readonly log?: Logger;
+}
+
+/** Algorithms accepted from a JWKS. HS256 is accepted only with the service secret. */
+export const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
+
+/** Longest accepted subject, the same as any stored id. */
+const MAX_SUBJECT_LENGTH = 128;
+
+class KeySourceUnavailable extends Error {
+  override name = "KeySourceUnavailable";
+}
+
+const unauthenticated = (reason: string, cause?: unknown) =>
+  new ConnectError(`invalid token: ${reason}`, Code.Unauthenticated, undefined, undefined, cause);
+
+const iso = (seconds: unknown) => (typeof seconds === "number" ? new Date(seconds * 1000).toISOString() : "an unknown time");
+
+/** Maps a jose failure to the client-facing error. */
+function explain(err: unknown, options: TokenVerifierOptions): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof KeySourceUnavailable) {
+    return new ConnectError("cannot check the token right now: its signing keys are unavailable; retry later", Code.Unavailable, undefined, undefined, err);
+  }
+  if (err instanceof errors.JWTExpired) return unauthenticated(`expired at ${iso(err.payload.exp)}`, err);
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    switch (err.claim) {
+      case "nbf":
+        return unauthenticated(`not valid before ${iso(err.payload.nbf)}`, err);
+      case "iat":
+        return unauthenticated("issued in the future", err);
+      case "iss":
+        return unauthenticated(`issuer must be ${JSON.stringify(options.issuer)}`, err);
+      case "aud":
+        return unauthenticated(`audience must include ${JSON.stringify(options.audience)}`, err);
+      default:
+        return unauthenticated(err.reason === "missing" ? `claim "${err.claim}" is required` : `claim "${err.claim}" is invalid`, err);
+    }
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthenticated("signature verification failed", err);
+  if (err instanceof errors.JOSEAlgNotAllowed) return unauthenticated("its signing algorithm is not accepted", err);
+  if (err instanceof errors.JWKSNoMatchingKey) return unauthenticated("no configured key matches it (kid/alg)", err);
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return unauthenticated("several configured keys match it; give it a kid", err);
+  if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid || err instanceof errors.JOSENotSupported) {
+    return unauthenticated("malformed JWT", err);
+  }
+  options.log?.warn("token verification failed unexpectedly", errorFields(err));
+  return unauthenticated("could not be verified", err);
+}
+
+/** Checks the claims jose does not know about; returns the principal. */
+function principalOf(payload: JWTPayload): Principal {
+  const { sub, role } = payload;
+  if (typeof sub !== "string" || sub.trim() === "") throw unauthenticated('claim "sub" is required');
+  if (sub.length > MAX_SUBJECT_LENGTH) throw unauthenticated(`claim "sub" is longer than ${MAX_SUBJECT_LENGTH} characters`);
+  if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) {
+    throw unauthenticated(`claim "role" must be one of ${ROLES.join(", ")}`);
+  }
+  return { subject: sub, role: role as Role };
+}
+
+/** Creates a verifier. */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const algorithms = ["HS256", ...(options.jwks ? ASYMMETRIC_ALGORITHMS : [])];
+  const jwks = options.jwks;
+  const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey | Uint8Array> => {
+    if (header.alg === "HS256") return options.secret;
+    if (!jwks) throw new errors.JOSEAlgNotAllowed("no JWKS configured");
+    try {
+      return await jwks(header, token);
+    } catch (err) {
+      // Network failures, timeouts and a broken remote document mean "cannot tell now", not
+      // "bad token"; everything else jose says about the keys is about this token.
+      const unreachable =
+        !(err instanceof errors.JOSEError) || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err.code === "ERR_JOSE_GENERIC";
+      if (!unreachable) throw err;
+      options.log?.warn("JWKS unavailable", errorFields(err));
+      throw new KeySourceUnavailable("JWKS unavailable", { cause: err });
+    }
+  };
+  return async (token) => {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch (err) {
+      throw unauthenticated("malformed JWT", err);
+    }
+    if (typeof header.alg !== "string" || header.alg.toLowerCase() === "none") {
+      throw unauthenticated("unsigned tokens (alg none) are not accepted");
+    }
+    if (!algorithms.includes(header.alg)) {
+      throw unauthenticated(`algorithm ${header.alg} is not accepted (accepted: ${algorithms.join(", ")})`);
+    }
+    try {
+      const { payload } = await jwtVerify(token, getKey, {
+        algorithms,
+        requiredClaims: ["exp", "sub"],
+        clockTolerance: options.clockToleranceSec ?? 5,
+        ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+        ...(options.audience !== undefined ? { audience: options.audience } : {}),
+        ...(options.now ? { currentDate: new Date(options.now()) } : {}),
+      });
+      return principalOf(payload);
+    } catch (err) {
+      throw explain(err, options);
+    }
+  };
+}
+
+/** Reads a JWKS file (`{"keys": [...]}`) into a key resolver; errors name the file. */
+export async function readJwksFile(path: string): Promise<KeyResolver> {
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(await readFile(path, "utf8")) as JSONWebKeySet;
+  } catch (err) {
+    throw new Error(`ANALYTICS_JWKS_FILE: cannot read ${path} as JSON: ${(err as Error).message}`);
+  }
+  if (!jwks || !Array.isArray(jwks.keys)) throw new Error(`ANALYTICS_JWKS_FILE: ${path} must hold {"keys": [...]}`);
+  try {
+    return createLocalJWKSet(jwks);
+  } catch (err) {
+    throw new Error(`ANALYTICS_JWKS_FILE: ${path} is not a valid JWKS: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The verifier the server uses: the signing secret (env or data folder, created if missing),
+ * plus the JWKS file or URL when configured.
+ */
+export async function createTokenVerifierFromConfig(
+  config: Pick<Config, "jwtSecret" | "dataDir" | "jwksUrl" | "jwksFile" | "jwtIssuer" | "jwtAudience">,
+  log?: Logger,
+): Promise<TokenVerifier> {
+  const secret = await loadSigningSecret(config);
+  if (secret.warning) log?.warn(secret.warning);
+  if (config.jwksFile !== undefined && config.jwksUrl !== undefined) {
+    throw new Error("set only one of ANALYTICS_JWKS_URL and ANALYTICS_JWKS_FILE");
+  }
+  let jwks: KeyResolver | undefined;
+  if (config.jwksFile !== undefined) jwks = await readJwksFile(config.jwksFile);
+  else if (config.jwksUrl !== undefined) jwks = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+  return createTokenVerifier({ secret: secret.key, jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, ...(log ? { log } : {}) });
+}

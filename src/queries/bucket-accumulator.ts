@@ -1,0 +1,95 @@
+/**
+ * Sums latency bucket counts from many rollup rows and raw buckets, free of I/O.
+ *
+ * Rollup rows store a dense array of counts starting at `first_bucket`; the query reads it as
+ * PostgreSQL array text (`{3,0,1}`), which is smaller on the wire than binary int8 arrays and
+ * parses here without allocating a JavaScript array per row. A 168-hour query over 50 endpoints
+ * adds ~500k counts, so the accumulator is a growable `Float64Array` over the range seen so far.
+ */
+import { MAX_BUCKET, ZERO_BUCKET, type BucketCount } from "./latency-histogram.js";
+
+/** Sum of bucket counts; see the module documentation. */
+export class BucketAccumulator {
+  #offset = 0;
+  #counts = new Float64Array(0);
+
+  /** Adds `count` observations in `bucket`. */
+  add(bucket: number, count: number): void {
+    if (count === 0) return;
+    this.#ensure(bucket, bucket);
+    this.#counts[bucket - this.#offset]! += count;
+  }
+
+  /**
+   * Adds a dense run read as PostgreSQL array text: `text` is `{c0,c1,...}` with non-negative
+   * integers, `c0` counting bucket `firstBucket`.
+   *
+   * @throws RangeError when the text is not such an array or the run leaves the bucket range.
+   */
+  addDenseText(firstBucket: number, text: string): void {
+    const n = text.length;
+    if (n < 2 || text.charCodeAt(0) !== 123 /* { */ || text.charCodeAt(n - 1) !== 125 /* } */) {
+      throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
+    }
+    let elements = n === 2 ? 0 : 1;
+    for (let i = 1; i < n - 1; i++) if (text.charCodeAt(i) === 44 /* , */) elements++;
+    if (elements === 0) return;
+    this.#ensure(firstBucket, firstBucket + elements - 1);
+    const counts = this.#counts;
+    let index = firstBucket - this.#offset;
+    let value = 0;
+    let digits = 0;
+    for (let i = 1; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 48 && c <= 57) {
+        value = value * 10 + (c - 48);
+        digits++;
+      } else if (c === 44 || c === 125) {
+        if (digits === 0) throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
+        counts[index++]! += value;
+        value = 0;
+        digits = 0;
+      } else {
+        throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
+      }
+    }
+  }
+
+  /** Adds every count of `other`. */
+  merge(other: BucketAccumulator): void {
+    for (const [bucket, count] of other.entries()) this.add(bucket, count);
+  }
+
+  /** Total number of observations. */
+  get total(): number {
+    let sum = 0;
+    for (const c of this.#counts) sum += c;
+    return sum;
+  }
+
+  /** Non-empty buckets in ascending order, as `quantilesFromBuckets` takes them. */
+  entries(): BucketCount[] {
+    const out: BucketCount[] = [];
+    const counts = this.#counts;
+    for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) out.push([i + this.#offset, counts[i]!]);
+    return out;
+  }
+
+  #ensure(lo: number, hi: number): void {
+    if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < ZERO_BUCKET || hi > MAX_BUCKET) {
+      throw new RangeError(`buckets ${lo}..${hi} are outside [${ZERO_BUCKET}, ${MAX_BUCKET}]`);
+    }
+    const len = this.#counts.length;
+    if (len > 0 && lo >= this.#offset && hi < this.#offset + len) return;
+    const newLo = len === 0 ? lo : Math.min(lo, this.#offset);
+    const newHi = len === 0 ? hi : Math.max(hi, this.#offset + len - 1);
+    // Some slack on both sides saves re-allocations as neighbouring rows widen the range a little.
+    const slack = 16;
+    const from = Math.max(ZERO_BUCKET, newLo - slack);
+    const to = Math.min(MAX_BUCKET, newHi + slack);
+    const grown = new Float64Array(to - from + 1);
+    if (len > 0) grown.set(this.#counts, this.#offset - from);
+    this.#counts = grown;
+    this.#offset = from;
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * Hourly (and, for API latencies, daily) rollups: how they are kept up to date inside the batch
+ * writer's flush, and how they are rebuilt from raw data.
+ *
+ * One set of SQL builders serves both paths: the flush hook feeds them the flushed rows through
+ * `unnest($n::type[])`, the rebuild feeds them a range of the raw table. The aggregation, the
+ * latency bucket (computed by PostgreSQL with `bucketSqlExpression`) and the merge are therefore
+ * the same statement text, so a rollup maintained row by row and one rebuilt from scratch agree
+ * exactly (floating-point sums aside, which differ by summation order only).
+ *
+ * Upserts add counts and sums, take `least`/`greatest` of min and max, and merge the dense bucket
+ * arrays element-wise. Each statement inserts its keys in primary-key order, so two flushes that
+ * touch the same keys lock them in the same order and cannot deadlock; a flush touches the hourly
+ * table before the daily one, and the rebuild locks them in that order too.
+ *
+ * | raw rows                | rollup tables                              |
+ * | ----------------------- | ------------------------------------------ |
+ * | `api_request_logs`      | `api_rollup_hourly`, `api_rollup_daily`    |
+ * | `error_logs` (per occurrence, from the writer) | `error_occurrences` (raw), `error_rollup_hourly` |
+ * | `job_outcomes`          | `job_rollup_hourly`                        |
+ */
+import type { FlushHook, Row } from "../storage/batch-writer.js";
+import type { Logger } from "../util/logger.js";
+import { bucketSqlExpression } from "./latency-histogram.js";
+import { ceilToDay, floorToDay } from "./rollup-plan.js";
+import type { SqlPool, SqlRunner } from "./sql-runner.js";
+import { toNumber } from "./sql-runner.js";
+import { ceilToHour, floorToHour, HOUR_MS } from "./time-window.js";
+
+/** A family of rollups fed by one raw table. */
+export type RollupFamily = "api" | "errors" | "jobs";
+
+/** The raw table each family is built from (and whose retention watermark limits a rebuild). */
+export const RAW_SOURCE: Readonly<Record<RollupFamily, string>> = Object.freeze({
+  api: "api_request_logs",
+  errors: "error_occurrences",
+  jobs: "job_outcomes",
+});
+
+/** The rollup tables of each family, in lock order. */
+export const ROLLUP_TABLES: Readonly<Record<RollupFamily, readonly string[]>> = Object.freeze({
+  api: ["api_rollup_hourly", "api_rollup_daily"],
+  errors: ["error_rollup_hourly"],
+  jobs: ["job_rollup_hourly"],
+});
+
+/** Period column and `date_trunc` unit of the API rollup tables. */
+const API_PERIODS = {
+  hour: { table: "api_rollup_hourly", column: "hour" },
+  day: { table: "api_rollup_daily", column: "day" },
+} as const;
+
+/** Merges the existing row's dense bucket array with the incoming one, element-wise. */
+const MERGE_BUCKETS_SQL =
+  `(select array_agg(coalesce(t."bucket_counts"[g.b - t."first_bucket" + 1], 0) ` +
+  `+ coalesce(excluded."bucket_counts"[g.b - excluded."first_bucket" + 1], 0) order by g.b) ` +
+  `from generate_series(least(t."first_bucket", excluded."first_bucket")::int, ` +
+  `greatest(t."first_bucket" + cardinality(t."bucket_counts"), excluded."first_bucket" + cardinality(excluded."bucket_counts")) - 1) as g(b))`;
+
+/** The upsert tail shared by both API rollup tables. */
+function apiUpsertTail(column: string): string {
+  return (
+    `on conflict ("${column}", "endpoint") do update set ` +
+    `"request_count" = t."request_count" + excluded."request_count", ` +
+    `"error_count" = t."error_count" + excluded."error_count", ` +
+    `"sum_ms" = t."sum_ms" + excluded."sum_ms", ` +
+    `"min_ms" = least(t."min_ms", excluded."min_ms"), ` +
+    `"max_ms" = greatest(t."max_ms", excluded."max_ms"), ` +
+    `"first_bucket" = least(t."first_bucket", excluded."first_bucket"), ` +
+    `"bucket_counts" = ${MERGE_BUCKETS_SQL}`
+  );
+}
+
+/**
+ * A CTE body turning `pts(period, endpoint, bucket, n)` (one row per non-empty bucket) into one
+ * dense array per (period, endpoint).
+ */
+const DENSE_HISTOGRAM_SQL =
+  `select r.period, r.endpoint, r.lo as first_bucket, array_agg(coalesce(p.n, 0)::int8 order by g.b) as bucket_counts ` +
+  `from (select period, endpoint, min(bucket)::int as lo, max(bucket)::int as hi from pts group by 1, 2) r ` +
+  `cross join lateral generate_series(r.lo, r.hi) as g(b) ` +
+  `left join pts p on p.period = r.period and p.endpoint = r.endpoint and p.bucket = g.b ` +
+  `group by 1, 2, 3`;
+
+/**
+ * Upsert into `api_rollup_hourly` or `api_rollup_daily` of the rows `source` selects, a query with
+ * the columns `endpoint, occurred_at, status_code, response_time_ms`.
+ */
+export function apiRollupUpsertSql(period: "hour" | "day", source: string): string {
+  const { table, column } = API_PERIODS[period];
+  const trunc = `date_trunc('${period}', occurred_at, 'UTC')`;
+  return (
+    `with src as (${source}), ` +
+    `agg as (select ${trunc} as period, endpoint, count(*) as request_count, ` +
+    `count(*) filter (where status_code <> 0) as error_count, sum(response_time_ms) as sum_ms, ` +
+    `min(response_time_ms) as min_ms, max(response_time_ms) as max_ms from src group by 1, 2), ` +
+    `pts as (select ${trunc} as period, endpoint, ${bucketSqlExpression("response_time_ms")} as bucket, count(*) as n ` +
+    `from src group by 1, 2, 3), ` +
+    `hist as (${DENSE_HISTOGRAM_SQL}) ` +
+    `insert into "${table}" as t ("${column}", "endpoint", "request_count", "error_count", "sum_ms", "min_ms", "max_ms", "first_bucket", "bucket_counts") ` +
+    `select a.period, a.endpoint, a.request_count, a.error_count, a.sum_ms, a.min_ms, a.max_ms, h.first_bucket, h.bucket_counts ` +
+    `from agg a join hist h on h.period = a.period and h.endpoint = a.endpoint ` +
+    `order by a.period, a.endpoint ` +
+    apiUpsertTail(column)
+  );
+}
+
+/**
+ * Upsert into `api_rollup_daily` of the days `[$1, $2)` computed from `api_rollup_hourly`, so a
+ * day always equals the sum of its hours (even when raw rows of the day are gone).
+ */
+export const API_DAILY_FROM_HOURLY_SQL =
+  `with h as (select * from "api_rollup_hourly" where "hour" >= $1::timestamptz and "hour" < $2::timestamptz), ` +
+  `agg as (select date_trunc('day', "hour", 'UTC') as period, endpoint, sum(request_count)::int8 as request_count, ` +
+  `sum(error_count)::int8 as error_count, sum(sum_ms) as sum_ms, min(min_ms) as min_ms, max(max_ms) as max_ms from h group by 1, 2), ` +
+  `pts as (select date_trunc('day', h."hour", 'UTC') as period, h.endpoint, h.first_bucket + u.o::int - 1 as bucket, sum(u.n)::int8 as n ` +
+  `from h cross join lateral unnest(h.bucket_counts) with ordinality as u(n, o) where u.n <> 0 group by 1, 2, 3), ` +
+  `hist as (${DENSE_HISTOGRAM_SQL}) ` +
+  `insert into "api_rollup_daily" as t ("day", "endpoint", "request_count", "error_count", "sum_ms", "min_ms", "max_ms", "first_bucket", "bucket_counts") ` +
+  `select a.period, a.endpoint, a.request_count, a.error_count, a.sum_ms, a.min_ms, a.max_ms, h.first_bucket, h.bucket_counts ` +
+  `from agg a join hist h on h.period = a.period and h.endpoint = a.endpoint ` +
+  `order by a.period, a.endpoint ` +
+  apiUpsertTail("day");
+
+/** Upsert into `error_occurrences` of `source` (`occurred_at, category, severity, n`). */
+export function errorOccurrenceUpsertSql(source: string): string {
+  return (
+    `insert into "error_occurrences" as t ("occurred_at", "category", "severity", "count") ` +
+    `select occurred_at, category, severity, sum(n)::int8 from (${source}) s group by 1, 2, 3 order by 1, 2, 3 ` +
+    `on conflict ("occurred_at", "category", "severity") do update set "count" = t."count" + excluded."count"`
+  );
+}
+
+/** Upsert into `error_rollup_hourly` of `source` (`occurred_at, category, severity, n`). */
+export function errorRollupUpsertSql(source: string): string {
+  return (
+    `insert into "error_rollup_hourly" as t ("hour", "category", "severity", "count") ` +
+    `select date_trunc('hour', occurred_at, 'UTC'), category, severity, sum(n)::int8 from (${source}) s ` +
+    `group by 1, 2, 3 order by 1, 2, 3 ` +
+    `on conflict ("hour", "category", "severity") do update set "count" = t."count" + excluded."count"`
+  );
+}
+
+/** Upsert into `job_rollup_hourly` of `source` (`occurred_at, job_type, status, duration_ms`). */
+export function jobRollupUpsertSql(source: string): string {
+  return (
+    `insert into "job_rollup_hourly" as t ("hour", "job_type", "status", "count", "duration_count", "duration_sum_ms") ` +
+    `select date_trunc('hour', occurred_at, 'UTC'), job_type, status, count(*), count(duration_ms), coalesce(sum(duration_ms), 0)::int8 ` +
+    `from (${source}) s group by 1, 2, 3 order by 1, 2, 3 ` +
+    `on conflict ("hour", "job_type", "status") do update set "count" = t."count" + excluded."count", ` +
+    `"duration_count" = t."duration_count" + excluded."duration_count", "duration_sum_ms" = t."duration_sum_ms" + excluded."duration_sum_ms"`
+  );
+}
+
+/** The flushed rows as a query: one array parameter per column. */
+const HOOK_SOURCES = {
+  api: `select * from unnest($1::text[], $2::timestamptz[], $3::int2[], $4::float8[]) as s(endpoint, occurred_at, status_code, response_time_ms)`,
+  errors: `select occurred_at, category, severity, 1 as n from unnest($1::timestamptz[], $2::text[], $3::text[]) as s(occurred_at, category, severity)`,
+  jobs: `select * from unnest($1::timestamptz[], $2::text[], $3::text[], $4::int4[]) as s(occurred_at, job_type, status, duration_ms)`,
+} as const;
+
+/** A raw table's rows in `[$1, $2)` as the same query shape. */
+const RAW_SOURCES: Readonly<Record<RollupFamily, string>> = {
+  api: `select endpoint, occurred_at, status_code, response_time_ms from "api_request_logs" where occurred_at >= $1::timestamptz and occurred_at < $2::timestamptz`,
+  errors: `select occurred_at, category, severity, "count" as n from "error_occurrences" where occurred_at >= $1::timestamptz and occurred_at < $2::timestamptz`,
+  jobs: `select occurred_at, job_type, status, duration_ms from "job_outcomes" where occurred_at >= $1::timestamptz and occurred_at < $2::timestamptz`,
+};
+
+/** A timestamp column value as ISO text (node-postgres would otherwise use the local zone). */
+function iso(value: unknown): string {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "number") return new Date(value).toISOString();
+  if (typeof value === "string") return value;
+  throw new TypeError(`expected a timestamp, got ${typeof value}`);
+}
+
+const column = <T>(rows: readonly Row[], name: string, map: (v: unknown) => T): T[] => rows.map((r) => map(r[name]));
+const text = (v: unknown): string => String(v);
+const nullableInt = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/**
+ * Applies flushed rows to the rollups, inside the flush transaction: one upsert statement per
+ * rollup table. Called by the hook and usable directly (tests, tools).
+ */
+export async function applyRollups(ctx: SqlRunner, table: string, rows: readonly Row[]): Promise<void> {
+  if (rows.length === 0) return;
+  switch (table) {
+    case "api_request_logs": {
+      const params = [
+        column(rows, "endpoint", text),
+        column(rows, "occurred_at", iso),
+        column(rows, "status_code", Number),
+        column(rows, "response_time_ms", Number),
+      ];
+      await ctx.query(apiRollupUpsertSql("hour", HOOK_SOURCES.api), params);
+      await ctx.query(apiRollupUpsertSql("day", HOOK_SOURCES.api), params);
+      return;
+    }
+    case "error_logs": {
+      const params = [column(rows, "occurred_at", iso), column(rows, "category", text), column(rows, "severity", text)];
+      await ctx.query(errorOccurrenceUpsertSql(HOOK_SOURCES.errors), params);
+      await ctx.query(errorRollupUpsertSql(HOOK_SOURCES.errors), params);
+      return;
+    }
+    case "job_outcomes": {
+      const params = [
+        column(rows, "occurred_at", iso),
+        column(rows, "job_type", text),
+        column(rows, "status", text),
+        column(rows, "duration_ms", nullableInt),
+      ];
+      await ctx.query(jobRollupUpsertSql(HOOK_SOURCES.jobs), params);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/**
+ * The batch writer hook that keeps the rollups current: pass it in the writer's `hooks`. It runs
+ * in the flush transaction, so raw rows and rollups commit (or roll back) together.
+ */
+export function createRollupFlushHook(): FlushHook {
+  return (ctx, table, accepted) => applyRollups(ctx, table, accepted);
+}
+
+/** What {@link rebuildRollups} does. */
+export interface RebuildOptions {
+  /** First instant to rebuild (widened to its hour); default: the oldest raw or rollup row. */
+  readonly fromMs?: number;
+  /** End of the range (exclusive, widened to the next hour); default: after the newest raw or rollup row. */
+  readonly toMs?: number;
+  /** Hours per transaction (default 1). Chunks align to multiples of this since the epoch. */
+  readonly chunkHours?: number;
+  /** Families to rebuild (default all). */
+  readonly families?: readonly RollupFamily[];
+  readonly log?: Logger;
+}
+
+/** What one family's rebuild covered. */
+export interface FamilyRebuild {
+  readonly family: RollupFamily;
+  /** `[fromMs, toMs)`, hour-aligned; empty when there was nothing to rebuild. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly chunks: number;
+  /** Set when hours before the raw retention watermark were skipped (their raw rows are gone). */
+  readonly clippedToWatermarkMs?: number;
+}
+
+/** Reads `retention_watermarks` as epoch ms per raw table. */
+export async function readWatermarks(sql: SqlRunner): Promise<Map<string, number>> {
+  const rows = await sql.query<{ table_name: string; ms: unknown }>(
+    `select table_name, (extract(epoch from deleted_before) * 1000)::float8 as ms from "retention_watermarks"`,
+  );
+  return new Map(rows.map((r) => [r.table_name, toNumber(r.ms)]));
+}
+
+/** The time span of a family's raw rows and hourly rollup rows together (index-only min/max). */
+async function dataExtent(sql: SqlRunner, family: RollupFamily): Promise<{ minMs: number; maxMs: number } | undefined> {
+  const raw = `"${RAW_SOURCE[family]}"`;
+  const hourly = `"${ROLLUP_TABLES[family][0]}"`;
+  const [row] = await sql.query<{ lo: unknown; hi: unknown }>(
+    `select (extract(epoch from least((select min(occurred_at) from ${raw}), (select min("hour") from ${hourly}))) * 1000)::float8 as lo, ` +
+      `(extract(epoch from greatest((select max(occurred_at) from ${raw}), (select max("hour") from ${hourly}))) * 1000)::float8 as hi`,
+  );
+  if (!row || row.lo === null || row.hi === null) return undefined;
+  return { minMs: toNumber(row.lo), maxMs: toNumber(row.hi) };
+}
+
+/**
+ * Recomputes rollups from raw rows for every hour overlapping `[fromMs, toMs)`: per chunk, in one
+ * transaction, it locks the family's rollup tables against concurrent flushes (SHARE ROW
+ * EXCLUSIVE: flushes wait, queries do not), deletes the chunk's rollup rows and inserts them again
+ * from the raw table; for the API family it then recomputes the chunk's days from their hours.
+ * Hours older than a table's retention watermark are skipped: their raw rows are gone and the
+ * rollups are the only record left.
+ */
+export async function rebuildRollups(pool: SqlPool, options: RebuildOptions = {}): Promise<FamilyRebuild[]> {
+  const chunkMs = (options.chunkHours ?? 1) * HOUR_MS;
+  if (!Number.isInteger(options.chunkHours ?? 1) || chunkMs <= 0) throw new RangeError("chunkHours must be a positive integer");
+  const watermarks = await readWatermarks(pool);
+  const out: FamilyRebuild[] = [];
+  for (const family of options.families ?? (["api", "errors", "jobs"] as const)) {
+    let fromMs = options.fromMs;
+    let toMs = options.toMs;
+    if (fromMs === undefined || toMs === undefined) {
+      const extent = await dataExtent(pool, family);
+      fromMs ??= extent?.minMs;
+      // The hour holding the newest row is the last one to rebuild.
+      toMs ??= extent === undefined ? undefined : floorToHour(extent.maxMs) + HOUR_MS;
+    }
+    if (fromMs === undefined || toMs === undefined) {
+      out.push({ family, fromMs: 0, toMs: 0, chunks: 0 });
+      continue;
+    }
+    fromMs = floorToHour(fromMs);
+    toMs = ceilToHour(toMs);
+    const watermark = watermarks.get(RAW_SOURCE[family]);
+    let clipped: number | undefined;
+    if (watermark !== undefined && fromMs < watermark) {
+      clipped = watermark;
+      fromMs = Math.min(watermark, toMs);
+    }
+    let chunks = 0;
+    for (let start = fromMs; start < toMs; ) {
+      const end = Math.min(toMs, (Math.floor(start / chunkMs) + 1) * chunkMs);
+      await rebuildChunk(pool, family, start, end);
+      chunks++;
+      options.log?.debug("rebuilt rollup chunk", { family, from: new Date(start).toISOString(), to: new Date(end).toISOString() });
+      start = end;
+    }
+    const done: FamilyRebuild = { family, fromMs, toMs, chunks, ...(clipped === undefined ? {} : { clippedToWatermarkMs: clipped }) };
+    options.log?.info("rebuilt rollups", { family, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), chunks, ...(clipped === undefined ? {} : { skippedBefore: new Date(clipped).toISOString() }) });
+    out.push(done);
+  }
+  return out;
+}
+
+async function rebuildChunk(pool: SqlPool, family: RollupFamily, startMs: number, endMs: number): Promise<void> {
+  const range = [new Date(startMs).toISOString(), new Date(endMs).toISOString()];
+  await pool.transaction(async (tx) => {
+    await tx.query(`lock table ${ROLLUP_TABLES[family].map((t) => `"${t}"`).join(", ")} in share row exclusive mode`);
+    switch (family) {
+      case "api": {
+        await tx.query(`delete from "api_rollup_hourly" where "hour" >= $1::timestamptz and "hour" < $2::timestamptz`, range);
+        await tx.query(apiRollupUpsertSql("hour", RAW_SOURCES.api), range);
+        const days = [new Date(floorToDay(startMs)).toISOString(), new Date(ceilToDay(endMs)).toISOString()];
+        await tx.query(`delete from "api_rollup_daily" where "day" >= $1::timestamptz and "day" < $2::timestamptz`, days);
+        await tx.query(API_DAILY_FROM_HOURLY_SQL, days);
+        return;
+      }
+      case "errors":
+        await tx.query(`delete from "error_rollup_hourly" where "hour" >= $1::timestamptz and "hour" < $2::timestamptz`, range);
+        await tx.query(errorRollupUpsertSql(RAW_SOURCES.errors), range);
+        return;
+      case "jobs":
+        await tx.query(`delete from "job_rollup_hourly" where "hour" >= $1::timestamptz and "hour" < $2::timestamptz`, range);
+        await tx.query(jobRollupUpsertSql(RAW_SOURCES.jobs), range);
+        return;
+    }
+  });
+}

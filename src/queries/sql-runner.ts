@@ -1,0 +1,77 @@
+/**
+ * Plain node-postgres access on the ORM's connection pool, for the query, rollup and retention
+ * code. These paths need what the ORM's query layer does not offer: `$1` parameters bound as
+ * PostgreSQL arrays (`unnest($1::text[])`, one parameter per column for a whole batch), explicit
+ * transactions with table locks, and several statements in flight on separate connections.
+ * Borrowing connections from the ORM's pool keeps one pool (and one size limit) per process.
+ */
+import type { MikroORM } from "@mikro-orm/core";
+import type { PostgreSqlDriver } from "@mikro-orm/postgresql";
+
+/**
+ * Runs one SQL statement with node-postgres `$1` parameters and returns its rows. Structurally the
+ * same as the batch writer's `FlushContext`, so the rollup code runs inside a flush unchanged.
+ */
+export interface SqlRunner {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+}
+
+/** A {@link SqlRunner} that can also run a function inside one transaction on one connection. */
+export interface SqlPool extends SqlRunner {
+  /** Runs `fn` between BEGIN and COMMIT (ROLLBACK when it throws) on one connection. */
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+}
+
+/** The subset of a node-postgres `Client` used here. */
+interface PgClient {
+  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** The subset of the knex client MikroORM pools connections with. */
+interface KnexPoolClient {
+  acquireConnection(): Promise<PgClient>;
+  releaseConnection(connection: PgClient): Promise<void>;
+}
+
+/** A {@link SqlPool} over the ORM's pool: each call borrows a connection and returns it. */
+export function ormSqlPool(orm: MikroORM<PostgreSqlDriver>): SqlPool {
+  const client = () => orm.em.getConnection().getKnex().client as unknown as KnexPoolClient;
+  const withConnection = async <T>(fn: (c: PgClient) => Promise<T>): Promise<T> => {
+    const pool = client();
+    const connection = await pool.acquireConnection();
+    try {
+      return await fn(connection);
+    } finally {
+      await pool.releaseConnection(connection);
+    }
+  };
+  const runner = (c: PgClient): SqlRunner => ({
+    async query<R>(sql: string, params: unknown[] = []) {
+      return (await c.query(sql, params)).rows as R[];
+    },
+  });
+  return {
+    query: (sql, params) => withConnection((c) => runner(c).query(sql, params)),
+    transaction: (fn) =>
+      withConnection(async (c) => {
+        await c.query("begin");
+        try {
+          const result = await fn(runner(c));
+          await c.query("commit");
+          return result;
+        } catch (err) {
+          // A broken connection cannot roll back; the original error is the one worth reporting.
+          await c.query("rollback").catch(() => undefined);
+          throw err;
+        }
+      }),
+  };
+}
+
+/** A count, sum or id that node-postgres returns as a string (int8, numeric) or a number. */
+export function toNumber(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string" || typeof value === "bigint") return Number(value);
+  if (value === null || value === undefined) return 0;
+  throw new TypeError(`expected a number, got ${typeof value}`);
+}
