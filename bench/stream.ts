@@ -21,7 +21,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -115,6 +115,17 @@ async function runStream(client: grpc.Client, metadata: grpc.Metadata, messages:
   return { received, stored };
 }
 
+/**
+ * CPU seconds (user + system) a process has used, from /proc: on a shared machine the wall-clock
+ * rate moves with the neighbours' load, the CPU cost per sample much less.
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 /** Starts `src/main.ts serve` on a free port; resolves with its URL. */
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/main.ts"), "serve"], {
@@ -155,6 +166,7 @@ child.stderr!.on("data", (chunk: Buffer) => {
   for (const line of chunk.toString().split("\n")) if (/"level":"(warn|error)"/.test(line)) process.stderr.write(`server: ${line}\n`);
 });
 const sql = new pg.Client({ connectionString: bench.url });
+const openClients: grpc.Client[] = [];
 await sql.connect();
 
 try {
@@ -172,9 +184,13 @@ try {
     analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
   }).analytics.v1;
   // One HTTP/2 connection per client (grpc-js would share a channel between equal clients).
-  let channel = 0;
-  const newClient = () =>
-    new AnalyticsService(new URL(url).host, grpc.credentials.createInsecure(), { "grpc.channel_id": channel++ } as grpc.ClientOptions);
+  const newClient = () => {
+    const client = new AnalyticsService(new URL(url).host, grpc.credentials.createInsecure(), {
+      "grpc.channel_id": openClients.length,
+    } as grpc.ClientOptions);
+    openClients.push(client);
+    return client;
+  };
   const truncate = () => sql.query(`truncate "device_metrics"`);
   const start = Date.now() - 30 * 86_400_000;
   let seed = 1;
@@ -183,18 +199,26 @@ try {
   await runStream(newClient(), metadata, batches("warm-up", 20_000, start, "realistic", seed++));
   await truncate();
 
-  const figures = { received: 0, stored: 0, copy: 0, received100: 0, storedShare: 0 };
+  const figures = { received: 0, stored: 0, copy: 0, received100: 0, storedShare: 0, serverUs: Number.POSITIVE_INFINITY, clientUs: Number.POSITIVE_INFINITY };
   for (let round = 1; round <= REPEAT; round++) {
     // 1. One stream, realistic mix.
     {
       const messages = batches(`one-${round}`, SAMPLES, start, "realistic", seed++);
+      const serverCpu0 = await cpuSeconds(child.pid!);
+      const clientCpu0 = process.cpuUsage();
       const t0 = performance.now();
       const totals = await runStream(newClient(), metadata, messages);
       const perS = totals.received / ((performance.now() - t0) / 1000);
+      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
+      const clientCpu = process.cpuUsage(clientCpu0);
+      const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
+      figures.serverUs = Math.min(figures.serverUs, serverUs);
+      figures.clientUs = Math.min(figures.clientUs, clientUs);
       figures.received = Math.max(figures.received, perS);
       figures.storedShare = totals.stored / totals.received;
       console.log(
-        `round ${round} one stream, realistic: ${Math.round(perS)} samples/s received, ${(figures.storedShare * 100).toFixed(1)} % stored`,
+        `round ${round} one stream, realistic: ${Math.round(perS)} samples/s received, ${(figures.storedShare * 100).toFixed(1)} % stored; ` +
+          `CPU per sample: server ${serverUs.toFixed(2)} µs, client ${clientUs.toFixed(2)} µs`,
       );
     }
     // 2. One stream, every sample stored; then raw COPY of the same rows into the emptied table.
@@ -249,8 +273,11 @@ try {
     received_per_s_100_streams: Math.round(figures.received100),
     copy_rows_per_s: Math.round(figures.copy),
     stored_share_realistic: Number(figures.storedShare.toFixed(4)),
+    server_cpu_us_per_sample: Number(figures.serverUs.toFixed(2)),
+    client_cpu_us_per_sample: Number(figures.clientUs.toFixed(2)),
   });
 } finally {
+  for (const client of openClients) client.close();
   await sql.end();
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");

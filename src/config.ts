@@ -20,6 +20,14 @@ export interface Config {
   readonly analyticsEnabled: boolean;
   /** Days of raw rows to keep (`ANALYTICS_RETENTION_DAYS`, default 90). */
   readonly retentionDays: number;
+  /** Run the raw-data retention job inside the server (`ANALYTICS_RETENTION_ENABLED`, default true). */
+  readonly retentionEnabled: boolean;
+  /** Minutes between retention runs (`ANALYTICS_RETENTION_INTERVAL_MINUTES`, default 60). */
+  readonly retentionIntervalMinutes: number;
+  /** Rows deleted per statement by the retention job (`ANALYTICS_RETENTION_BATCH_SIZE`, default 5000). */
+  readonly retentionBatchSize: number;
+  /** Days of hourly/daily rollups to keep (`ANALYTICS_ROLLUP_RETENTION_DAYS`, default 400; at least 8). */
+  readonly rollupRetentionDays: number;
   /** How long in-flight calls get to finish at shutdown (`ANALYTICS_SHUTDOWN_TIMEOUT_MS`). */
   readonly shutdownTimeoutMs: number;
   /** How long a new connection may take to send its first bytes (`ANALYTICS_SNIFF_TIMEOUT_MS`). */
@@ -245,6 +253,11 @@ const SPECS = {
   dataDir: { name: "ANALYTICS_DATA_DIR", parse: nonEmpty, fallback: "./data" },
   analyticsEnabled: { name: "ANALYTICS_ENABLED", parse: bool, fallback: true },
   retentionDays: { name: "ANALYTICS_RETENTION_DAYS", parse: int(1, 36500), fallback: 90 },
+  retentionEnabled: { name: "ANALYTICS_RETENTION_ENABLED", parse: bool, fallback: true },
+  retentionIntervalMinutes: { name: "ANALYTICS_RETENTION_INTERVAL_MINUTES", parse: int(1, 10_080), fallback: 60 },
+  retentionBatchSize: { name: "ANALYTICS_RETENTION_BATCH_SIZE", parse: int(100, 1_000_000), fallback: 5000 },
+  // At least the longest query window (168 h) plus a day, so whole hours always come from rollups.
+  rollupRetentionDays: { name: "ANALYTICS_ROLLUP_RETENTION_DAYS", parse: int(8, 36500), fallback: 400 },
   shutdownTimeoutMs: { name: "ANALYTICS_SHUTDOWN_TIMEOUT_MS", parse: int(0, 600_000), fallback: 10_000 },
   sniffTimeoutMs: { name: "ANALYTICS_SNIFF_TIMEOUT_MS", parse: int(100, 600_000), fallback: 10_000 },
   migrateOnStart: { name: "ANALYTICS_MIGRATE_ON_START", parse: bool, fallback: true },

@@ -7,13 +7,15 @@ import { openDatabase } from "./db/database.js";
 import { MIGRATIONS_PATH } from "./db/orm.js";
 import { buildServer } from "./server/build-server.js";
 import { announceFirstStart, runTokenCommand, TOKEN_USAGE } from "./auth/token-command.js";
+import { ROLLUP_COMMANDS_USAGE, runRebuildCommand, runRetentionCommand, UsageError } from "./queries/rollup-commands.js";
 import { createLogger, errorFields, type Logger } from "./util/logger.js";
 
 const USAGE = `usage: analytics <command>
   serve                     run the server (default)
   migrate                   apply pending database migrations and exit
   migration:create NAME     write a migration for the difference between entities and database
-${TOKEN_USAGE}`;
+${TOKEN_USAGE}
+${ROLLUP_COMMANDS_USAGE}`;
 
 async function serve(config: Config, log: Logger): Promise<void> {
   await announceFirstStart(config, (text) => process.stdout.write(text));
@@ -79,6 +81,16 @@ async function main(argv: string[]): Promise<void> {
       try {
         return await runTokenCommand(config, args, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
       } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+        process.exit(2);
+      }
+    case "rollups:rebuild":
+    case "retention:run":
+      try {
+        const run = command === "rollups:rebuild" ? runRebuildCommand : runRetentionCommand;
+        return await run(config, log, args, (t) => process.stdout.write(t));
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
         process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
         process.exit(2);
       }

@@ -18,7 +18,8 @@ import {
   type EventResult,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { kPrincipal, type Principal } from "../auth/principal.js";
+import { authorizeEvent } from "../auth/access-policy.js";
+import { kPrincipal } from "../auth/principal.js";
 import { eventToRow, MAX_EVENTS_PER_BATCH } from "../ingest/log-events.js";
 import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type EventRow } from "../ingest/event-rows.js";
 import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
@@ -41,12 +42,9 @@ export interface AnalyticsServiceDeps {
   readonly log: Logger;
   /** The server clock (ms); injectable for tests. */
   readonly now?: () => number;
-  /**
-   * Per-item authorization for LogEvents (the auth interceptor checks whole calls; a batch mixes
-   * kinds). Returns a client-safe reason when the principal may not write the event.
-   */
-  readonly authorizeEvent?: (principal: Principal | undefined, row: EventRow) => string | undefined;
 }
+
+const snakeCase = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** Maps a writer result to the proto outcome. */
 export function writeOutcome(result: RowResult): WriteOutcome {
@@ -110,17 +108,21 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
       const results: EventResult[] = new Array(req.events.length);
       const byTable = new Map<EventRow["table"], { index: number; row: EventRow }[]>();
       req.events.forEach((event, index) => {
+        // The auth interceptor judged the call; a batch mixes kinds, so each item is judged by
+        // the matrix row of its own unary RPC, on the request as sent (before defaults apply).
+        const denial = authorizeEvent(who, event.kind.case, event.kind.value);
+        if (denial !== undefined) {
+          const kind = snakeCase(event.kind.case!);
+          const field = denial.field === kind ? `events[${index}].${kind}` : `events[${index}].${kind}.${denial.field}`;
+          results[index] = create(EventResultSchema, {
+            outcome: WriteOutcome.REJECTED,
+            violations: [{ field, description: `permission denied: ${denial.reason}` }],
+          });
+          return;
+        }
         const prepared = eventToRow(event, who, nowMs, `events[${index}].`);
         if ("violations" in prepared) {
           results[index] = create(EventResultSchema, { outcome: WriteOutcome.REJECTED, violations: prepared.violations });
-          return;
-        }
-        const denied = deps.authorizeEvent?.(who, prepared.row);
-        if (denied !== undefined) {
-          results[index] = create(EventResultSchema, {
-            outcome: WriteOutcome.REJECTED,
-            violations: [{ field: `events[${index}]`, description: denied }],
-          });
           return;
         }
         const group = byTable.get(prepared.row.table) ?? [];

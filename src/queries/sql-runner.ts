@@ -5,8 +5,7 @@
  * transactions with table locks, and several statements in flight on separate connections.
  * Borrowing connections from the ORM's pool keeps one pool (and one size limit) per process.
  */
-import type { MikroORM } from "@mikro-orm/core";
-import type { PostgreSqlDriver } from "@mikro-orm/postgresql";
+import type { EntityManager } from "@mikro-orm/postgresql";
 
 /**
  * Runs one SQL statement with node-postgres `$1` parameters and returns its rows. Structurally the
@@ -34,8 +33,8 @@ interface KnexPoolClient {
 }
 
 /** A {@link SqlPool} over the ORM's pool: each call borrows a connection and returns it. */
-export function ormSqlPool(orm: MikroORM<PostgreSqlDriver>): SqlPool {
-  const client = () => orm.em.getConnection().getKnex().client as unknown as KnexPoolClient;
+export function createSqlPool(em: EntityManager): SqlPool {
+  const client = () => em.getKnex().client as unknown as KnexPoolClient;
   const withConnection = async <T>(fn: (c: PgClient) => Promise<T>): Promise<T> => {
     const pool = client();
     const connection = await pool.acquireConnection();

@@ -16,6 +16,9 @@ import { createOnePortServer } from "./one-port-server.js";
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
 import { createRoutes, HEALTH_CHECKED_SERVICES, type RouteDeps } from "./routes.js";
+import { createRollupFlushHook } from "../queries/rollups.js";
+import { createSqlPool } from "../queries/sql-runner.js";
+import { startRetentionSchedule } from "../storage/retention.js";
 import { createAuthInterceptor } from "../auth/auth-interceptor.js";
 import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";
 import { createTokenVerifierFromConfig } from "../auth/token-verifier.js";
@@ -60,7 +63,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   const health = createHealthService({
     statuses: Object.fromEntries(["", ...HEALTH_CHECKED_SERVICES].map((s) => [s, ServingStatus.NOT_SERVING])),
   });
-  const hooks: FlushHook[] = [];
+  // Rollups are upserted in the flush transaction that stores their raw rows.
+  const hooks: FlushHook[] = [createRollupFlushHook()];
   const writer = new BatchWriter({
     specs: tableSpecs(db.orm),
     source: ormConnectionSource(db.orm.em),
@@ -125,6 +129,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   );
   const http = createOnePortServer(handler, { sniffTimeoutMs: config.sniffTimeoutMs, log });
 
+  let retention: { stop(): Promise<void> } | undefined;
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -135,6 +140,15 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     async listen() {
       const address = await http.listen(config.port, config.host);
       for (const s of ["", ...HEALTH_CHECKED_SERVICES]) health.setStatus(s, ServingStatus.SERVING);
+      if (config.retentionEnabled) {
+        retention ??= startRetentionSchedule(createSqlPool(db.orm.em), {
+          retentionDays: config.retentionDays,
+          rollupRetentionDays: config.rollupRetentionDays,
+          batchSize: config.retentionBatchSize,
+          intervalMs: config.retentionIntervalMinutes * 60_000,
+          log,
+        });
+      }
       log.info("listening", { host: address.address, port: address.port, protocols: ["grpc", "grpc-web", "connect"] });
       return address;
     },
@@ -151,6 +165,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
         shutdown.abort();
         stopEviction();
         await http.close(config.shutdownTimeoutMs);
+        await retention?.stop();
         // Drain after the last call has finished (it may still be writing), before the ORM goes.
         await writer.close();
         await db.close();

@@ -10,6 +10,9 @@ import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/r
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createAnalyticsService, type AnalyticsServiceDeps } from "../handlers/analytics-service.js";
 import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
+import { createMetricsService } from "../handlers/metrics-service.js";
+import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
+import { createSqlPool } from "../queries/sql-runner.js";
 import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
 import type { HealthService } from "./health.js";
 import { createReflectionRoutes } from "./reflection.js";
@@ -25,6 +28,8 @@ export interface RouteDeps extends AnalyticsServiceDeps {
   readonly deviceMetrics?: DeviceMetricsIngest;
   /** The server's shutdown signal: metrics streams acknowledge what they took, then end. */
   readonly shutdownSignal?: AbortSignal;
+  /** The MetricsService queries; by default over `em`'s connection pool. */
+  readonly metricsQueries?: MetricsQueries;
 }
 
 /** The services every client can discover through reflection. */
@@ -38,6 +43,11 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = deps.reflection === false ? undefined : createReflectionRoutes({ services: ADVERTISED_SERVICES });
   const ingest = deps.deviceMetrics ?? new DeviceMetricsIngest({ writer: deps.writer, log: deps.log, now: deps.now });
   const deviceMetrics = createDeviceMetricsHandlers({ ...deps, ingest });
+  const metrics = createMetricsService({
+    metricsQueries: deps.metricsQueries ?? createMetricsQueries(createSqlPool(deps.em)),
+    log: deps.log,
+    now: deps.now,
+  });
   return (router) => {
     router.service(AnalyticsService, { ...createAnalyticsService(deps), ...deps.analyticsOverrides });
     // Registered after the service, so they replace its Unimplemented entries (routers key
@@ -45,8 +55,7 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     const perMessage = { readMaxBytes: ingest.limits.maxMessageBytes };
     router.rpc(AnalyticsService.method.streamDeviceMetrics, deviceMetrics.streamDeviceMetrics, perMessage);
     router.rpc(AnalyticsService.method.ingestDeviceMetrics, deviceMetrics.ingestDeviceMetrics, perMessage);
-    // The other MetricsService methods land with the metrics-queries issue (Unimplemented until then).
-    router.service(MetricsService, { getDeviceMetrics: deviceMetrics.getDeviceMetrics });
+    router.service(MetricsService, { ...metrics, getDeviceMetrics: deviceMetrics.getDeviceMetrics });
     deps.health.register(router);
     reflection?.(router);
   };

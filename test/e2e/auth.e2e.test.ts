@@ -10,12 +10,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { base64url, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
-import { ActivityType, JobStatus } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import { ActivityType, JobStatus, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import type { Role } from "../../src/auth/principal.js";
@@ -201,7 +201,7 @@ describe("on a server with auth", () => {
     ];
 
     for (const [name, make, message] of cases) {
-      it(`refuses a ${name} token with Unauthenticated and a clear message (gRPC and Connect)`, async () => {
+      it(`refuses the ${name} token: Unauthenticated with a clear message (gRPC and Connect)`, async () => {
         const t = await make();
         const err = await failure(grpcClient(MetricsService, t).getErrorTrends({}));
         expect(err.code).toBe(Code.Unauthenticated);
@@ -251,6 +251,40 @@ describe("on a server with auth", () => {
       const onBehalf = await service.logUserActivity({ activityType: ActivityType.CLICK, userId: "user-42" });
       const stored = await rows<{ id: string; user_id: string }>(`select id, user_id from user_activities where id in (?, ?)`, [mine.id, onBehalf.id]);
       expect(Object.fromEntries(stored.map((r) => [r.id, r.user_id]))).toEqual({ [mine.id]: "user-own", [onBehalf.id]: "user-42" });
+    });
+  });
+
+  describe("LogEvents items, each by the row of its kind", () => {
+    it("rejects the items a principal may not write and stores the rest", async () => {
+      const user = grpcClient(AnalyticsService, await token("user", "batch-user"));
+      const res = await user.logEvents({
+        events: [
+          { kind: { case: "userActivity", value: { activityType: ActivityType.CLICK, pageUrl: "/batch" } } },
+          { kind: { case: "jobOutcome", value: { jobId: "j-1", jobType: "t", status: JobStatus.SUCCESS } } },
+          { kind: { case: "deviceStateChange", value: { deviceId: "d-1", newState: "online" } } },
+          { kind: { case: "error", value: { errorMessage: "frontend", deviceId: "any-device" } } },
+          { kind: { case: "userActivity", value: { activityType: ActivityType.CLICK, userId: "someone-else" } } },
+        ],
+      });
+      expect(res.results.map((r) => WriteOutcome[r.outcome])).toEqual(["STORED", "REJECTED", "REJECTED", "STORED", "REJECTED"]);
+      // Judged as sent, like the unary call: a user may not write for another user id.
+      expect(res.results[4]!.violations[0]!.field).toBe("events[4].user_activity.user_id");
+      expect(res.results[1]!.violations[0]!.field).toBe("events[1].job_outcome");
+      expect(res.results[1]!.violations[0]!.description).toBe('permission denied: role "user" may not log job_outcome events (allowed: admin, service)');
+      expect(res.results[2]!.violations[0]!.description).toContain('role "user" may not log device_state_change events');
+      const device = grpcClient(AnalyticsService, await token("device", "batch-device"));
+      const mixed = await device.logEvents({
+        events: [
+          { kind: { case: "error", value: { errorMessage: "own", deviceId: "batch-device" } } },
+          { kind: { case: "error", value: { errorMessage: "theirs", deviceId: "other-device" } } },
+        ],
+      });
+      expect(mixed.results.map((r) => WriteOutcome[r.outcome])).toEqual(["STORED", "REJECTED"]);
+      expect(mixed.results[1]!.violations[0]).toMatchObject({
+        field: "events[1].error.device_id",
+        description: 'permission denied: a device may only write data for its own device_id "batch-device"',
+      });
+      expect(await rows(`select 1 from error_logs where device_id = 'other-device'`)).toEqual([]);
     });
   });
 
@@ -310,13 +344,24 @@ describe("on a server with auth", () => {
       expect(res.headers.get("access-control-allow-origin")).toBeNull();
     });
 
-    it("exposes the rate-limit hint to an allowed origin over gRPC-Web too", async () => {
-      // Preflight for gRPC-Web's headers.
+    it("answers a gRPC-Web preflight (x-grpc-web, x-user-agent, authorization)", async () => {
       const res = await fetch(`${baseUrl}/${PROC}`, {
         method: "OPTIONS",
         headers: { origin: APP, "access-control-request-method": "POST", "access-control-request-headers": "x-grpc-web,x-user-agent,content-type,authorization" },
       });
       expect(res.status).toBe(204);
+      expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+      let allowOrigin: string | null = null;
+      const fromApp: Interceptor = (next) => async (req) => {
+        req.header.set("origin", APP);
+        const answer = await next(req);
+        allowOrigin = answer.header.get("access-control-allow-origin");
+        return answer;
+      };
+      const t = await token("user", "grpc-web-user");
+      const client = createClient(AnalyticsService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(t), fromApp] }));
+      await client.logUserActivity({ activityType: ActivityType.CLICK });
+      expect(allowOrigin).toBe(APP);
     });
   });
 

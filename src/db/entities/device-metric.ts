@@ -18,6 +18,14 @@ export const DeviceMetricEntity = defineEntity({
     receivedAt: p.datetime().columnType("timestamptz").defaultRaw("now()"),
   }),
   primaryKeys: ["deviceId", "occurredAt"],
+  indexes: [
+    // For the retention job's `occurred_at < cutoff` batches only: a BRIN index costs next to
+    // nothing on this, the busiest insert path, and rows arrive roughly in time order.
+    {
+      name: "device_metrics_occurred_at_brin",
+      expression: `create index "device_metrics_occurred_at_brin" on "device_metrics" using brin ("occurred_at")`,
+    },
+  ],
 });
 
 /** A row of `device_metrics`. */

@@ -17,6 +17,11 @@ export const DeviceStateChangeEntity = defineEntity({
   indexes: [
     // Serves GetDeviceStateHistory: one device, newest first, keyset-paged on (occurred_at, id).
     { name: "device_state_history_device_id_occurred_at_id_idx", properties: ["deviceId", "occurredAt", "id"] },
+    // For the retention job's `occurred_at < cutoff` batches (the index above leads with the device).
+    {
+      name: "device_state_history_occurred_at_brin",
+      expression: `create index "device_state_history_occurred_at_brin" on "device_state_history" using brin ("occurred_at")`,
+    },
   ],
   uniques: [eventIdUnique("device_state_history")],
 });

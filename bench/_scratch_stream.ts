@@ -1,0 +1,287 @@
+/**
+ * Benchmark of the device metrics stream (`StreamDeviceMetrics`), end to end: the real server
+ * (`src/main.ts serve`, its own process) on a fresh PostgreSQL database, and devices played by
+ * `@grpc/grpc-js` clients (proto-loader on the repo's .proto files) in this process, both on this
+ * machine. grpc-js rather than the connect-node client: protobuf-es encodes a 100-sample message
+ * of `map<string, double>` ~12x slower than protobufjs (~6 ms against ~0.5 ms here), which would
+ * measure the client, not the server.
+ * - `received_per_s`: samples per second over ONE bidi stream, batches of 100, a realistic mix
+ *   (10 metrics, ±1 % noise, 2 % jumps, one sample per second: most samples are filtered), from
+ *   the first message to the last acknowledgement;
+ * - `stored_per_s`: rows per second when every sample passes the filter (each differs from the
+ *   one before), same stream shape; every acknowledged row is committed;
+ * - `ratio_to_copy`: `stored_per_s` divided by raw COPY (pg-copy-streams) of the same rows into
+ *   the same, emptied table, measured in the same run;
+ * - `received_per_s_100_streams`: the realistic mix over 100 concurrent device streams.
+ *
+ * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 2]`.
+ * Real PostgreSQL: `DATABASE_URL` or postgres://postgres@127.0.0.1:5432/postgres (a database is
+ * created for the run and dropped after). Last line:
+ * `{"received_per_s", "stored_per_s", "ratio_to_copy", "received_per_s_100_streams", ...}`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { once } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import pg from "pg";
+import { mintToken } from "../src/auth/mint-token.js";
+import { benchDatabase, copyRowsPerSecond, numberArg, printResult } from "./_support.js";
+
+const SAMPLES = numberArg("samples", 300_000);
+const STORED = numberArg("stored", 100_000);
+const REPEAT = numberArg("repeat", 2);
+const BATCH = 100;
+const STREAMS = 100;
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+const NAMES = ["cpu", "mem", "disk", "net_in", "net_out", "temperature", "error_rate", "queue_depth", "latency_p50", "latency_p99"];
+
+/** mulberry32, so every run sends the same samples. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** One stream message as proto-loader takes it (keepCase, longs as numbers). */
+interface Batch {
+  sequence: number;
+  device_id: string;
+  samples: { occurred_at: { seconds: number; nanos: number }; metrics: Record<string, number> }[];
+}
+interface Ack {
+  sequence: number;
+  counts: { received: number; stored: number; filtered: number; rejected: number };
+}
+
+/** `count` samples of one device as batches of {@link BATCH}, one sample per second from `startMs`. */
+function batches(deviceId: string, count: number, startMs: number, mix: "realistic" | "all-stored", seed: number): Batch[] {
+  const random = prng(seed);
+  const base = NAMES.map((n) => (n === "error_rate" ? 0.005 : n === "queue_depth" ? 0 : 10 + random() * 1000));
+  const out: Batch[] = [];
+  for (let first = 0; first < count; first += BATCH) {
+    const samples = [];
+    for (let n = first; n < Math.min(count, first + BATCH); n++) {
+      const metrics: Record<string, number> = {};
+      const jump = mix === "realistic" && random() < 0.02 ? Math.floor(random() * NAMES.length) : -1;
+      NAMES.forEach((name, m) => {
+        let value = name === "queue_depth" ? (random() < 0.1 ? 1 : 0) : base[m]! * (1 + (random() - 0.5) * 0.02);
+        if (m === jump) value = value * 1.2 + 1;
+        // All-stored: cpu alternates between two levels 50 % apart, a significant change every time.
+        if (mix === "all-stored" && name === "cpu") value = n % 2 === 0 ? 100 : 150;
+        metrics[name] = value;
+      });
+      const ms = startMs + n * 1000;
+      samples.push({ occurred_at: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }, metrics });
+    }
+    out.push({ sequence: out.length + 1, device_id: deviceId, samples });
+  }
+  return out;
+}
+
+type StreamCall = grpc.ClientDuplexStream<Batch, Ack>;
+
+/** Sends `messages` on one stream as fast as flow control lets it; resolves with the ack totals. */
+async function runStream(client: grpc.Client, metadata: grpc.Metadata, messages: readonly Batch[]) {
+  const call = (client as unknown as { StreamDeviceMetrics(m: grpc.Metadata): StreamCall }).StreamDeviceMetrics(metadata);
+  let received = 0;
+  let stored = 0;
+  let acks = 0;
+  const ended = new Promise<void>((resolve, reject) => {
+    call.on("data", (ack: Ack) => {
+      acks++;
+      received += ack.counts.received;
+      stored += ack.counts.stored;
+    });
+    call.on("error", reject);
+    call.on("end", resolve);
+  });
+  for (const message of messages) {
+    if (!call.write(message)) await Promise.race([once(call, "drain"), ended]);
+  }
+  call.end();
+  await ended;
+  if (acks !== messages.length) throw new Error(`expected ${messages.length} acks, got ${acks}`);
+  return { received, stored };
+}
+
+/**
+ * CPU seconds (user + system) a process has used, from /proc: on a shared machine the wall-clock
+ * rate moves with the neighbours' load, the CPU cost per sample much less.
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Starts `src/main.ts serve` on a free port; resolves with its URL. */
+async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--cpu-prof", "--cpu-prof-dir=/tmp/scratch/sprof", "--import", "tsx", join(root, "src/main.ts"), "serve"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "inherit", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /"msg":"ready at (http:\/\/[^"]+)"/.exec(buffered);
+      if (match) {
+        child.stderr!.off("data", onData);
+        child.stderr!.resume(); // keep draining: the server logs at warn and above only
+        resolve(match[1]!);
+      }
+    };
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`server exited with ${code} before it was ready:\n${buffered}`)));
+  });
+  return { url, child };
+}
+
+const bench = await benchDatabase("stream");
+const dataDir = await mkdtemp(join(tmpdir(), "bench-stream-"));
+const secret = randomBytes(32).toString("base64url");
+const { url, child } = await startServer({
+  ...process.env,
+  DATABASE_URL: bench.url,
+  PORT: "0",
+  HOST: "127.0.0.1",
+  ANALYTICS_DATA_DIR: dataDir,
+  ANALYTICS_JWT_SECRET: secret,
+  LOG_LEVEL: "info",
+});
+child.stderr!.on("data", (chunk: Buffer) => {
+  for (const line of chunk.toString().split("\n")) if (/"level":"(warn|error)"/.test(line)) process.stderr.write(`server: ${line}\n`);
+});
+const sql = new pg.Client({ connectionString: bench.url });
+const openClients: grpc.Client[] = [];
+await sql.connect();
+
+try {
+  const token = await mintToken(new TextEncoder().encode(secret), { role: "service", sub: "bench", ttlSeconds: 3600 });
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
+    includeDirs: [join(root, "proto")],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+  });
+  const { AnalyticsService } = (grpc.loadPackageDefinition(definition) as unknown as {
+    analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
+  }).analytics.v1;
+  // One HTTP/2 connection per client (grpc-js would share a channel between equal clients).
+  const newClient = () => {
+    const client = new AnalyticsService(new URL(url).host, grpc.credentials.createInsecure(), {
+      "grpc.channel_id": openClients.length,
+    } as grpc.ClientOptions);
+    openClients.push(client);
+    return client;
+  };
+  const truncate = () => sql.query(`truncate "device_metrics"`);
+  const start = Date.now() - 30 * 86_400_000;
+  let seed = 1;
+
+  // Warm-up: let both processes' JITs settle on the path.
+  await runStream(newClient(), metadata, batches("warm-up", 20_000, start, "realistic", seed++));
+  await truncate();
+
+  const figures = { received: 0, stored: 0, copy: 0, received100: 0, storedShare: 0, serverUs: Number.POSITIVE_INFINITY, clientUs: Number.POSITIVE_INFINITY };
+  for (let round = 1; round <= REPEAT; round++) {
+    // 1. One stream, realistic mix.
+    {
+      const messages = batches(`one-${round}`, SAMPLES, start, "realistic", seed++);
+      const serverCpu0 = await cpuSeconds(child.pid!);
+      const clientCpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const totals = await runStream(newClient(), metadata, messages);
+      const perS = totals.received / ((performance.now() - t0) / 1000);
+      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
+      const clientCpu = process.cpuUsage(clientCpu0);
+      const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
+      figures.serverUs = Math.min(figures.serverUs, serverUs);
+      figures.clientUs = Math.min(figures.clientUs, clientUs);
+      figures.received = Math.max(figures.received, perS);
+      figures.storedShare = totals.stored / totals.received;
+      console.log(
+        `round ${round} one stream, realistic: ${Math.round(perS)} samples/s received, ${(figures.storedShare * 100).toFixed(1)} % stored; ` +
+          `CPU per sample: server ${serverUs.toFixed(2)} µs, client ${clientUs.toFixed(2)} µs`,
+      );
+    }
+    // 2. One stream, every sample stored; then raw COPY of the same rows into the emptied table.
+    {
+      await truncate();
+      const messages = batches(`all-${round}`, STORED, start, "all-stored", seed++);
+      const t0 = performance.now();
+      const totals = await runStream(newClient(), metadata, messages);
+      const perS = totals.stored / ((performance.now() - t0) / 1000);
+      const { rows } = await sql.query<{ n: string }>(`select count(*) as n from device_metrics`);
+      if (Number(rows[0]!.n) !== totals.stored || totals.stored !== STORED) {
+        throw new Error(`acks say ${totals.stored} stored, the table holds ${rows[0]!.n}, expected ${STORED}`);
+      }
+      const copyRows = messages.flatMap((m) =>
+        m.samples.map((s) => [
+          m.device_id,
+          new Date(s.occurred_at.seconds * 1000 + s.occurred_at.nanos / 1e6),
+          s.metrics,
+          "significant_change",
+        ]),
+      );
+      await truncate();
+      const copy = await copyRowsPerSecond(bench.url, "device_metrics", ["device_id", "occurred_at", "metrics", "reason"], copyRows);
+      await truncate();
+      console.log(
+        `round ${round} one stream, all stored: ${Math.round(perS)} rows/s; raw COPY ${Math.round(copy)} rows/s (ratio ${(perS / copy).toFixed(3)})`,
+      );
+      if (perS / copy > figures.stored / (figures.copy || Number.POSITIVE_INFINITY)) {
+        figures.stored = perS;
+        figures.copy = copy;
+      }
+    }
+    // 3. 100 device streams at once, realistic mix, ten devices per connection.
+    {
+      const clients = Array.from({ length: STREAMS / 10 }, newClient);
+      const perDevice = Math.ceil(SAMPLES / STREAMS / BATCH) * BATCH;
+      const all = Array.from({ length: STREAMS }, (_, d) => batches(`many-${round}-${d}`, perDevice, start, "realistic", seed++));
+      const t0 = performance.now();
+      const totals = await Promise.all(all.map((messages, d) => runStream(clients[d % clients.length]!, metadata, messages)));
+      const received = totals.reduce((sum, t) => sum + t.received, 0);
+      const perS = received / ((performance.now() - t0) / 1000);
+      figures.received100 = Math.max(figures.received100, perS);
+      console.log(`round ${round} ${STREAMS} streams, realistic: ${Math.round(perS)} samples/s received`);
+    }
+    await truncate();
+  }
+
+  printResult({
+    received_per_s: Math.round(figures.received),
+    stored_per_s: Math.round(figures.stored),
+    ratio_to_copy: Number((figures.stored / figures.copy).toFixed(3)),
+    received_per_s_100_streams: Math.round(figures.received100),
+    copy_rows_per_s: Math.round(figures.copy),
+    stored_share_realistic: Number(figures.storedShare.toFixed(4)),
+    server_cpu_us_per_sample: Number(figures.serverUs.toFixed(2)),
+    client_cpu_us_per_sample: Number(figures.clientUs.toFixed(2)),
+  });
+} finally {
+  for (const client of openClients) client.close();
+  await sql.end();
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+  await bench.drop();
+  await rm(dataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,86 @@
+/**
+ * The transport for backend services: gRPC over HTTP/2 (or the Connect protocol), a bearer token,
+ * one deadline per call, and retries for what is safe to retry.
+ *
+ * @module
+ */
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createBearerTokenInterceptor, type TokenSource } from "../bearer-token.js";
+import { createRetryInterceptor, type RetryOptions } from "../retry.js";
+
+/** Options of {@link createNodeTransport}. */
+export interface NodeTransportOptions {
+  /** The service, e.g. `http://analytics.internal:8080`. */
+  readonly baseUrl: string;
+  /** A fixed access token (JWT), sent as `authorization: Bearer ...`. */
+  readonly token?: string;
+  /** Returns the current token; called before every attempt (cache and refresh inside it). */
+  readonly getToken?: () => string | Promise<string>;
+  /**
+   * `grpc` (default): gRPC over HTTP/2, binary. `connect`: the Connect protocol (binary), about
+   * 2.6x cheaper for the server per unary call; over HTTP/2 by default (`httpVersion`).
+   */
+  readonly protocol?: "grpc" | "connect";
+  /** HTTP version for `protocol: "connect"` (default "2"); gRPC is always HTTP/2. */
+  readonly httpVersion?: "1.1" | "2";
+  /**
+   * Deadline of each call in ms, retries included (default 30000, the server's own cap; 0 for
+   * none). A call's own `timeoutMs` wins.
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Retries of unary calls (default `{ maxAttempts: 4, initialBackoffMs: 200, maxBackoffMs: 5000 }`;
+   * `false` disables them). See {@link createRetryInterceptor} for what is retried.
+   */
+  readonly retry?: RetryOptions | false;
+  /** More interceptors, run inside the retry and token interceptors (so once per attempt). */
+  readonly interceptors?: readonly Interceptor[];
+  /**
+   * HTTP/2 keep-alive ping interval in ms (default 30000), so a dead connection is noticed and
+   * replaced instead of hanging calls until their deadline.
+   */
+  readonly pingIntervalMs?: number;
+}
+
+/**
+ * Creates a Connect transport for Node.js backends.
+ *
+ * ```ts
+ * import { createAnalyticsClient } from "@fleet/analytics-sdk";
+ * import { createNodeTransport } from "@fleet/analytics-sdk/node";
+ *
+ * const transport = createNodeTransport({ baseUrl: "http://localhost:8080", token: process.env.ANALYTICS_TOKEN });
+ * const analytics = createAnalyticsClient(transport);
+ * ```
+ *
+ * Retries (unary calls only, within the call's deadline):
+ * - `ResourceExhausted` with a `retry-after-ms` hint (rate limit, full write buffer): the server
+ *   did nothing, so any call is retried after the hinted wait;
+ * - `Unavailable` (server down or restarting, database away): only calls that cannot store
+ *   twice: `Log*` with an `eventId` (the SDK client sets one by default), `LogEvents` whose every
+ *   event has one, `ResolveError`, `IngestDeviceMetrics` and every query; with exponential
+ *   backoff and jitter.
+ * Everything else fails at once with its `ConnectError`.
+ *
+ * @throws Error when both `token` and `getToken` are given (neither is fine: health checks and
+ *   reflection need no token).
+ */
+export function createNodeTransport(options: NodeTransportOptions): Transport {
+  if (options.token !== undefined && options.getToken !== undefined) throw new Error("give token or getToken, not both");
+  const interceptors: Interceptor[] = [];
+  interceptors.push(createRetryInterceptor(options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {})));
+  const source: TokenSource | undefined = options.token ?? options.getToken;
+  if (source !== undefined) interceptors.push(createBearerTokenInterceptor(source));
+  interceptors.push(...(options.interceptors ?? []));
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const defaultTimeoutMs = timeoutMs > 0 ? timeoutMs : undefined;
+  const pingIntervalMs = options.pingIntervalMs ?? 30_000;
+  if (options.protocol === "connect") {
+    if (options.httpVersion === "1.1") {
+      return createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", useBinaryFormat: true, interceptors, defaultTimeoutMs });
+    }
+    return createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs });
+  }
+  return createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs });
+}

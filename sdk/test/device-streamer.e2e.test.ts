@@ -1,0 +1,150 @@
+/**
+ * The device metrics streamer against the real server, which is stopped and started again
+ * (same database, same port) in the middle of the stream: every sample is acknowledged exactly
+ * once, none is lost or stored twice. Also: a batch the server refuses as a whole is dropped
+ * and the stream goes on, and a device writing another device's id stops for good.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { mintTestToken } from "../../test/support/auth.js";
+import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
+import { Code, ConnectError } from "../src/index.js";
+import { createMetricsStreamer, type MetricsAck } from "../src/device/index.js";
+
+let db: TestDatabase;
+let server: AnalyticsServer;
+let port: number;
+
+async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  // A small per-message cap, so one test can send a batch the server refuses as a whole.
+  db = await createTestDatabase({ metricsMaxSamplesPerMessage: 200 });
+  server = await buildServer(db.config);
+  port = (await server.listen()).port;
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+describe("createMetricsStreamer", () => {
+  it("survives a server restart mid-stream: every sample acknowledged once, none duplicated", async () => {
+    const deviceId = "device-restart";
+    const token = await mintTestToken(server.config, "device", deviceId);
+    const acks: MetricsAck[] = [];
+    const errors: ConnectError[] = [];
+    const streamer = createMetricsStreamer({
+      baseUrl: `http://127.0.0.1:${port}`,
+      deviceId,
+      token,
+      batchSize: 50,
+      maxBatchDelayMs: 20,
+      maxUnackedBatches: 1000,
+      reconnect: { initialBackoffMs: 50, maxBackoffMs: 400 },
+      onAck: (ack) => acks.push(ack),
+      onError: (err) => errors.push(err),
+    });
+
+    // 6000 samples, one a second in device time, each far from the one before: all are stored.
+    const total = 6000;
+    const start = Date.now() - 3 * 3600_000;
+    let recorded = 0;
+    const produce = async (upTo: number) => {
+      for (; recorded < upTo; recorded++) {
+        expect(streamer.record({ level: recorded % 2 === 0 ? 10 : 20, n: recorded }, start + recorded * 1000)).toBe(true);
+        if (recorded % 100 === 99) await sleep(2);
+      }
+    };
+
+    await produce(2000);
+    await expect.poll(() => streamer.stats().acked, { timeout: 20_000 }).toBeGreaterThan(500);
+    // Restart while the device keeps recording: close (graceful: acknowledges what it took,
+    // ends the stream Unavailable), then a new server on the same database and port.
+    const restart = (async () => {
+      await server.close();
+      await sleep(300);
+      server = await buildServer({ ...db.config, port });
+      await server.listen();
+    })();
+    await produce(4000);
+    await restart;
+    await produce(total);
+
+    await streamer.flushed();
+    const stats = streamer.stats();
+    const { unacked } = await streamer.close();
+    expect(unacked).toEqual([]);
+
+    const sequences = acks.map((a) => a.sequence);
+    expect(new Set(sequences).size).toBe(sequences.length);
+    expect([...sequences].sort((a, b) => a - b)).toEqual(Array.from({ length: sequences.length }, (_, i) => i + 1));
+    expect(acks.reduce((n, a) => n + a.received, 0)).toBe(total);
+    expect(stats).toMatchObject({ recorded: total, dropped: 0, acked: total, rejected: 0, pending: 0, unackedBatches: 0, refusedBatches: 0 });
+    expect(stats.reconnects).toBeGreaterThanOrEqual(1);
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.every((e) => e.code !== Code.PermissionDenied)).toBe(true);
+
+    const [count] = await rows<{ n: string; distinct_times: string; distinct_n: string }>(
+      `select count(*) as n, count(distinct occurred_at) as distinct_times, count(distinct (metrics->>'n')) as distinct_n from device_metrics where device_id = ?`,
+      [deviceId],
+    );
+    expect(count).toEqual({ n: String(total), distinct_times: String(total), distinct_n: String(total) });
+  });
+
+  it("stamps samples recorded without a time at least 1 ms apart, and flushed() resolves when all are acknowledged", async () => {
+    const deviceId = "device-stamps";
+    const streamer = createMetricsStreamer({ baseUrl: server.url(), deviceId, token: await mintTestToken(server.config, "device", deviceId), batchSize: 1000, maxBatchDelayMs: 60_000 });
+    for (let i = 0; i < 300; i++) streamer.record({ level: i % 2 === 0 ? 1 : 5 });
+    expect(streamer.stats()).toMatchObject({ pending: 300, unackedBatches: 0 });
+    await streamer.flushed(); // sends the open batch at once
+    expect(streamer.stats()).toMatchObject({ acked: 300, stored: 300, pending: 0 });
+    await streamer.close();
+    const [count] = await rows<{ n: string }>(`select count(distinct occurred_at) as n from device_metrics where device_id = ?`, [deviceId]);
+    expect(count!.n).toBe("300");
+  });
+
+  it("drops a batch the server refuses as a whole and goes on with the next", async () => {
+    const deviceId = "device-refused";
+    const errors: ConnectError[] = [];
+    const streamer = createMetricsStreamer({
+      baseUrl: server.url(),
+      deviceId,
+      token: await mintTestToken(server.config, "device", deviceId),
+      batchSize: 1000,
+      reconnect: { initialBackoffMs: 20, maxBackoffMs: 50 },
+      onError: (err) => errors.push(err),
+    });
+    const t = Date.now() - 3600_000;
+    for (let i = 0; i < 10; i++) streamer.record({ v: i }, t + i * 1000);
+    streamer.flush(); // batch 1: 10 samples, fine
+    for (let i = 10; i < 260; i++) streamer.record({ v: i }, t + i * 1000);
+    streamer.flush(); // batch 2: 250 samples, over the server's 200
+    for (let i = 260; i < 270; i++) streamer.record({ v: i }, t + i * 1000);
+    await streamer.flushed(); // batch 3
+    expect(streamer.stats()).toMatchObject({ refusedBatches: 1, ackedBatches: 2, acked: 20 });
+    expect(errors.map((e) => e.code)).toEqual([Code.InvalidArgument]);
+    expect(errors[0]!.rawMessage).toContain("batch sequence 2");
+    await streamer.close();
+  });
+
+  it("stops for good when the token's device is not the streamed device", async () => {
+    const errors: [Code, boolean][] = [];
+    const streamer = createMetricsStreamer({
+      baseUrl: server.url(),
+      deviceId: "device-b",
+      token: await mintTestToken(server.config, "device", "device-a"),
+      onError: (err, willRetry) => errors.push([err.code, willRetry]),
+    });
+    streamer.record({ cpu: 1 });
+    await expect(streamer.flushed()).rejects.toMatchObject({ code: Code.PermissionDenied });
+    expect(errors).toEqual([[Code.PermissionDenied, false]]);
+    expect(streamer.record({ cpu: 2 })).toBe(false);
+    await expect(streamer.close()).rejects.toMatchObject({ code: Code.PermissionDenied });
+  });
+});

@@ -1,0 +1,188 @@
+/**
+ * MetricsService handlers: validate the request, resolve the window on the server clock, call the
+ * query module and translate its plain results into messages. `GetDeviceMetrics` lives with the
+ * device metrics handlers; spread both into one implementation:
+ * `router.service(MetricsService, { ...createMetricsService(deps), getDeviceMetrics })`.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
+import { enumFromText, enumText } from "../ingest/event-rows.js";
+import type { MetricsQueries } from "../queries/metrics-queries.js";
+import { decodeStateHistoryToken, encodeStateHistoryToken, type StateHistoryToken } from "../queries/page-token.js";
+import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../queries/time-window.js";
+import { storageErrorToConnect } from "../storage/storage-errors.js";
+import type { Logger } from "../util/logger.js";
+import { definedEnum, invalidArgument, type Violation } from "../validation/field-rules.js";
+
+/** What the MetricsService handlers need. */
+export interface MetricsServiceDeps {
+  readonly metricsQueries: MetricsQueries;
+  readonly log: Logger;
+  /** The server clock (ms); injectable for tests. */
+  readonly now?: () => number;
+}
+
+/** The methods implemented here (all but `getDeviceMetrics`). */
+export type MetricsServiceHandlers = Pick<
+  ServiceImpl<typeof MetricsService>,
+  "getApiPerformance" | "getJobOutcomes" | "getErrorTrends" | "getDeviceStateHistory"
+>;
+
+/** Request limits, as documented in metrics_service.proto. */
+export const METRICS_QUERY_LIMITS = Object.freeze({
+  /** GetApiPerformance, GetJobOutcomes, GetErrorTrends. */
+  hours: Object.freeze({ min: 1, max: 168, default: 24 }) satisfies WindowLimits,
+  /** GetDeviceStateHistory. */
+  historyHours: Object.freeze({ min: 1, max: 720, default: 24 }) satisfies WindowLimits,
+  pageSize: Object.freeze({ max: 1000, default: 100 }),
+});
+
+/** Resolves `hours` into a window or records the violation. */
+function windowOf(hours: number | undefined, nowMs: number, limits: WindowLimits, violations: Violation[]): TimeWindow | undefined {
+  try {
+    return resolveWindow(hours, nowMs, limits);
+  } catch (err) {
+    if (!(err instanceof WindowError)) throw err;
+    // The window module words its messages for a log ("hours must be ..."); name the field once.
+    violations.push({ field: err.field, description: err.message.replace(/^hours /, "") });
+    return undefined;
+  }
+}
+
+function windowMessage(w: TimeWindow) {
+  return { start: timestampFromMs(w.startMs), end: timestampFromMs(w.endMs) };
+}
+
+/** A Timestamp from epoch microseconds, without losing the microseconds. */
+function timestampFromMicros(us: bigint): Timestamp {
+  const seconds = us / 1_000_000n - (us % 1_000_000n < 0n ? 1n : 0n);
+  return { seconds, nanos: Number(us - seconds * 1_000_000n) * 1000 } as Timestamp;
+}
+
+/** Creates the handlers; see {@link MetricsServiceHandlers}. */
+export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHandlers {
+  const now = deps.now ?? Date.now;
+  const q = deps.metricsQueries;
+  const run = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw storageErrorToConnect(err, deps.log, operation);
+    }
+  };
+
+  return {
+    async getApiPerformance(req) {
+      const violations: Violation[] = [];
+      const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.hours, violations);
+      if (window === undefined) throw invalidArgument(violations);
+      const result = await run("GetApiPerformance", () => q.apiPerformance({ window, endpoint: req.endpoint || undefined }));
+      return {
+        window: windowMessage(result.window),
+        endpoints: result.endpoints.map((e) => ({
+          endpoint: e.endpoint,
+          requestCount: BigInt(e.requestCount),
+          errorCount: BigInt(e.errorCount),
+          avgResponseMs: e.avgMs,
+          minResponseMs: e.minMs,
+          maxResponseMs: e.maxMs,
+          p50ResponseMs: e.p50Ms,
+          p95ResponseMs: e.p95Ms,
+          p99ResponseMs: e.p99Ms,
+        })),
+      };
+    },
+
+    async getJobOutcomes(req) {
+      const violations: Violation[] = [];
+      const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.hours, violations);
+      if (window === undefined) throw invalidArgument(violations);
+      const result = await run("GetJobOutcomes", () => q.jobOutcomes({ window, jobType: req.jobType || undefined }));
+      return {
+        window: windowMessage(result.window),
+        jobTypes: result.jobTypes.map((t) => ({
+          jobType: t.jobType,
+          total: BigInt(t.total),
+          successRate: t.successRate,
+          statuses: t.statuses.map((s) => ({
+            status: enumFromText<JobStatus>(JobStatus, s.status),
+            count: BigInt(s.count),
+            ...(s.avgDurationMs === undefined ? {} : { avgDurationMs: s.avgDurationMs }),
+          })),
+        })),
+      };
+    },
+
+    async getErrorTrends(req) {
+      const violations: Violation[] = [];
+      const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.hours, violations);
+      const badCategory = definedEnum(ErrorCategory, true)(req.category);
+      if (badCategory !== undefined) violations.push({ field: "category", description: badCategory });
+      if (window === undefined || violations.length > 0) throw invalidArgument(violations);
+      const category = req.category === ErrorCategory.UNSPECIFIED ? undefined : enumText(ErrorCategory, req.category, "unknown");
+      const result = await run("GetErrorTrends", () => q.errorTrends({ window, category }));
+      return {
+        window: windowMessage(result.window),
+        total: BigInt(result.total),
+        counts: result.counts.map((c) => ({
+          category: enumFromText<ErrorCategory>(ErrorCategory, c.category),
+          severity: enumFromText<Severity>(Severity, c.severity),
+          count: BigInt(c.count),
+        })),
+        timeline: result.timeline.map((b) => ({ hourStart: timestampFromMs(b.hourStartMs), count: BigInt(b.count) })),
+      };
+    },
+
+    async getDeviceStateHistory(req) {
+      const violations: Violation[] = [];
+      if (req.deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
+      const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.historyHours, violations);
+      const limits = METRICS_QUERY_LIMITS.pageSize;
+      const pageSize = req.pageSize === 0 ? limits.default : req.pageSize;
+      if (pageSize > limits.max) violations.push({ field: "page_size", description: `must be 1 to ${limits.max} (got ${pageSize})` });
+      let token: StateHistoryToken | undefined;
+      if (req.pageToken !== "") {
+        token = decodeStateHistoryToken(req.pageToken);
+        if (token === undefined || token.deviceId !== req.deviceId) {
+          violations.push({ field: "page_token", description: "is not a page token of this query" });
+        }
+      }
+      if (window === undefined || violations.length > 0) throw invalidArgument(violations);
+
+      // Later pages keep the first page's window start (see page-token.ts).
+      const startUs = token?.startUs ?? BigInt(window.startMs) * 1000n;
+      const endUs = BigInt(window.endMs) * 1000n;
+      const rows = await run("GetDeviceStateHistory", () =>
+        q.deviceStateHistory({
+          deviceId: req.deviceId,
+          startUs,
+          endUs,
+          limit: pageSize + 1,
+          cursor: token === undefined ? undefined : { beforeUs: token.beforeUs, beforeId: token.beforeId },
+        }),
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      const nextPageToken =
+        rows.length > pageSize && last !== undefined
+          ? encodeStateHistoryToken({ deviceId: req.deviceId, startUs, beforeUs: last.occurredAtUs, beforeId: last.id })
+          : "";
+      return {
+        changes: page.map((c) => ({
+          id: c.id,
+          deviceId: c.deviceId,
+          previousState: c.previousState ?? "",
+          newState: c.newState,
+          changedBy: c.changedBy,
+          reason: c.reason ?? "",
+          ...(c.extraData === null ? {} : { extraData: c.extraData as never }),
+          occurredAt: timestampFromMicros(c.occurredAtUs),
+        })),
+        nextPageToken,
+      };
+    },
+  };
+}

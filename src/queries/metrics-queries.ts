@@ -1,0 +1,345 @@
+/**
+ * The MetricsService queries as plain functions over SQL: windows in, plain results out.
+ *
+ * Every aggregate combines whole hours (and, for API latencies, whole days) from the rollups with
+ * the raw rows of the partial hours at the window's edges (`planWindow`), so counts, sums, min and
+ * max are exact and percentiles come from merged latency histograms (within 1/101 relative of
+ * `percentile_cont`, see `latency-histogram.ts`). Each statement is an index range scan: rollup
+ * primary keys lead with the period; raw edges use the `(occurred_at)` or `(key, occurred_at)`
+ * indexes of the raw tables. Rollup and raw statements run concurrently on separate connections;
+ * they cover disjoint time ranges, and a flush commits raw rows and rollups together, so no row is
+ * counted twice or missed except one committed between the two reads (then it is in neither or
+ * in the part read later).
+ */
+import { BucketAccumulator } from "./bucket-accumulator.js";
+import { bucketSqlExpression, quantilesFromBuckets } from "./latency-histogram.js";
+import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "./rollup-plan.js";
+import { readWatermarks } from "./rollups.js";
+import { toNumber, type SqlPool, type SqlRunner } from "./sql-runner.js";
+import { hourlyBuckets, type TimeWindow } from "./time-window.js";
+
+/** Per-endpoint request and latency figures. */
+export interface EndpointPerformance {
+  readonly endpoint: string;
+  readonly requestCount: number;
+  readonly errorCount: number;
+  readonly avgMs: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+  readonly p50Ms: number;
+  readonly p95Ms: number;
+  readonly p99Ms: number;
+}
+
+/** Count and durations of one job type and status. */
+export interface JobStatusFigures {
+  /** Stored status text (`success`, `failed`, `timeout`, `cancelled`). */
+  readonly status: string;
+  readonly count: number;
+  /** Mean duration of the outcomes that reported one; undefined when none did. */
+  readonly avgDurationMs: number | undefined;
+}
+
+/** Outcomes of one job type. */
+export interface JobTypeFigures {
+  readonly jobType: string;
+  readonly total: number;
+  /** Share of `success` outcomes, 0 to 1. */
+  readonly successRate: number;
+  /** One entry per status that occurred, in {@link JOB_STATUS_ORDER}. */
+  readonly statuses: readonly JobStatusFigures[];
+}
+
+/** Occurrences of one error category and severity. */
+export interface ErrorCountFigures {
+  readonly category: string;
+  readonly severity: string;
+  readonly count: number;
+}
+
+/** One stored state change. */
+export interface DeviceStateChangeRow {
+  readonly id: string;
+  readonly deviceId: string;
+  readonly previousState: string | null;
+  readonly newState: string;
+  readonly changedBy: string;
+  readonly reason: string | null;
+  readonly extraData: Record<string, unknown> | null;
+  /** Epoch microseconds (PostgreSQL's precision), for exact timestamps and cursors. */
+  readonly occurredAtUs: bigint;
+}
+
+/** Where a page of state history continues: strictly older than `(beforeUs, beforeId)`. */
+export interface StateHistoryCursor {
+  readonly beforeUs: bigint;
+  readonly beforeId: string;
+}
+
+/** Stored job statuses in the order answers list them (the proto enum's order). */
+export const JOB_STATUS_ORDER = ["success", "failed", "timeout", "cancelled"] as const;
+
+/** The queries; see the module documentation. */
+export interface MetricsQueries {
+  /** Per endpoint, by request count descending (then endpoint). */
+  apiPerformance(args: { window: TimeWindow; endpoint?: string | undefined }): Promise<{ window: TimeWindow; endpoints: EndpointPerformance[] }>;
+  /** Per job type, by total descending (then job type). */
+  jobOutcomes(args: { window: TimeWindow; jobType?: string | undefined }): Promise<{ window: TimeWindow; jobTypes: JobTypeFigures[] }>;
+  /** Totals per category and severity (by count descending) and a zero-filled hourly timeline. */
+  errorTrends(args: { window: TimeWindow; category?: string | undefined }): Promise<{
+    window: TimeWindow;
+    total: number;
+    counts: ErrorCountFigures[];
+    timeline: { hourStartMs: number; count: number }[];
+  }>;
+  /**
+   * One device's changes in `[startUs, endUs]`, newest first, `limit` at most, continuing after
+   * `cursor`. Raw rows only: state history has no rollup.
+   */
+  deviceStateHistory(args: {
+    deviceId: string;
+    startUs: bigint;
+    endUs: bigint;
+    limit: number;
+    cursor?: StateHistoryCursor | undefined;
+  }): Promise<DeviceStateChangeRow[]>;
+}
+
+/** Collects `$n` parameters while a statement is built. */
+class Params {
+  readonly values: unknown[] = [];
+  /** Adds a value; returns its placeholder. */
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+  /** A timestamp in ms as a `timestamptz` placeholder. */
+  time(ms: number): string {
+    return `${this.add(new Date(ms).toISOString())}::timestamptz`;
+  }
+}
+
+/** `(col >= a and col < b) or ...` for half-open ranges; `false` when there are none. */
+function rangesSql(column: string, ranges: readonly HalfOpenRange[], p: Params): string {
+  if (ranges.length === 0) return "false";
+  return ranges.map((r) => `(${column} >= ${p.time(r.startMs)} and ${column} < ${p.time(r.endMsExclusive)})`).join(" or ");
+}
+
+/** The same for raw ranges, whose end may be inclusive. */
+function rawRangesSql(ranges: readonly RawRange[], p: Params): string {
+  return ranges
+    .map((r) => `("occurred_at" >= ${p.time(r.startMs)} and "occurred_at" ${r.endInclusive ? "<=" : "<"} ${p.time(r.endMs)})`)
+    .join(" or ");
+}
+
+/** The query window the answers report, in ms (the plan may have widened it). */
+function reported(plan: WindowPlan): TimeWindow {
+  return { startMs: plan.window.startMs, endMs: plan.window.endMs };
+}
+
+interface EndpointTotals {
+  count: number;
+  errors: number;
+  sum: number;
+  min: number;
+  max: number;
+  buckets: BucketAccumulator;
+}
+
+/** Creates the queries over `pool` (concurrent statements use separate pooled connections). */
+export function createMetricsQueries(pool: SqlPool): MetricsQueries {
+  const plan = async (sql: SqlRunner, window: TimeWindow, rawTable: string, useDays: boolean): Promise<WindowPlan> => {
+    const watermarks = await readWatermarks(sql);
+    return planWindow(window, { rawAvailableFromMs: watermarks.get(rawTable), useDays });
+  };
+
+  return {
+    async apiPerformance({ window, endpoint }) {
+      const p = await plan(pool, window, "api_request_logs", true);
+      const rollup = new Params();
+      const onlyEndpoint = (params: Params) => (endpoint ? ` and "endpoint" = ${params.add(endpoint)}` : "");
+      const rollupCols = `"endpoint", "request_count"::float8 as n, "error_count"::float8 as errors, "sum_ms", "min_ms", "max_ms", "first_bucket", "bucket_counts"::text as buckets`;
+      const rollupSql =
+        `select ${rollupCols} from "api_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyEndpoint(rollup)} ` +
+        `union all select ${rollupCols} from "api_rollup_daily" where (${rangesSql(`"day"`, p.days, rollup)})${onlyEndpoint(rollup)}`;
+      const raw = new Params();
+      const rawSql =
+        `select "endpoint", ${bucketSqlExpression(`"response_time_ms"`)} as bucket, count(*)::float8 as n, ` +
+        `(count(*) filter (where "status_code" <> 0))::float8 as errors, sum("response_time_ms") as sum_ms, ` +
+        `min("response_time_ms") as min_ms, max("response_time_ms") as max_ms ` +
+        `from "api_request_logs" where (${rawRangesSql(p.raw, raw)})${onlyEndpoint(raw)} group by 1, 2`;
+      type RollupRow = { endpoint: string; n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number; first_bucket: number; buckets: string };
+      type RawRow = { endpoint: string; bucket: number; n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number };
+      const needRollup = p.hours.length + p.days.length > 0;
+      const [rollupRows, rawRows] = await Promise.all([
+        needRollup ? pool.query<RollupRow>(rollupSql, rollup.values) : Promise.resolve([] as RollupRow[]),
+        pool.query<RawRow>(rawSql, raw.values),
+      ]);
+
+      const totals = new Map<string, EndpointTotals>();
+      const totalsOf = (name: string): EndpointTotals => {
+        let t = totals.get(name);
+        if (!t) {
+          t = { count: 0, errors: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new BucketAccumulator() };
+          totals.set(name, t);
+        }
+        return t;
+      };
+      const addScalars = (t: EndpointTotals, r: { n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number }) => {
+        t.count += toNumber(r.n);
+        t.errors += toNumber(r.errors);
+        t.sum += toNumber(r.sum_ms);
+        t.min = Math.min(t.min, toNumber(r.min_ms));
+        t.max = Math.max(t.max, toNumber(r.max_ms));
+      };
+      for (const r of rollupRows) {
+        const t = totalsOf(r.endpoint);
+        addScalars(t, r);
+        t.buckets.addDenseText(toNumber(r.first_bucket), r.buckets);
+      }
+      for (const r of rawRows) {
+        const t = totalsOf(r.endpoint);
+        addScalars(t, r);
+        t.buckets.add(toNumber(r.bucket), toNumber(r.n));
+      }
+
+      const endpoints: EndpointPerformance[] = [];
+      for (const [name, t] of totals) {
+        if (t.count === 0) continue;
+        const [p50 = 0, p95 = 0, p99 = 0] = quantilesFromBuckets(t.buckets.entries(), [0.5, 0.95, 0.99], t.min, t.max) ?? [];
+        endpoints.push({
+          endpoint: name,
+          requestCount: t.count,
+          errorCount: t.errors,
+          avgMs: t.sum / t.count,
+          minMs: t.min,
+          maxMs: t.max,
+          p50Ms: p50,
+          p95Ms: p95,
+          p99Ms: p99,
+        });
+      }
+      endpoints.sort((a, b) => b.requestCount - a.requestCount || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+      return { window: reported(p), endpoints };
+    },
+
+    async jobOutcomes({ window, jobType }) {
+      const p = await plan(pool, window, "job_outcomes", false);
+      const onlyType = (params: Params) => (jobType ? ` and "job_type" = ${params.add(jobType)}` : "");
+      const rollup = new Params();
+      const rollupSql =
+        `select "job_type", "status", sum("count")::float8 as n, sum("duration_count")::float8 as dn, sum("duration_sum_ms")::float8 as ds ` +
+        `from "job_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyType(rollup)} group by 1, 2`;
+      const raw = new Params();
+      const rawSql =
+        `select "job_type", "status", count(*)::float8 as n, count("duration_ms")::float8 as dn, coalesce(sum("duration_ms"), 0)::float8 as ds ` +
+        `from "job_outcomes" where (${rawRangesSql(p.raw, raw)})${onlyType(raw)} group by 1, 2`;
+      type Row = { job_type: string; status: string; n: number; dn: number; ds: number };
+      const [rollupRows, rawRows] = await Promise.all([
+        p.hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
+        pool.query<Row>(rawSql, raw.values),
+      ]);
+      const byType = new Map<string, Map<string, { n: number; dn: number; ds: number }>>();
+      for (const r of [...rollupRows, ...rawRows]) {
+        let statuses = byType.get(r.job_type);
+        if (!statuses) byType.set(r.job_type, (statuses = new Map()));
+        const s = statuses.get(r.status) ?? { n: 0, dn: 0, ds: 0 };
+        s.n += toNumber(r.n);
+        s.dn += toNumber(r.dn);
+        s.ds += toNumber(r.ds);
+        statuses.set(r.status, s);
+      }
+      const rank = (status: string) => {
+        const i = (JOB_STATUS_ORDER as readonly string[]).indexOf(status);
+        return i === -1 ? JOB_STATUS_ORDER.length : i;
+      };
+      const jobTypes: JobTypeFigures[] = [];
+      for (const [type, statuses] of byType) {
+        const list = [...statuses]
+          .filter(([, s]) => s.n > 0)
+          .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+          .map(([status, s]): JobStatusFigures => ({ status, count: s.n, avgDurationMs: s.dn > 0 ? s.ds / s.dn : undefined }));
+        const total = list.reduce((sum, s) => sum + s.count, 0);
+        if (total === 0) continue;
+        const success = list.find((s) => s.status === "success")?.count ?? 0;
+        jobTypes.push({ jobType: type, total, successRate: success / total, statuses: list });
+      }
+      jobTypes.sort((a, b) => b.total - a.total || (a.jobType < b.jobType ? -1 : a.jobType > b.jobType ? 1 : 0));
+      return { window: reported(p), jobTypes };
+    },
+
+    async errorTrends({ window, category }) {
+      const p = await plan(pool, window, "error_occurrences", false);
+      const onlyCategory = (params: Params) => (category ? ` and "category" = ${params.add(category)}` : "");
+      const rollup = new Params();
+      const rollupSql =
+        `select (extract(epoch from "hour") * 1000)::float8 as hour_ms, "category", "severity", "count"::float8 as n ` +
+        `from "error_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyCategory(rollup)}`;
+      const raw = new Params();
+      const rawSql =
+        `select (extract(epoch from date_trunc('hour', "occurred_at", 'UTC')) * 1000)::float8 as hour_ms, "category", "severity", sum("count")::float8 as n ` +
+        `from "error_occurrences" where (${rawRangesSql(p.raw, raw)})${onlyCategory(raw)} group by 1, 2, 3`;
+      type Row = { hour_ms: number; category: string; severity: string; n: number };
+      const [rollupRows, rawRows] = await Promise.all([
+        p.hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
+        pool.query<Row>(rawSql, raw.values),
+      ]);
+      const hours = hourlyBuckets(p.window.startMs, p.window.endMs);
+      const perHour = new Map<number, number>(hours.map((h) => [h, 0]));
+      const perKey = new Map<string, ErrorCountFigures & { count: number }>();
+      let total = 0;
+      for (const r of [...rollupRows, ...rawRows]) {
+        const n = toNumber(r.n);
+        const hour = toNumber(r.hour_ms);
+        total += n;
+        perHour.set(hour, (perHour.get(hour) ?? 0) + n);
+        const key = `${r.category}\u0000${r.severity}`;
+        const c = perKey.get(key) ?? { category: r.category, severity: r.severity, count: 0 };
+        c.count += n;
+        perKey.set(key, c);
+      }
+      const counts = [...perKey.values()]
+        .filter((c) => c.count > 0)
+        .sort((a, b) => b.count - a.count || a.category.localeCompare(b.category) || a.severity.localeCompare(b.severity));
+      return {
+        window: reported(p),
+        total,
+        counts,
+        timeline: hours.map((h) => ({ hourStartMs: h, count: perHour.get(h) ?? 0 })),
+      };
+    },
+
+    async deviceStateHistory({ deviceId, startUs, endUs, limit, cursor }) {
+      const q = new Params();
+      const at = (us: bigint) => `timestamptz 'epoch' + ${q.add(String(us))}::bigint * interval '1 microsecond'`;
+      let sql =
+        `select "id", "device_id", "previous_state", "new_state", "changed_by", "reason", "extra_data", ` +
+        `(extract(epoch from "occurred_at") * 1000000)::bigint::text as us ` +
+        `from "device_state_history" where "device_id" = ${q.add(deviceId)} ` +
+        `and "occurred_at" >= ${at(startUs)} and "occurred_at" <= ${at(endUs)}`;
+      if (cursor) sql += ` and ("occurred_at", "id") < (${at(cursor.beforeUs)}, ${q.add(cursor.beforeId)}::uuid)`;
+      sql += ` order by "occurred_at" desc, "id" desc limit ${q.add(limit)}`;
+      type Row = {
+        id: string;
+        device_id: string;
+        previous_state: string | null;
+        new_state: string;
+        changed_by: string;
+        reason: string | null;
+        extra_data: Record<string, unknown> | null;
+        us: string;
+      };
+      const rows = await pool.query<Row>(sql, q.values);
+      return rows.map((r) => ({
+        id: r.id,
+        deviceId: r.device_id,
+        previousState: r.previous_state,
+        newState: r.new_state,
+        changedBy: r.changed_by,
+        reason: r.reason,
+        extraData: r.extra_data,
+        occurredAtUs: BigInt(r.us),
+      }));
+    },
+  };
+}
