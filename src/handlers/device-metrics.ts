@@ -158,12 +158,15 @@ function encodePageCursor(cursor: PageCursor): string {
 }
 
 function decodePageCursor(token: string): PageCursor | undefined {
+  if (token.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(token)) return undefined;
+  let raw: Record<string, unknown>;
   try {
-    const raw = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Record<string, unknown>;
-    if (raw.v !== 1 || typeof raw.d !== "string" || typeof raw.s !== "string" || typeof raw.b !== "string") return undefined;
-    if (!/^-?\d{1,19}$/.test(raw.s) || !/^-?\d{1,19}$/.test(raw.b)) return undefined;
-    return { deviceId: raw.d, startUs: BigInt(raw.s), beforeUs: BigInt(raw.b) };
+    raw = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Record<string, unknown>;
   } catch {
     return undefined;
   }
+  if (typeof raw !== "object" || raw === null) return undefined;
+  if (raw.v !== 1 || typeof raw.d !== "string" || typeof raw.s !== "string" || typeof raw.b !== "string") return undefined;
+  if (!/^-?\d{1,18}$/.test(raw.s) || !/^-?\d{1,18}$/.test(raw.b)) return undefined; // fits a bigint bind
+  return { deviceId: raw.d, startUs: BigInt(raw.s), beforeUs: BigInt(raw.b) };
 }
