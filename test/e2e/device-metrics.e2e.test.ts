@@ -304,6 +304,36 @@ describe("IngestDeviceMetrics", () => {
     ]);
   });
 
+  it("stores the compact form (metric_names + values) exactly like the map form", async () => {
+    const deviceId = "dev-e2e-compact";
+    const t = Date.now() - 600_000;
+    const auth = { authorization: `Bearer ${await mintTestToken(server.config, "device", deviceId)}` };
+    const post = (body: unknown) =>
+      fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...auth },
+        body: JSON.stringify(body),
+      });
+    const response = await post({
+      deviceId,
+      metricNames: ["cpu", "error_rate"],
+      samples: [
+        { occurredAt: new Date(t).toISOString(), values: [40, 0.01] },
+        { occurredAt: new Date(t + 1000).toISOString(), values: [40.5, 0.015] },
+        { occurredAt: new Date(t + 2000).toISOString(), values: [60, 0.015] },
+      ],
+    });
+    expect(await response.json()).toEqual({ counts: { received: 3, stored: 2, filtered: 1 } });
+    const stored = await rows<{ metrics: unknown }>(`select metrics from device_metrics where device_id = ? order by occurred_at`, [deviceId]);
+    expect(stored.map((r) => r.metrics)).toEqual([
+      { cpu: 40, error_rate: 0.01 },
+      { cpu: 60, error_rate: 0.015 },
+    ]);
+    const bad = await post({ deviceId, metricNames: ["cpu"], samples: [{ occurredAt: new Date(t + 3000).toISOString(), values: [1, 2] }] });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ code: "invalid_argument", message: "invalid request: samples[0].values: must hold one value per metric name (1, got 2)" });
+  });
+
   it("works with buf curl as the README shows", async () => {
     const token = await mintTestToken(server.config, "device", "device-123");
     const at = new Date(Date.now() - 5_000).toISOString();
