@@ -89,6 +89,15 @@ function batches(deviceId: string, count: number, startMs: number, mix: "realist
   return out;
 }
 
+/** The same batch in the compact form: the names once per message, a packed array per sample. */
+function compact(batch: Batch): Batch {
+  return {
+    ...batch,
+    metric_names: NAMES,
+    samples: batch.samples.map((s) => ({ occurred_at: s.occurred_at, values: NAMES.map((n) => s.metrics[n]!) })),
+  } as unknown as Batch;
+}
+
 type StreamCall = grpc.ClientDuplexStream<Batch, Ack>;
 
 /** Sends `messages` on one stream as fast as flow control lets it; resolves with the ack totals. */
@@ -199,7 +208,17 @@ try {
   await runStream(newClient(), metadata, batches("warm-up", 20_000, start, "realistic", seed++));
   await truncate();
 
-  const figures = { received: 0, stored: 0, copy: 0, received100: 0, storedShare: 0, serverUs: Number.POSITIVE_INFINITY, clientUs: Number.POSITIVE_INFINITY };
+  const figures = {
+    received: 0,
+    receivedCompact: 0,
+    stored: 0,
+    copy: 0,
+    received100: 0,
+    storedShare: 0,
+    serverUs: Number.POSITIVE_INFINITY,
+    serverUsCompact: Number.POSITIVE_INFINITY,
+    clientUs: Number.POSITIVE_INFINITY,
+  };
   for (let round = 1; round <= REPEAT; round++) {
     // 1. One stream, realistic mix.
     {
@@ -220,6 +239,18 @@ try {
         `round ${round} one stream, realistic: ${Math.round(perS)} samples/s received, ${(figures.storedShare * 100).toFixed(1)} % stored; ` +
           `CPU per sample: server ${serverUs.toFixed(2)} µs, client ${clientUs.toFixed(2)} µs`,
       );
+    }
+    // 1b. The same realistic mix in the compact form (metric_names + values).
+    {
+      const messages = batches(`compact-${round}`, SAMPLES, start, "realistic", seed++).map(compact);
+      const serverCpu0 = await cpuSeconds(child.pid!);
+      const t0 = performance.now();
+      const totals = await runStream(newClient(), metadata, messages);
+      const perS = totals.received / ((performance.now() - t0) / 1000);
+      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
+      figures.receivedCompact = Math.max(figures.receivedCompact, perS);
+      figures.serverUsCompact = Math.min(figures.serverUsCompact, serverUs);
+      console.log(`round ${round} one stream, realistic, compact form: ${Math.round(perS)} samples/s received; server CPU ${serverUs.toFixed(2)} µs per sample`);
     }
     // 2. One stream, every sample stored; then raw COPY of the same rows into the emptied table.
     {
@@ -271,6 +302,8 @@ try {
     stored_per_s: Math.round(figures.stored),
     ratio_to_copy: Number((figures.stored / figures.copy).toFixed(3)),
     received_per_s_100_streams: Math.round(figures.received100),
+    received_per_s_compact: Math.round(figures.receivedCompact),
+    server_cpu_us_per_sample_compact: Number(figures.serverUsCompact.toFixed(2)),
     copy_rows_per_s: Math.round(figures.copy),
     stored_share_realistic: Number(figures.storedShare.toFixed(4)),
     server_cpu_us_per_sample: Number(figures.serverUs.toFixed(2)),
