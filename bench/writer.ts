@@ -8,12 +8,13 @@
  * - `copy`: raw COPY through pg-copy-streams, the baseline (no idempotency, no RETURNING).
  * `copy_ratio` = writer / copy, measured in the same run.
  *
- * Run: `npm run bench -- writer [--rows 100000] [--repeat 2]`.
+ * Run: `npm run bench -- writer [--rows 100000] [--repeat 2] [--batch 1000] [--concurrency 2]`
+ * (the last two tune the writer under test; the raw strategies always use 1000-row batches).
  * Last line: `{"rows_per_s": {...}, "copy_ratio": number}`.
  */
 import { openDatabase } from "../src/db/database.js";
 import { loadConfig } from "../src/config.js";
-import { BatchWriter, ormConnectionSource, type Row } from "../src/storage/batch-writer.js";
+import { BatchWriter, DEFAULT_WRITER_OPTIONS, ormConnectionSource, type Row } from "../src/storage/batch-writer.js";
 import { insertStatements, type InsertStrategy } from "../src/storage/insert-sql.js";
 import { tableSpecs } from "../src/storage/table-specs.js";
 import { silentLogger } from "../src/util/logger.js";
@@ -22,6 +23,8 @@ import { benchDatabase, best, copyRowsPerSecond, numberArg, printResult } from "
 
 const ROWS = numberArg("rows", 100_000);
 const REPEAT = numberArg("repeat", 2);
+const WRITER_BATCH = numberArg("batch", DEFAULT_WRITER_OPTIONS.batchRows);
+const WRITER_CONCURRENCY = numberArg("concurrency", DEFAULT_WRITER_OPTIONS.flushConcurrency);
 const BATCH = 1000;
 
 const bench = await benchDatabase("writer");
@@ -69,7 +72,12 @@ try {
 
   const viaWriter = async () => {
     await truncate();
-    const writer = new BatchWriter({ specs: tableSpecs(db.orm), source, log: silentLogger, options: { maxBufferedRows: 1_000_000 } });
+    const writer = new BatchWriter({
+      specs: tableSpecs(db.orm),
+      source,
+      log: silentLogger,
+      options: { maxBufferedRows: 1_000_000, batchRows: WRITER_BATCH, flushConcurrency: WRITER_CONCURRENCY },
+    });
     const started = performance.now();
     const inFlight = new Set<Promise<unknown>>();
     for (let i = 0; i < rows.length; i += BATCH) {
