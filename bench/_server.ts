@@ -56,3 +56,28 @@ export async function startBenchServer(
     },
   };
 }
+
+/** Runs `bench/_client.ts` in its own process with `job`; resolves with its JSON result. */
+export async function runBenchClient<T>(job: Record<string, unknown>): Promise<T> {
+  const { execFile } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const script = fileURLToPath(new URL("./_client.ts", import.meta.url));
+  return new Promise<T>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), script, JSON.stringify(job)],
+      { maxBuffer: 512 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`bench client failed: ${err.message}\n${stderr}`));
+        const last = stdout.trim().split("\n").pop()!;
+        resolve(JSON.parse(last) as T);
+      },
+    );
+  });
+}
+
+/** A service token for `server` (for clients in other processes). */
+export async function serviceToken(server: AnalyticsServer): Promise<string> {
+  const secret = await loadSigningSecret(server.config);
+  return mintToken(secret.key, { role: "service", sub: "bench", ttlSeconds: 3600, issuer: server.config.jwtIssuer, audience: server.config.jwtAudience });
+}

@@ -1,0 +1,80 @@
+/**
+ * The client side of the RPC benchmarks, run as its own process (`runBenchClient`) so that the
+ * client's encoding and GC do not share the server's event loop: clients are remote in real life.
+ *
+ * argv[2]: JSON `{ kind: "unary" | "log-events", baseUrl, token, seconds?, inFlight?, events?, batch? }`.
+ * Prints one JSON line with the figures.
+ */
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { randomUUID } from "node:crypto";
+import { AnalyticsService } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { callsPerSecond } from "./_support.js";
+
+interface Job {
+  kind: "unary" | "log-events";
+  baseUrl: string;
+  token: string;
+  seconds?: number;
+  inFlight?: number;
+  events?: number;
+  batch?: number;
+}
+
+const job = JSON.parse(process.argv[2]!) as Job;
+const client = createClient(
+  AnalyticsService,
+  createGrpcTransport({
+    baseUrl: job.baseUrl,
+    interceptors: [
+      (next) => (req) => {
+        req.header.set("authorization", `Bearer ${job.token}`);
+        return next(req);
+      },
+    ],
+  }),
+);
+
+if (job.kind === "unary") {
+  let n = 0;
+  const call = () => client.logDeviceStateChange({ deviceId: `device-${n++ % 1000}`, previousState: "online", newState: "offline", reason: "bench" });
+  // Warm up connections and JIT before measuring.
+  await callsPerSecond(1, job.inFlight ?? 64, call);
+  const perS = await callsPerSecond(job.seconds ?? 5, job.inFlight ?? 64, call);
+  console.log(JSON.stringify({ calls_per_s: perS }));
+} else {
+  const total = job.events ?? 100_000;
+  const size = job.batch ?? 500;
+  const batches = Array.from({ length: Math.ceil(total / size) }, (_, b) =>
+    Array.from({ length: Math.min(size, total - b * size) }, (_, i) => {
+      const n = b * size + i;
+      return {
+        kind: {
+          case: "deviceStateChange" as const,
+          value: {
+            deviceId: `device-${n % 5000}`,
+            previousState: "online",
+            newState: n % 2 ? "offline" : "online",
+            changedBy: "scheduler",
+            reason: "heartbeat missed",
+            extraData: { attempt: n % 3, region: "eu-west" },
+            eventId: randomUUID(),
+          },
+        },
+      };
+    }),
+  );
+  const started = performance.now();
+  let next = 0;
+  let stored = 0;
+  await Promise.all(
+    Array.from({ length: job.inFlight ?? 4 }, async () => {
+      while (next < batches.length) {
+        const res = await client.logEvents({ events: batches[next++]! });
+        stored += res.storedCount;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, events: batches.flat() }));
+}
