@@ -41,7 +41,9 @@ if (job.kind === "unary") {
   // Warm up connections and JIT before measuring.
   await callsPerSecond(1, job.inFlight ?? 64, call);
   const perS = await callsPerSecond(job.seconds ?? 5, job.inFlight ?? 64, call);
-  console.log(JSON.stringify({ calls_per_s: perS }));
+  const cpu = process.cpuUsage();
+  // total_calls counts the warm-up too, for the server's CPU-per-call figure.
+  console.log(JSON.stringify({ calls_per_s: perS, total_calls: n, client_cpu_s: (cpu.user + cpu.system) / 1e6 }));
 } else {
   const total = job.events ?? 100_000;
   const size = job.batch ?? 500;

@@ -5,7 +5,10 @@
  * Connect and our interceptors. The client runs in its own process (bench/_client.ts).
  *
  * Run: `npm run bench -- unary [--seconds 5] [--rounds 2]`.
- * Last line: `{"calls_per_s": number, "calls_per_s_empty": number, "ratio_to_empty": number}`.
+ * The server's CPU per call is reported too: when one client process cannot saturate the server,
+ * throughput compares clients, and the CPU ratio is what the server pays for the real handler.
+ * Last line: `{"calls_per_s", "calls_per_s_empty", "ratio_to_empty", "server_cpu_us_per_call",
+ * "server_cpu_us_per_call_empty", "cpu_ratio_to_empty"}`.
  */
 import { create } from "@bufbuild/protobuf";
 import { LogDeviceStateChangeResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
@@ -21,17 +24,34 @@ const empty = await startBenchServer("unary-empty", {}, {
   analyticsOverrides: { logDeviceStateChange: () => create(LogDeviceStateChangeResponseSchema, {}) },
 });
 try {
-  const measure = async (s: typeof real) =>
-    (await runBenchClient<{ calls_per_s: number }>({ kind: "unary", baseUrl: s.server.url(), token: await serviceToken(s.server), seconds: SECONDS, inFlight: 64 }))
-      .calls_per_s;
-  let best = 0;
-  let bestEmpty = 0;
+  /** Calls/s, and the server process's CPU per call (robust to a client-bound run). */
+  const measure = async (s: typeof real) => {
+    const token = await serviceToken(s.server);
+    const cpu0 = process.cpuUsage();
+    const r = await runBenchClient<{ calls_per_s: number; total_calls: number; client_cpu_s: number }>({ kind: "unary", baseUrl: s.server.url(), token, seconds: SECONDS, inFlight: 64 });
+    const cpu = process.cpuUsage(cpu0);
+    return { perS: r.calls_per_s, serverUsPerCall: (cpu.user + cpu.system) / r.total_calls, clientUsPerCall: (r.client_cpu_s * 1e6) / r.total_calls };
+  };
+  let best = { perS: 0, serverUsPerCall: 0, clientUsPerCall: 0 };
+  let bestEmpty = { perS: 0, serverUsPerCall: 0, clientUsPerCall: 0 };
   for (let r = 0; r < ROUNDS; r++) {
-    bestEmpty = Math.max(bestEmpty, await measure(empty));
-    best = Math.max(best, await measure(real));
-    console.log(`round ${r + 1}: real ${Math.round(best)} calls/s, empty ${Math.round(bestEmpty)} calls/s (best so far)`);
+    const e = await measure(empty);
+    const x = await measure(real);
+    if (e.perS > bestEmpty.perS) bestEmpty = e;
+    if (x.perS > best.perS) best = x;
+    console.log(
+      `round ${r + 1}: real ${Math.round(x.perS)} calls/s (server ${x.serverUsPerCall.toFixed(0)} µs CPU/call), ` +
+        `empty ${Math.round(e.perS)} calls/s (server ${e.serverUsPerCall.toFixed(0)} µs CPU/call); client ${x.clientUsPerCall.toFixed(0)} µs CPU/call`,
+    );
   }
-  printResult({ calls_per_s: Math.round(best), calls_per_s_empty: Math.round(bestEmpty), ratio_to_empty: Number((best / bestEmpty).toFixed(3)) });
+  printResult({
+    calls_per_s: Math.round(best.perS),
+    calls_per_s_empty: Math.round(bestEmpty.perS),
+    ratio_to_empty: Number((best.perS / bestEmpty.perS).toFixed(3)),
+    server_cpu_us_per_call: Math.round(best.serverUsPerCall),
+    server_cpu_us_per_call_empty: Math.round(bestEmpty.serverUsPerCall),
+    cpu_ratio_to_empty: Number((bestEmpty.serverUsPerCall / best.serverUsPerCall).toFixed(3)),
+  });
 } finally {
   await empty.close();
   await real.close();
