@@ -9,6 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
@@ -151,6 +152,48 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
+/** Options for {@link cachedTokenVerifier}. */
+export interface TokenCacheOptions {
+  /** Most tokens remembered (least recently used first out). Default 10 000. */
+  readonly maxEntries?: number;
+  /** Longest a verified token is trusted without verifying it again. Default 60 s. */
+  readonly maxAgeMs?: number;
+  /** Clock (ms); injectable for tests. */
+  readonly now?: () => number;
+}
+
+/**
+ * Remembers verified tokens, so a client that sends the same token on every call pays the
+ * signature check (WebCrypto, the largest share of the auth interceptor's cost) once a minute
+ * instead of per call. A token is trusted from the cache only until its own `exp` and at most
+ * `maxAgeMs`; failures are never cached. Keyed by the whole token, which is immutable.
+ */
+export function cachedTokenVerifier(verify: TokenVerifier, options: TokenCacheOptions = {}): TokenVerifier {
+  const maxEntries = options.maxEntries ?? 10_000;
+  const maxAgeMs = options.maxAgeMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { principal: Principal; validUntil: number }>();
+  return async (token) => {
+    const t = now();
+    const hit = cache.get(token);
+    if (hit !== undefined) {
+      cache.delete(token);
+      if (hit.validUntil > t) {
+        cache.set(token, hit);
+        return hit.principal;
+      }
+    }
+    const principal = await verify(token);
+    const exp = decodeJwt(token).exp;
+    const validUntil = Math.min(t + maxAgeMs, typeof exp === "number" ? exp * 1000 : t);
+    if (validUntil > t) {
+      cache.set(token, { principal, validUntil });
+      if (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
+    }
+    return principal;
+  };
+}
+
 /** Reads a JWKS file (`{"keys": [...]}`) into a key resolver; errors name the file. */
 export async function readJwksFile(path: string): Promise<KeyResolver> {
   let jwks: JSONWebKeySet;
@@ -183,5 +226,7 @@ export async function createTokenVerifierFromConfig(
   let jwks: KeyResolver | undefined;
   if (config.jwksFile !== undefined) jwks = await readJwksFile(config.jwksFile);
   else if (config.jwksUrl !== undefined) jwks = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-  return createTokenVerifier({ secret: secret.key, jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, ...(log ? { log } : {}) });
+  return cachedTokenVerifier(
+    createTokenVerifier({ secret: secret.key, jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, ...(log ? { log } : {}) }),
+  );
 }
