@@ -110,7 +110,7 @@ export class EventQueue {
   #queue: Entry[] = [];
   #inFlight: Entry[] = [];
   readonly #beacons = new Set<Entry[]>();
-  /** Entries a beacon delivered while a regular send of them was still running. */
+  /** Entries whose delivery was counted (a beacon and a regular send may both carry one). */
   readonly #delivered = new WeakSet<Entry>();
   #seq = 0;
   #sending: Promise<ConnectError | undefined> | undefined;
@@ -212,11 +212,13 @@ export class EventQueue {
     this.#clearTimer();
     const deadline = this.#now() + (options.timeoutMs ?? 10_000);
     // Ref'd timers from here on: `await logger.close()` must keep a Node process alive.
-    const expired = new Promise<"expired">((resolve) => {
-      const t = setTimeout(() => resolve("expired"), Math.max(0, deadline - this.#now()));
-      void this.#drain(deadline).finally(() => clearTimeout(t));
+    const outcome = await new Promise<"drained" | "expired">((resolve) => {
+      const timer = setTimeout(() => resolve("expired"), Math.max(0, deadline - this.#now()));
+      void this.#drain(deadline).then((drained) => {
+        clearTimeout(timer);
+        resolve(drained ? "drained" : "expired");
+      });
     });
-    const outcome = await Promise.race([this.#drained, expired]);
     if (outcome === "expired") {
       this.#abort.abort(new ConnectError("event queue closed before the send finished"));
       await this.#sending?.catch(() => undefined);
@@ -227,23 +229,18 @@ export class EventQueue {
     return { unsent };
   }
 
-  #drainedResolve: (() => void) | undefined;
-  readonly #drained = new Promise<"drained">((resolve) => {
-    this.#drainedResolve = () => resolve("drained");
-  });
-
-  async #drain(deadline: number): Promise<void> {
-    while (this.#now() < deadline && !this.#abort.signal.aborted) {
+  /** Sends until nothing is queued (true) or the deadline passes (false). */
+  async #drain(deadline: number): Promise<boolean> {
+    const empty = (): boolean => this.#queue.length === 0 && this.#inFlight.length === 0;
+    while (!empty() && this.#now() < deadline && !this.#abort.signal.aborted) {
       try {
         await this.flush();
       } catch {
         const wait = Math.min(Math.max(0, this.#retryAt - this.#now()), deadline - this.#now());
         if (wait > 0) await this.#sleep(wait);
-        continue;
       }
-      if (this.#queue.length === 0 && this.#inFlight.length === 0) break;
     }
-    if (this.#queue.length === 0 && this.#inFlight.length === 0) this.#drainedResolve?.();
+    return empty();
   }
 
   /**
@@ -292,17 +289,16 @@ export class EventQueue {
           this.#schedule();
           return;
         }
-        for (const e of entries) if (!owned.includes(e)) this.#delivered.add(e);
-        this.#account(owned, entries, result);
+        this.#account(entries, result);
       },
     };
   }
 
-  /** Counts a batch's results; `sent` are the entries this send owns, `all` the events sent. */
-  #account(owned: readonly Entry[], all: readonly Entry[], response: LogEventsResponse): void {
-    const ownedSet = new Set(owned);
-    all.forEach((entry, i) => {
-      if (!ownedSet.has(entry)) return;
+  /** Counts a batch's results, each entry once, whichever send delivered it first. */
+  #account(entries: readonly Entry[], response: LogEventsResponse): void {
+    entries.forEach((entry, i) => {
+      if (this.#delivered.has(entry)) return;
+      this.#delivered.add(entry);
       const result = response.results[i];
       if (result?.outcome === WriteOutcome.REJECTED) {
         this.#rejected++;
@@ -344,11 +340,7 @@ export class EventQueue {
       this.#inFlight = [];
       this.#retries = 0;
       this.#retryAt = 0;
-      this.#account(
-        batch.filter((e) => !this.#delivered.has(e)),
-        batch,
-        response,
-      );
+      this.#account(batch, response);
       return undefined;
     };
     const sending = run();

@@ -155,25 +155,33 @@ function callTimeoutMs(req: UnaryRequest): number | undefined {
 }
 
 /**
- * A `Canceled` the caller did not ask for is a lost connection (Node reports an HTTP/2 stream
- * reset by a dropped connection as `CANCEL`): report it as `Unavailable`, which it is.
+ * Failures that are a lost or unreachable server, reported as `Unavailable`, which they are: a
+ * `Canceled` the caller did not ask for (Node reports an HTTP/2 stream reset by a dropped
+ * connection as `CANCEL`), and a `fetch` that failed at the network level.
  */
 function normalizeError(err: ConnectError, signal: AbortSignal): ConnectError {
-  if (err.code !== Code.Canceled || signal.aborted) return err;
-  return new ConnectError(`connection lost: ${err.rawMessage}`, Code.Unavailable, err.metadata, undefined, err);
+  if (signal.aborted) return err;
+  if (err.code === Code.Canceled) return new ConnectError(`connection lost: ${err.rawMessage}`, Code.Unavailable, err.metadata, undefined, err);
+  // A browser's (or undici's) fetch rejects with a TypeError ("Failed to fetch", "fetch failed")
+  // when the network or server is unreachable; Connect reports it as Unknown.
+  if (err.code === Code.Unknown && err.cause instanceof TypeError && /fetch|network/i.test(err.cause.message)) {
+    return new ConnectError(`network error: ${err.rawMessage}`, Code.Unavailable, err.metadata, undefined, err);
+  }
+  return err;
 }
 
 /**
  * A client interceptor that retries unary calls:
  * - `ResourceExhausted` carrying a `retry-after-ms` hint (rate limit, full write buffer): the
  *   server refused the call before doing anything, so any call is retried, after the hint;
- * - `Unavailable` (and a `Canceled` the caller did not ask for, i.e. a dropped connection, which
- *   it reports as `Unavailable`): the call may or may not have run, so only calls that are safe
- *   to repeat ({@link isIdempotentCall}) are retried, with exponential backoff.
+ * - `Unavailable` (and, reported as `Unavailable`, a `Canceled` the caller did not ask for, i.e. a
+ *   dropped connection, or a `fetch` failing at the network level): the call may or may not have
+ *   run, so only calls that are safe to repeat ({@link isIdempotentCall}) are retried, with
+ *   exponential backoff.
  *
  * Every attempt runs inside the call's one deadline (`timeoutMs`): a wait that would outlast it
  * is not started, and the last error is returned. Streams are passed through untouched.
- * With `maxAttempts: 1` it only reports dropped connections as `Unavailable`.
+ * With `maxAttempts: 1` it only reports network failures as `Unavailable`.
  */
 export function createRetryInterceptor(options: RetryOptions = {}): Interceptor {
   const maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? DEFAULT_RETRY_OPTIONS.maxAttempts));

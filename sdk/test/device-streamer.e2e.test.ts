@@ -87,6 +87,9 @@ describe("createMetricsStreamer", () => {
     expect(acks.reduce((n, a) => n + a.received, 0)).toBe(total);
     expect(stats).toMatchObject({ recorded: total, dropped: 0, acked: total, rejected: 0, pending: 0, unackedBatches: 0, refusedBatches: 0 });
     expect(stats.reconnects).toBeGreaterThanOrEqual(1);
+    // Batches in flight when the server stopped were resent after the reconnection, and counted once.
+    expect(stats.resentBatches).toBeGreaterThan(0);
+    expect(acks.filter((a) => a.resent).length).toBe(stats.resentBatches);
     expect(errors.length).toBeGreaterThanOrEqual(1);
     expect(errors.every((e) => e.code !== Code.PermissionDenied)).toBe(true);
 
@@ -100,13 +103,13 @@ describe("createMetricsStreamer", () => {
   it("stamps samples recorded without a time at least 1 ms apart, and flushed() resolves when all are acknowledged", async () => {
     const deviceId = "device-stamps";
     const streamer = createMetricsStreamer({ baseUrl: server.url(), deviceId, token: await mintTestToken(server.config, "device", deviceId), batchSize: 1000, maxBatchDelayMs: 60_000 });
-    for (let i = 0; i < 300; i++) streamer.record({ level: i % 2 === 0 ? 1 : 5 });
-    expect(streamer.stats()).toMatchObject({ pending: 300, unackedBatches: 0 });
+    for (let i = 0; i < 150; i++) streamer.record({ level: i % 2 === 0 ? 1 : 5 });
+    expect(streamer.stats()).toMatchObject({ pending: 150, unackedBatches: 0 });
     await streamer.flushed(); // sends the open batch at once
-    expect(streamer.stats()).toMatchObject({ acked: 300, stored: 300, pending: 0 });
+    expect(streamer.stats()).toMatchObject({ acked: 150, stored: 150, pending: 0 });
     await streamer.close();
     const [count] = await rows<{ n: string }>(`select count(distinct occurred_at) as n from device_metrics where device_id = ?`, [deviceId]);
-    expect(count!.n).toBe("300");
+    expect(count!.n).toBe("150");
   });
 
   it("drops a batch the server refuses as a whole and goes on with the next", async () => {
@@ -131,6 +134,31 @@ describe("createMetricsStreamer", () => {
     expect(errors.map((e) => e.code)).toEqual([Code.InvalidArgument]);
     expect(errors[0]!.rawMessage).toContain("batch sequence 2");
     await streamer.close();
+  });
+
+  it("close gives up after its timeout while the server is unreachable, and returns what was not acknowledged", async () => {
+    const errors: Code[] = [];
+    const streamer = createMetricsStreamer({
+      baseUrl: "http://127.0.0.1:1", // nothing listens there
+      deviceId: "device-offline",
+      token: "unused",
+      reconnect: { initialBackoffMs: 20, maxBackoffMs: 50 },
+      onError: (err) => errors.push(err.code),
+    });
+    const t = Date.now() - 60_000;
+    for (let i = 0; i < 3; i++) expect(streamer.record({ v: i }, t + i * 1000)).toBe(true);
+    const flushed = streamer.flushed();
+    const started = Date.now();
+    const { unacked } = await streamer.close({ timeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(unacked.map((s) => s.metrics.v)).toEqual([0, 1, 2]);
+    await expect(flushed).rejects.toMatchObject({ code: Code.Canceled });
+    expect(errors.length).toBeGreaterThan(0);
+    expect(new Set(errors)).toEqual(new Set([Code.Unavailable]));
+    const attempts = errors.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(errors.length).toBe(attempts); // no reconnection after close
+    expect(streamer.record({ v: 9 })).toBe(false);
   });
 
   it("stops for good when the token's device is not the streamed device", async () => {

@@ -36,7 +36,7 @@ import {
 
 /** What the AnalyticsService handlers need. */
 export interface AnalyticsServiceDeps {
-  readonly writer: Pick<BatchWriter, "write" | "hasRoom">;
+  readonly writer: Pick<BatchWriter, "write" | "hasRoom" | "bufferFullError">;
   /** For admin updates (ResolveError); forked per call. */
   readonly em: EntityManager;
   readonly log: Logger;
@@ -130,9 +130,10 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
         byTable.set(prepared.row.table, group);
       });
       const accepted = [...byTable.values()].reduce((n, g) => n + g.length, 0);
-      // All or nothing on capacity: never store part of a batch and then refuse the rest.
+      // All or nothing on capacity: never store part of a batch and then refuse the rest (the
+      // refused batch stored nothing, so retrying it whole is safe).
       if (accepted > 0 && !deps.writer.hasRoom(accepted)) {
-        throw new ConnectError("write buffer is full; retry the batch later (event ids make the retry safe)", Code.ResourceExhausted);
+        throw deps.writer.bufferFullError();
       }
       try {
         await Promise.all(

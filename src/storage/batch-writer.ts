@@ -209,16 +209,7 @@ export class BatchWriter {
   write(table: TableName, rows: readonly Row[]): Promise<RowResult[]> {
     if (this.#closed) return Promise.reject(new ConnectError("server is shutting down; retry on another instance", Code.Unavailable));
     if (rows.length === 0) return Promise.resolve([]);
-    if (!this.hasRoom(rows.length)) {
-      this.#stats.rejectedFull++;
-      return Promise.reject(
-        new ConnectError(
-          `write buffer is full (${this.#stats.bufferedRows} rows buffered); retry after ${this.#retryHintMs()} ms`,
-          Code.ResourceExhausted,
-          { "retry-after-ms": String(this.#retryHintMs()) },
-        ),
-      );
-    }
+    if (!this.hasRoom(rows.length)) return Promise.reject(this.bufferFullError());
     const queue = this.#queue(table);
     const now = Date.now();
     const promises = rows.map(
@@ -229,6 +220,20 @@ export class BatchWriter {
     );
     this.#schedule(queue, this.options.maxDelayMs);
     return Promise.all(promises);
+  }
+
+  /**
+   * The `ResourceExhausted` answer for a write that does not fit, with a `retry-after-ms` hint
+   * (also in the message) that clients and the SDK's retry policy honour. Counts the refusal.
+   */
+  bufferFullError(): ConnectError {
+    this.#stats.rejectedFull++;
+    const hint = this.#retryHintMs();
+    return new ConnectError(
+      `write buffer is full (${this.#stats.bufferedRows} rows buffered); retry after ${hint} ms`,
+      Code.ResourceExhausted,
+      { "retry-after-ms": String(hint) },
+    );
   }
 
   /** Fire-and-forget write (request logs). Returns false when the row was dropped (full or closed). */

@@ -264,6 +264,7 @@ describe("limits and shutdown", () => {
     const events = Array.from({ length: 4 }, (_, i) => ({ kind: { case: "deviceStateChange" as const, value: { deviceId: "d-full", newState: `s${i}` } } }));
     const err = await rpcError(client.logEvents({ events }));
     expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.metadata.get("retry-after-ms")).toMatch(/^\d+$/);
     expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'd-full'`, [], s)).toEqual([{ n: 0 }]);
     const ok = await client.logEvents({ events: events.slice(0, 3) });
     expect(ok.storedCount).toBe(3);

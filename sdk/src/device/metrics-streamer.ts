@@ -93,7 +93,7 @@ export interface MetricsStreamerStats {
   readonly pending: number;
   /** Batches sent and not yet acknowledged. */
   readonly unackedBatches: number;
-  /** Batches sent again after a reconnection. */
+  /** Batches acknowledged after being sent more than once (resent after a reconnection). */
   readonly resentBatches: number;
   /** Successful connections after the first. */
   readonly reconnects: number;
@@ -119,7 +119,8 @@ export interface MetricsStreamer {
   flushed(): Promise<void>;
   /**
    * Sends the open batch, waits up to `timeoutMs` (default 10000) for every acknowledgement,
-   * then ends the stream. Resolves with the samples still unacknowledged (empty when all were).
+   * then ends the stream and stops reconnecting. Resolves with the samples still unacknowledged
+   * (empty when all were; a pending `flushed()` then rejects with `Canceled`).
    */
   close(options?: { timeoutMs?: number }): Promise<{ readonly unacked: readonly MetricSample[] }>;
   /** The counters. */
@@ -129,6 +130,7 @@ export interface MetricsStreamer {
 interface Batch {
   readonly sequence: number;
   readonly samples: MetricSample[];
+  /** Streams that took the batch from their feed. */
   sends: number;
 }
 
@@ -139,21 +141,23 @@ interface Waiter {
 }
 
 /**
- * The request side of one stream: batches pushed by the streamer, ended by it. Connect calls
- * `return`/`throw` when the call ends; both just end the iteration.
+ * The request side of one stream: batches pushed by the streamer, ended by it. A batch counts as
+ * sent when the transport takes it. Connect calls `return`/`throw` when the call ends; both just
+ * end the iteration.
  */
 class RequestFeed implements AsyncIterableIterator<StreamDeviceMetricsRequest> {
-  readonly #buffer: StreamDeviceMetricsRequest[] = [];
+  readonly #buffer: { message: StreamDeviceMetricsRequest; taken: () => void }[] = [];
   #wake: ((r: IteratorResult<StreamDeviceMetricsRequest>) => void) | undefined;
   #done = false;
 
-  push(message: StreamDeviceMetricsRequest): void {
+  push(message: StreamDeviceMetricsRequest, taken: () => void): void {
     if (this.#done) return;
     const wake = this.#wake;
     if (wake) {
       this.#wake = undefined;
+      taken();
       wake({ value: message, done: false });
-    } else this.#buffer.push(message);
+    } else this.#buffer.push({ message, taken });
   }
 
   end(): void {
@@ -164,8 +168,11 @@ class RequestFeed implements AsyncIterableIterator<StreamDeviceMetricsRequest> {
   }
 
   next(): Promise<IteratorResult<StreamDeviceMetricsRequest>> {
-    const value = this.#buffer.shift();
-    if (value !== undefined) return Promise.resolve({ value, done: false });
+    const item = this.#buffer.shift();
+    if (item !== undefined) {
+      item.taken();
+      return Promise.resolve({ value: item.message, done: false });
+    }
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => (this.#wake = resolve));
   }
@@ -240,6 +247,8 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
   let abort: AbortController | undefined;
   let running: Promise<void> | undefined;
   let closing = false;
+  /** Set when close() gives up waiting: no more connections, whatever is left unacknowledged. */
+  let stopped = false;
   let failure: ConnectError | undefined;
   let waiters: Waiter[] = [];
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -271,10 +280,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
     create(StreamDeviceMetricsRequestSchema, { sequence: BigInt(batch.sequence), deviceId, samples: batch.samples });
 
   const send = (batch: Batch): void => {
-    if (feed === undefined) return;
-    if (batch.sends > 0) counts.resentBatches++;
-    batch.sends++;
-    feed.push(toRequest(batch));
+    feed?.push(toRequest(batch), () => batch.sends++);
   };
 
   const seal = (): void => {
@@ -296,6 +302,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
     const [batch] = unacked.splice(index, 1);
     const c = ack.counts;
     counts.ackedBatches++;
+    if (batch!.sends > 1) counts.resentBatches++;
     counts.acked += c?.received ?? batch!.samples.length;
     counts.stored += c?.stored ?? 0;
     counts.filtered += c?.filtered ?? 0;
@@ -363,7 +370,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
 
   const run = async (): Promise<void> => {
     let retry = 0;
-    while (failure === undefined) {
+    while (failure === undefined && !stopped) {
       if (unacked.length === 0 && (closing || open.length === 0)) return;
       const ackedBefore = counts.ackedBatches;
       try {
@@ -372,7 +379,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
         if (closing && unacked.length === 0) return;
       } catch (raw) {
         const err = ConnectError.from(raw);
-        if (abort?.signal.aborted === true && closing) return;
+        if (stopped) return;
         if (FINAL_CODES.has(err.code)) {
           safely(options.onError, err, false);
           fail(err);
@@ -390,11 +397,11 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
   };
 
   const ensureRunning = (): void => {
-    if (running !== undefined || failure !== undefined) return;
+    if (running !== undefined || failure !== undefined || stopped) return;
     running = run().finally(() => {
       running = undefined;
       // Batches sealed while the loop was ending.
-      if (failure === undefined && unacked.length > 0 && !(closing && abort?.signal.aborted === true)) ensureRunning();
+      if (failure === undefined && !stopped && unacked.length > 0) ensureRunning();
     });
   };
 
@@ -446,10 +453,14 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
         await Promise.race([running ?? Promise.resolve(), expired]);
       } finally {
         clearTimeout(timer);
+        stopped = true;
         abort?.abort(new ConnectError("metrics streamer closed", Code.Canceled));
         if (retryTimer !== undefined) clearTimeout(retryTimer);
         wakeRetry?.();
         await running?.catch(() => undefined);
+        const left = new ConnectError("metrics streamer closed before everything was acknowledged", Code.Canceled);
+        for (const w of waiters) w.reject(left);
+        waiters = [];
       }
       if (failure !== undefined && unacked.length > 0) throw failure;
       return { unacked: unacked.flatMap((b) => b.samples) };

@@ -18,9 +18,12 @@ import { createWebTransport } from "./transport.js";
 
 /** Where the tracker looks for marks on elements, and what it records. */
 export interface BrowserTrackerOptions {
-  /** The service's URL, e.g. `https://analytics.example.com`; page-hide beacons go there. */
-  readonly baseUrl: string;
-  /** A client to send batches with (default: one over {@link createWebTransport} with the options below). */
+  /**
+   * The service's URL, e.g. `https://analytics.example.com`. Page-hide beacons go there; without
+   * it (a `client` given instead) the tracker can only try a regular flush when the page hides.
+   */
+  readonly baseUrl?: string;
+  /** A client to send batches with (default: one over {@link createWebTransport} on `baseUrl` with the options below). */
   readonly client?: Pick<AnalyticsClient, "logEvents">;
   /** A bearer token; without `token`/`getToken` the `access_token` cookie is used. */
   readonly token?: string;
@@ -128,15 +131,13 @@ function describe(error: unknown): { name: string; message: string; stack: strin
  * // <input data-analytics-search="device-search">            → one SEARCH per typing burst
  * ```
  *
- * Without a browser `window` (server-side rendering) it returns a tracker that does nothing.
+ * Without a browser `window` (server-side rendering), or without `baseUrl` and `client`, it returns
+ * a tracker that does nothing.
  * Failures (network down, server away, CORS) keep events queued and retried with backoff; a
  * full queue drops new events (`stats().dropped`). Nothing the tracker does can throw into the
  * page or leave an unhandled rejection.
  */
 export function createBrowserTracker(options: BrowserTrackerOptions): BrowserTracker {
-  const win = options.window ?? (typeof window === "undefined" ? undefined : window);
-  if (win === undefined) return INERT;
-  const doc = win.document;
   const report = (err: unknown): void => {
     try {
       options.onError?.(err);
@@ -144,6 +145,24 @@ export function createBrowserTracker(options: BrowserTrackerOptions): BrowserTra
       // Nothing may escape into the page.
     }
   };
+  const win = options.window ?? (typeof window === "undefined" ? undefined : window);
+  if (win === undefined) return INERT;
+  if (options.baseUrl === undefined && options.client === undefined) {
+    report(new TypeError("createBrowserTracker needs baseUrl or client: tracking is off"));
+    return INERT;
+  }
+  try {
+    return startTracker(options, win, report);
+  } catch (err) {
+    // Bad options (e.g. maxBatch over 500) turn tracking off; they never break the page.
+    report(err);
+    return INERT;
+  }
+}
+
+function startTracker(options: BrowserTrackerOptions, win: Window, report: (err: unknown) => void): BrowserTracker {
+  const baseUrl = options.baseUrl;
+  const doc = win.document;
   const safe =
     <A extends unknown[]>(fn: (...args: A) => void) =>
     (...args: A): void => {
@@ -165,12 +184,18 @@ export function createBrowserTracker(options: BrowserTrackerOptions): BrowserTra
         };
   const client =
     options.client ??
-    createAnalyticsClient(
-      createWebTransport({ baseUrl: options.baseUrl, token: options.token, getToken, credentials: options.credentials }),
-    );
+    createAnalyticsClient(createWebTransport({ baseUrl: baseUrl!, token: options.token, getToken, credentials: options.credentials }));
+  // A client of the page's own calls getToken itself; keep a fresh token for beacons anyway.
+  const refreshToken = (): void => {
+    if (options.client !== undefined && getToken !== undefined) getToken().catch(report);
+  };
+  refreshToken();
 
   const queue = new EventQueue({
-    send: (events, signal) => client.logEvents(events, { signal }),
+    send: (events, signal) => {
+      refreshToken();
+      return client.logEvents(events, { signal });
+    },
     maxBatch: options.maxBatch ?? 50,
     flushIntervalMs: options.flushIntervalMs ?? 5000,
     maxQueue: options.maxQueue ?? 500,
@@ -283,11 +308,16 @@ export function createBrowserTracker(options: BrowserTrackerOptions): BrowserTra
 
   // --- page hide: keepalive beacons -------------------------------------------------------
   let beacons = 0;
-  const endpoint = `${options.baseUrl.replace(/\/+$/, "")}/analytics.v1.AnalyticsService/LogEvents`;
+  const endpoint = baseUrl === undefined ? undefined : `${baseUrl.replace(/\/+$/, "")}/analytics.v1.AnalyticsService/LogEvents`;
   const encoder = new TextEncoder();
   const jsonOf = (event: Event): JsonValue => toJson(EventSchema, event);
   const beacon = safe(() => {
     sendSearch();
+    if (endpoint === undefined) {
+      // No URL for a keepalive request: a regular send, which may not survive an unload.
+      void queue.flush().catch(report);
+      return;
+    }
     const batches = queue.takeForBeacon(BEACON_BUDGET_BYTES, (e) => encoder.encode(JSON.stringify(jsonOf(e))).length);
     for (const batch of batches) {
       beacons++;

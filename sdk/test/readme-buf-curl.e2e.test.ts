@@ -1,0 +1,151 @@
+/**
+ * The README's admin examples, run verbatim against the real server: every ```sh block of
+ * README.md that contains `buf curl` is run by bash, line by line as a reader would paste it,
+ * with only the address (`http://localhost:8080` becomes the test server's) and the tokens
+ * (`$TOKEN` and `$ADMIN_TOKEN` are admin tokens, as the first start prints) provided, and the
+ * README's `<id from LogError>` placeholder replaced by the id an earlier example's LogError
+ * returned. `npm run -s cli -- token ...` inside a block runs the real CLI with the server's secret.
+ *
+ * A block preceded by `<!-- readme-test: skip (reason) -->` is not run (say why).
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { mintTestToken } from "../../test/support/auth.js";
+import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** One fenced shell block of the README. */
+interface ShellBlock {
+  /** 1-based line of the opening fence. */
+  readonly line: number;
+  /** The heading the block is under. */
+  readonly section: string;
+  /** Commands, continuation lines joined, comments dropped. */
+  readonly commands: readonly string[];
+  /** Why it is skipped, when marked. */
+  readonly skip?: string;
+}
+
+/** Fenced ```sh / ```bash / ```shell blocks (indented ones in lists too), in order. */
+export function shellBlocks(markdown: string): ShellBlock[] {
+  const lines = markdown.split("\n");
+  const blocks: ShellBlock[] = [];
+  let section = "";
+  for (let i = 0; i < lines.length; i++) {
+    const heading = /^#{1,6}\s+(.*)$/.exec(lines[i]!);
+    if (heading) section = heading[1]!.trim();
+    const open = /^(\s*)```(sh|bash|shell)\s*$/.exec(lines[i]!);
+    if (!open) continue;
+    const indent = open[1]!.length;
+    let previous = i - 1;
+    while (previous >= 0 && lines[previous]!.trim() === "") previous--;
+    const marker = previous >= 0 ? /<!--\s*readme-test:\s*skip\s*(.*?)\s*-->/.exec(lines[previous]!) : null;
+    const body: string[] = [];
+    let j = i + 1;
+    for (; j < lines.length && !/^\s*```\s*$/.test(lines[j]!); j++) body.push(lines[j]!.slice(Math.min(indent, lines[j]!.search(/\S|$/))));
+    const commands: string[] = [];
+    let current = "";
+    for (const raw of body) {
+      const text = raw.trimEnd();
+      if (current === "" && (text.trim() === "" || text.trimStart().startsWith("#"))) continue;
+      if (text.endsWith("\\")) current += `${text.slice(0, -1)} `;
+      else {
+        commands.push(`${current}${text}`.trim());
+        current = "";
+      }
+    }
+    blocks.push({ line: i + 1, section, commands, skip: marker ? marker[1] || "marked" : undefined });
+    i = j;
+  }
+  return blocks;
+}
+
+/** What one command printed and how it ended. */
+interface CommandRun {
+  readonly command: string;
+  readonly status: number;
+  readonly stdout: string;
+}
+
+/** Runs a block's commands in one bash process (so assignments carry over) and splits the output per command. */
+function runBlock(commands: readonly string[], env: NodeJS.ProcessEnv): Promise<{ runs: CommandRun[]; stderr: string }> {
+  const marker = "@@readme-test-status@@";
+  const script = commands.map((c) => `${c}\nprintf '\\n${marker}%s\\n' "$?"`).join("\n");
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", script], { cwd: root, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", () => {
+      const parts = stdout.split(new RegExp(`\\n${marker}(\\d+)\\n`));
+      const runs = commands.map((command, k) => ({ command, stdout: (parts[2 * k] ?? "").trim(), status: Number(parts[2 * k + 1] ?? -1) }));
+      resolve({ runs, stderr });
+    });
+  });
+}
+
+let db: TestDatabase;
+let server: AnalyticsServer;
+const readme = readFileSync(join(root, "README.md"), "utf8");
+const blocks = shellBlocks(readme).filter((b) => b.commands.some((c) => c.includes("buf curl")));
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await buildServer(db.config);
+  await server.listen();
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
+}
+
+describe("README buf curl examples, verbatim", () => {
+  it("finds the examples", () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(3);
+    expect(blocks.flatMap((b) => b.commands).filter((c) => c.includes("buf curl")).length).toBeGreaterThanOrEqual(6);
+  });
+
+  it("runs every block against the server and each command succeeds", { timeout: 120_000 }, async () => {
+    const admin = await mintTestToken(server.config, "admin", "readme-admin");
+    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ANALYTICS_")));
+    Object.assign(env, { TOKEN: admin, ADMIN_TOKEN: admin, ANALYTICS_DATA_DIR: server.config.dataDir, LOG_LEVEL: "warn" });
+    const placeholders = new Map<string, string>();
+    const all: CommandRun[] = [];
+    for (const block of blocks) {
+      if (block.skip !== undefined) continue;
+      const commands = block.commands.map((c) => {
+        let out = c.replaceAll("http://localhost:8080", server.url());
+        for (const [from, to] of placeholders) out = out.replaceAll(from, to);
+        return out;
+      });
+      const { runs, stderr } = await runBlock(commands, env);
+      for (const run of runs) {
+        expect({ at: `README.md:${block.line} (${block.section})`, command: run.command, status: run.status, stderr: run.status === 0 ? "" : stderr }).toMatchObject({ status: 0 });
+        if (/\/LogError\b/.test(run.command)) placeholders.set("<id from LogError>", (JSON.parse(run.stdout) as { id: string }).id);
+      }
+      all.push(...runs);
+    }
+
+    // What the examples promise, seen from the other side.
+    const out = (pattern: RegExp) => all.filter((r) => pattern.test(r.command)).map((r) => r.stdout);
+    expect(out(/--list-services/).every((s) => s.includes("analytics.v1.AnalyticsService") && s.includes("analytics.v1.MetricsService"))).toBe(true);
+    expect(out(/Health\/Check/)).toEqual(out(/Health\/Check/).map(() => expect.stringContaining("SERVING")));
+    const [logged] = out(/\/LogError\b/).map((s) => JSON.parse(s) as { id: string });
+    expect(await rows(`select error_message from error_logs where id = ?`, [logged!.id])).toEqual([{ error_message: "device did not answer" }]);
+    for (const s of out(/\/ResolveError\b/)) expect(JSON.parse(s)).toMatchObject({ errorId: logged!.id, resolved: true });
+    for (const s of out(/\/IngestDeviceMetrics\b/)) expect(JSON.parse(s)).toMatchObject({ counts: { received: 1 } });
+    for (const s of out(/\/GetDeviceMetrics\b/)) expect((JSON.parse(s) as { samples: unknown[] }).samples.length).toBeGreaterThan(0);
+  });
+});
