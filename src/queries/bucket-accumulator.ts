@@ -7,6 +7,7 @@
  * adds ~500k counts, so the accumulator is a growable `Float64Array` over the range seen so far.
  */
 import { MAX_BUCKET, ZERO_BUCKET, type BucketCount } from "./latency-histogram.js";
+import { parseDenseCounts } from "./rollup-cache.js";
 
 /** Sum of bucket counts; see the module documentation. */
 export class BucketAccumulator {
@@ -27,32 +28,29 @@ export class BucketAccumulator {
    * @throws RangeError when the text is not such an array or the run leaves the bucket range.
    */
   addDenseText(firstBucket: number, text: string): void {
-    const n = text.length;
-    if (n < 2 || text.charCodeAt(0) !== 123 /* { */ || text.charCodeAt(n - 1) !== 125 /* } */) {
-      throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
-    }
-    let elements = n === 2 ? 0 : 1;
-    for (let i = 1; i < n - 1; i++) if (text.charCodeAt(i) === 44 /* , */) elements++;
-    if (elements === 0) return;
-    this.#ensure(firstBucket, firstBucket + elements - 1);
-    const counts = this.#counts;
-    let index = firstBucket - this.#offset;
-    let value = 0;
-    let digits = 0;
-    for (let i = 1; i < n; i++) {
-      const c = text.charCodeAt(i);
-      if (c >= 48 && c <= 57) {
-        value = value * 10 + (c - 48);
-        digits++;
-      } else if (c === 44 || c === 125) {
-        if (digits === 0) throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
-        counts[index++]! += value;
-        value = 0;
-        digits = 0;
-      } else {
-        throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
-      }
-    }
+    this.addDense(firstBucket, parseDenseCounts(text));
+  }
+
+  /** Adds dense counts, `counts[0]` counting bucket `firstBucket`. */
+  addDense(firstBucket: number, counts: Float64Array): void {
+    if (counts.length === 0) return;
+    this.#ensure(firstBucket, firstBucket + counts.length - 1);
+    const target = this.#counts;
+    const offset = firstBucket - this.#offset;
+    for (let i = 0; i < counts.length; i++) target[offset + i]! += counts[i]!;
+  }
+
+  /**
+   * Adds sparse buckets read as two PostgreSQL array texts of equal length: bucket numbers and
+   * their counts (`{398,401}` and `{2,7}`).
+   *
+   * @throws RangeError when either text is not such an array or their lengths differ.
+   */
+  addSparseText(bucketsText: string, countsText: string): void {
+    const buckets = parseIntegerArray(bucketsText);
+    const counts = parseIntegerArray(countsText);
+    if (buckets.length !== counts.length) throw new RangeError(`${buckets.length} buckets but ${counts.length} counts`);
+    for (let i = 0; i < buckets.length; i++) this.add(buckets[i]!, counts[i]!);
   }
 
   /** Adds every count of `other`. */
@@ -92,4 +90,30 @@ export class BucketAccumulator {
     this.#counts = grown;
     this.#offset = from;
   }
+}
+
+/** Parses PostgreSQL array text of non-negative integers (`{1,22,3}`). */
+export function parseIntegerArray(text: string): number[] {
+  const n = text.length;
+  if (n < 2 || text.charCodeAt(0) !== 123 /* { */ || text.charCodeAt(n - 1) !== 125 /* } */) {
+    throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
+  }
+  const out: number[] = [];
+  if (n === 2) return out;
+  let value = 0;
+  let digits = 0;
+  for (let i = 1; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else if ((c === 44 || c === 125) && digits > 0) {
+      out.push(value);
+      value = 0;
+      digits = 0;
+    } else {
+      throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
+    }
+  }
+  return out;
 }

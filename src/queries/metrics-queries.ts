@@ -1,22 +1,29 @@
 /**
  * The MetricsService queries as plain functions over SQL: windows in, plain results out.
  *
- * Every aggregate combines whole hours (and, for API latencies, whole days) from the rollups with
- * the raw rows of the partial hours at the window's edges (`planWindow`), so counts, sums, min and
- * max are exact and percentiles come from merged latency histograms (within 1/101 relative of
- * `percentile_cont`, see `latency-histogram.ts`). Each statement is an index range scan: rollup
- * primary keys lead with the period; raw edges use the `(occurred_at)` or `(key, occurred_at)`
- * indexes of the raw tables. Rollup and raw statements run concurrently on separate connections;
- * they cover disjoint time ranges, and a flush commits raw rows and rollups together, so no row is
- * counted twice or missed except one committed between the two reads (then it is in neither or
- * in the part read later).
+ * Every aggregate combines whole periods from the rollups with the raw rows of the partial periods
+ * at the window's edges (`planWindow`), so counts, sums, min and max are exact and percentiles come
+ * from merged latency histograms (within 1/101 relative of `percentile_cont`, see
+ * `latency-histogram.ts`). API requests roll up per day, hour and 5 minutes, so raw rows are read
+ * for at most 5 minutes at each edge; errors and jobs (far fewer rows) per hour.
+ *
+ * Each statement is an index range scan: rollup primary keys lead with the period; raw edges use
+ * the `(occurred_at)` index of the raw tables (or `error_occurrences`' primary key). Rollup and raw
+ * statements run concurrently on separate connections; they cover disjoint time ranges, and a
+ * flush commits raw rows and rollups together, so a row committed between the two reads is counted
+ * once or (if it lands in the part read first) not yet, never twice.
+ *
+ * API histograms are read in two steps: every row's scalars with its version, then the bucket
+ * arrays of only the rows not in the {@link RollupHistogramCache} at that version (after the first
+ * call: the current periods and late-written ones). See `rollup-cache.ts` for why that is exact.
  */
 import { BucketAccumulator } from "./bucket-accumulator.js";
 import { bucketSqlExpression, quantilesFromBuckets } from "./latency-histogram.js";
 import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "./rollup-plan.js";
-import { readWatermarks } from "./rollups.js";
+import { RollupHistogramCache, parseDenseCounts, type CachedHistogram } from "./rollup-cache.js";
+import { API_LEVELS, readWatermarks } from "./rollups.js";
 import { toNumber, type SqlPool, type SqlRunner } from "./sql-runner.js";
-import { hourlyBuckets, type TimeWindow } from "./time-window.js";
+import { HOUR_MS, hourlyBuckets, type TimeWindow } from "./time-window.js";
 
 /** Per-endpoint request and latency figures. */
 export interface EndpointPerformance {
@@ -146,35 +153,100 @@ interface EndpointTotals {
   buckets: BucketAccumulator;
 }
 
+/** The API rollup levels, longest first. */
+const API_LEVEL_LIST = [API_LEVELS.day, API_LEVELS.hour, API_LEVELS["5min"]];
+
+/** Options of {@link createMetricsQueries}. */
+export interface MetricsQueriesOptions {
+  /** Capacity of the rollup histogram cache in counts (default 4M, ~32 MB); 0 disables it. */
+  readonly cacheMaxCounts?: number;
+}
+
+/** A rollup row's scalars and version, as the first API read returns them. */
+interface RollupRowHead {
+  t: number;
+  period_ms: number;
+  endpoint: string;
+  v: string;
+  n: number;
+  errors: number;
+  sum_ms: number;
+  min_ms: number;
+  max_ms: number;
+}
+
 /** Creates the queries over `pool` (concurrent statements use separate pooled connections). */
-export function createMetricsQueries(pool: SqlPool): MetricsQueries {
-  const plan = async (sql: SqlRunner, window: TimeWindow, rawTable: string, useDays: boolean): Promise<WindowPlan> => {
+export function createMetricsQueries(pool: SqlPool, options: MetricsQueriesOptions = {}): MetricsQueries {
+  const plan = async (sql: SqlRunner, window: TimeWindow, rawTable: string, levels: readonly number[]): Promise<WindowPlan> => {
     const watermarks = await readWatermarks(sql);
-    return planWindow(window, { rawAvailableFromMs: watermarks.get(rawTable), useDays });
+    return planWindow(window, { rawAvailableFromMs: watermarks.get(rawTable), levels });
   };
+  const cache = new RollupHistogramCache(options.cacheMaxCounts);
+  const HOURLY = [HOUR_MS];
 
   return {
     async apiPerformance({ window, endpoint }) {
-      const p = await plan(pool, window, "api_request_logs", true);
-      const rollup = new Params();
+      const p = await plan(pool, window, "api_request_logs", API_LEVEL_LIST.map((l) => l.periodMs));
       const onlyEndpoint = (params: Params) => (endpoint ? ` and "endpoint" = ${params.add(endpoint)}` : "");
-      const rollupCols = `"endpoint", "request_count"::float8 as n, "error_count"::float8 as errors, "sum_ms", "min_ms", "max_ms", "first_bucket", "bucket_counts"::text as buckets`;
-      const rollupSql =
-        `select ${rollupCols} from "api_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyEndpoint(rollup)} ` +
-        `union all select ${rollupCols} from "api_rollup_daily" where (${rangesSql(`"day"`, p.days, rollup)})${onlyEndpoint(rollup)}`;
+      const scalars = `"endpoint", "request_count"::float8 as n, "error_count"::float8 as errors, "sum_ms", "min_ms", "max_ms"`;
+      const version = `(xmin::text || ':' || ctid::text) as v`;
+
+      // 1. Every rollup row in the plan: scalars and version (see rollup-cache.ts), one statement.
+      const heads = new Params();
+      const headSql = API_LEVEL_LIST.flatMap((level, t) => {
+        const ranges = p.levels[t]!.ranges;
+        if (ranges.length === 0) return [];
+        const col = `"${level.column}"`;
+        return [
+          `select ${t} as t, (extract(epoch from ${col}) * 1000)::float8 as period_ms, ${scalars}, ${version} ` +
+            `from "${level.table}" where (${rangesSql(col, ranges, heads)})${onlyEndpoint(heads)}`,
+        ];
+      }).join(" union all ");
+
+      // 2. The raw edges (at most 5 minutes each), grouped per endpoint in the database with the
+      // bucket lists as arrays, so they come back as one row per endpoint.
       const raw = new Params();
       const rawSql =
-        `select "endpoint", ${bucketSqlExpression(`"response_time_ms"`)} as bucket, count(*)::float8 as n, ` +
-        `(count(*) filter (where "status_code" <> 0))::float8 as errors, sum("response_time_ms") as sum_ms, ` +
-        `min("response_time_ms") as min_ms, max("response_time_ms") as max_ms ` +
-        `from "api_request_logs" where (${rawRangesSql(p.raw, raw)})${onlyEndpoint(raw)} group by 1, 2`;
-      type RollupRow = { endpoint: string; n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number; first_bucket: number; buckets: string };
-      type RawRow = { endpoint: string; bucket: number; n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number };
-      const needRollup = p.hours.length + p.days.length > 0;
-      const [rollupRows, rawRows] = await Promise.all([
-        needRollup ? pool.query<RollupRow>(rollupSql, rollup.values) : Promise.resolve([] as RollupRow[]),
+        `select "endpoint", sum(n)::float8 as n, sum(errors)::float8 as errors, sum(s) as sum_ms, min(lo) as min_ms, max(hi) as max_ms, ` +
+        `array_agg(bucket order by bucket)::text as buckets, array_agg(n order by bucket)::text as counts from (` +
+        `select "endpoint", ${bucketSqlExpression(`"response_time_ms"`)} as bucket, count(*) as n, ` +
+        `count(*) filter (where "status_code" <> 0) as errors, sum("response_time_ms") as s, ` +
+        `min("response_time_ms") as lo, max("response_time_ms") as hi ` +
+        `from "api_request_logs" where (${rawRangesSql(p.raw, raw)})${onlyEndpoint(raw)} group by 1, 2) b group by 1`;
+      type RawRow = { endpoint: string; n: number; errors: number; sum_ms: number; min_ms: number; max_ms: number; buckets: string; counts: string };
+      const [headRows, rawRows] = await Promise.all([
+        headSql === "" ? Promise.resolve([] as RollupRowHead[]) : pool.query<RollupRowHead>(headSql, heads.values),
         pool.query<RawRow>(rawSql, raw.values),
       ]);
+
+      // 3. Histograms: from the cache when the version matches, else fetched (with fresh scalars,
+      // which replace the ones read above should the row have changed in between).
+      const keyOf = (r: { t: number; period_ms: number; endpoint: string }) => `${r.t}|${toNumber(r.period_ms)}|${r.endpoint}`;
+      const rows = new Map<string, { head: RollupRowHead; histogram?: CachedHistogram }>();
+      const missing: RollupRowHead[][] = API_LEVEL_LIST.map(() => []);
+      for (const head of headRows) {
+        const key = keyOf(head);
+        const histogram = cache.get(key, head.v);
+        rows.set(key, { head, histogram });
+        if (histogram === undefined) missing[toNumber(head.t)]!.push(head);
+      }
+      const fetches = API_LEVEL_LIST.flatMap((level, t) => {
+        const want = missing[t]!;
+        if (want.length === 0) return [];
+        const col = `"${level.column}"`;
+        const sql =
+          `select ${t} as t, (extract(epoch from ${col}) * 1000)::float8 as period_ms, ${scalars}, ${version}, "first_bucket", "bucket_counts"::text as buckets ` +
+          `from "${level.table}" where (${col}, "endpoint") in (select * from unnest($1::timestamptz[], $2::text[]))`;
+        const params = [want.map((h) => new Date(toNumber(h.period_ms)).toISOString()), want.map((h) => h.endpoint)];
+        return [pool.query<RollupRowHead & { first_bucket: number; buckets: string }>(sql, params)];
+      });
+      for (const fetched of await Promise.all(fetches)) {
+        for (const r of fetched) {
+          const histogram: CachedHistogram = { version: r.v, firstBucket: toNumber(r.first_bucket), counts: parseDenseCounts(r.buckets) };
+          cache.set(keyOf(r), histogram);
+          rows.set(keyOf(r), { head: r, histogram });
+        }
+      }
 
       const totals = new Map<string, EndpointTotals>();
       const totalsOf = (name: string): EndpointTotals => {
@@ -192,15 +264,18 @@ export function createMetricsQueries(pool: SqlPool): MetricsQueries {
         t.min = Math.min(t.min, toNumber(r.min_ms));
         t.max = Math.max(t.max, toNumber(r.max_ms));
       };
-      for (const r of rollupRows) {
-        const t = totalsOf(r.endpoint);
-        addScalars(t, r);
-        t.buckets.addDenseText(toNumber(r.first_bucket), r.buckets);
+      for (const { head, histogram } of rows.values()) {
+        // A row deleted between the two reads (a rebuild or retention) has no histogram: the
+        // rebuild re-inserted it or the period left every window; either way it is skipped.
+        if (histogram === undefined) continue;
+        const t = totalsOf(head.endpoint);
+        addScalars(t, head);
+        t.buckets.addDense(histogram.firstBucket, histogram.counts);
       }
       for (const r of rawRows) {
         const t = totalsOf(r.endpoint);
         addScalars(t, r);
-        t.buckets.add(toNumber(r.bucket), toNumber(r.n));
+        t.buckets.addSparseText(r.buckets, r.counts);
       }
 
       const endpoints: EndpointPerformance[] = [];
@@ -224,19 +299,20 @@ export function createMetricsQueries(pool: SqlPool): MetricsQueries {
     },
 
     async jobOutcomes({ window, jobType }) {
-      const p = await plan(pool, window, "job_outcomes", false);
+      const p = await plan(pool, window, "job_outcomes", HOURLY);
+      const hours = p.levels[0]!.ranges;
       const onlyType = (params: Params) => (jobType ? ` and "job_type" = ${params.add(jobType)}` : "");
       const rollup = new Params();
       const rollupSql =
         `select "job_type", "status", sum("count")::float8 as n, sum("duration_count")::float8 as dn, sum("duration_sum_ms")::float8 as ds ` +
-        `from "job_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyType(rollup)} group by 1, 2`;
+        `from "job_rollup_hourly" where (${rangesSql(`"hour"`, hours, rollup)})${onlyType(rollup)} group by 1, 2`;
       const raw = new Params();
       const rawSql =
         `select "job_type", "status", count(*)::float8 as n, count("duration_ms")::float8 as dn, coalesce(sum("duration_ms"), 0)::float8 as ds ` +
         `from "job_outcomes" where (${rawRangesSql(p.raw, raw)})${onlyType(raw)} group by 1, 2`;
       type Row = { job_type: string; status: string; n: number; dn: number; ds: number };
       const [rollupRows, rawRows] = await Promise.all([
-        p.hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
+        hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
         pool.query<Row>(rawSql, raw.values),
       ]);
       const byType = new Map<string, Map<string, { n: number; dn: number; ds: number }>>();
@@ -269,23 +345,24 @@ export function createMetricsQueries(pool: SqlPool): MetricsQueries {
     },
 
     async errorTrends({ window, category }) {
-      const p = await plan(pool, window, "error_occurrences", false);
+      const p = await plan(pool, window, "error_occurrences", HOURLY);
+      const hours = p.levels[0]!.ranges;
       const onlyCategory = (params: Params) => (category ? ` and "category" = ${params.add(category)}` : "");
       const rollup = new Params();
       const rollupSql =
         `select (extract(epoch from "hour") * 1000)::float8 as hour_ms, "category", "severity", "count"::float8 as n ` +
-        `from "error_rollup_hourly" where (${rangesSql(`"hour"`, p.hours, rollup)})${onlyCategory(rollup)}`;
+        `from "error_rollup_hourly" where (${rangesSql(`"hour"`, hours, rollup)})${onlyCategory(rollup)}`;
       const raw = new Params();
       const rawSql =
         `select (extract(epoch from date_trunc('hour', "occurred_at", 'UTC')) * 1000)::float8 as hour_ms, "category", "severity", sum("count")::float8 as n ` +
         `from "error_occurrences" where (${rawRangesSql(p.raw, raw)})${onlyCategory(raw)} group by 1, 2, 3`;
       type Row = { hour_ms: number; category: string; severity: string; n: number };
       const [rollupRows, rawRows] = await Promise.all([
-        p.hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
+        hours.length > 0 ? pool.query<Row>(rollupSql, rollup.values) : Promise.resolve([] as Row[]),
         pool.query<Row>(rawSql, raw.values),
       ]);
-      const hours = hourlyBuckets(p.window.startMs, p.window.endMs);
-      const perHour = new Map<number, number>(hours.map((h) => [h, 0]));
+      const buckets = hourlyBuckets(p.window.startMs, p.window.endMs);
+      const perHour = new Map<number, number>(buckets.map((h) => [h, 0]));
       const perKey = new Map<string, ErrorCountFigures & { count: number }>();
       let total = 0;
       for (const r of [...rollupRows, ...rawRows]) {
@@ -305,7 +382,7 @@ export function createMetricsQueries(pool: SqlPool): MetricsQueries {
         window: reported(p),
         total,
         counts,
-        timeline: hours.map((h) => ({ hourStartMs: h, count: perHour.get(h) ?? 0 })),
+        timeline: buckets.map((h) => ({ hourStartMs: h, count: perHour.get(h) ?? 0 })),
       };
     },
 

@@ -1,28 +1,31 @@
 /**
- * Hourly (and, for API latencies, daily) rollups: how they are kept up to date inside the batch
- * writer's flush, and how they are rebuilt from raw data.
+ * Rollups: how they are kept up to date inside the batch writer's flush, and how they are rebuilt
+ * from raw data.
  *
- * One set of SQL builders serves both paths: the flush hook feeds them the flushed rows through
- * `unnest($n::type[])`, the rebuild feeds them a range of the raw table. The aggregation, the
- * latency bucket (computed by PostgreSQL with `bucketSqlExpression`) and the merge are therefore
- * the same statement text, so a rollup maintained row by row and one rebuilt from scratch agree
- * exactly (floating-point sums aside, which differ by summation order only).
+ * - API requests roll up per endpoint at three levels (5 minutes, hour, UTC day), with a dense
+ *   latency histogram per row; errors and jobs per hour. Each level is one table.
+ * - The flush hook aggregates the flushed rows in JavaScript (one pass, `bucketOf`) and sends one
+ *   upsert per rollup table with one row per key, so a 1000-row flush writes ~50 rollup rows per
+ *   level rather than making PostgreSQL aggregate 1000 rows three times.
+ * - The rebuild aggregates raw rows in SQL (`bucketSqlExpression`, the same bucket function), and
+ *   a day is recomputed from its hours. Both paths produce the same rows (floating-point sums
+ *   aside, which differ by summation order only); a test holds them to it.
  *
  * Upserts add counts and sums, take `least`/`greatest` of min and max, and merge the dense bucket
  * arrays element-wise. Each statement inserts its keys in primary-key order, so two flushes that
- * touch the same keys lock them in the same order and cannot deadlock; a flush touches the hourly
- * table before the daily one, and the rebuild locks them in that order too.
+ * touch the same keys lock them in the same order and cannot deadlock; a flush touches the tables
+ * in the order of {@link ROLLUP_TABLES}, and the rebuild locks them in that order too.
  *
  * | raw rows                | rollup tables                              |
  * | ----------------------- | ------------------------------------------ |
- * | `api_request_logs`      | `api_rollup_hourly`, `api_rollup_daily`    |
+ * | `api_request_logs`      | `api_rollup_5min`, `api_rollup_hourly`, `api_rollup_daily` |
  * | `error_logs` (per occurrence, from the writer) | `error_occurrences` (raw), `error_rollup_hourly` |
  * | `job_outcomes`          | `job_rollup_hourly`                        |
  */
 import type { FlushHook, Row } from "../storage/batch-writer.js";
 import type { Logger } from "../util/logger.js";
-import { bucketSqlExpression } from "./latency-histogram.js";
-import { ceilToDay, floorToDay } from "./rollup-plan.js";
+import { bucketOf, bucketSqlExpression, MAX_BUCKET } from "./latency-histogram.js";
+import { ceilToDay, DAY_MS, FIVE_MINUTES_MS, floorTo, floorToDay } from "./rollup-plan.js";
 import type { SqlPool, SqlRunner } from "./sql-runner.js";
 import { toNumber } from "./sql-runner.js";
 import { ceilToHour, floorToHour, HOUR_MS } from "./time-window.js";
@@ -39,16 +42,38 @@ export const RAW_SOURCE: Readonly<Record<RollupFamily, string>> = Object.freeze(
 
 /** The rollup tables of each family, in lock order. */
 export const ROLLUP_TABLES: Readonly<Record<RollupFamily, readonly string[]>> = Object.freeze({
-  api: ["api_rollup_hourly", "api_rollup_daily"],
+  api: ["api_rollup_5min", "api_rollup_hourly", "api_rollup_daily"],
   errors: ["error_rollup_hourly"],
   jobs: ["job_rollup_hourly"],
 });
 
-/** Period column and `date_trunc` unit of the API rollup tables. */
-const API_PERIODS = {
-  hour: { table: "api_rollup_hourly", column: "hour" },
-  day: { table: "api_rollup_daily", column: "day" },
-} as const;
+/** How long 5-minute API rollups are kept: the longest query window (168 h) plus a day. */
+export const FIVE_MINUTE_ROLLUP_RETENTION_MS = 8 * DAY_MS;
+
+/** An API rollup level. */
+export type ApiLevel = "5min" | "hour" | "day";
+
+/** An API rollup level's table, period column, length and SQL truncation. */
+export interface ApiLevelSpec {
+  readonly table: string;
+  readonly column: string;
+  readonly periodMs: number;
+  /** SQL truncating a timestamptz expression to the start of its period (UTC). */
+  readonly trunc: (expr: string) => string;
+}
+
+/** The API rollup levels, longest first (the order queries plan them in). */
+export const API_LEVELS: Readonly<Record<ApiLevel, ApiLevelSpec>> = Object.freeze({
+  day: { table: "api_rollup_daily", column: "day", periodMs: DAY_MS, trunc: (x: string) => `date_trunc('day', ${x}, 'UTC')` },
+  hour: { table: "api_rollup_hourly", column: "hour", periodMs: HOUR_MS, trunc: (x: string) => `date_trunc('hour', ${x}, 'UTC')` },
+  "5min": {
+    table: "api_rollup_5min",
+    column: "minute",
+    periodMs: FIVE_MINUTES_MS,
+    // The origin is a multiple of 5 minutes since the epoch, like the JavaScript side's periods.
+    trunc: (x: string) => `date_bin('5 minutes', ${x}, timestamptz '2000-01-01 00:00:00+00')`,
+  },
+});
 
 /** Merges the existing row's dense bucket array with the incoming one, element-wise. */
 const MERGE_BUCKETS_SQL =
@@ -73,22 +98,23 @@ function apiUpsertTail(column: string): string {
 
 /**
  * A CTE body turning `pts(period, endpoint, bucket, n)` (one row per non-empty bucket) into one
- * dense array per (period, endpoint).
+ * dense array per (period, endpoint). Each key expands its own sparse arrays (a small hash join
+ * per key): joining all keys' points at once lets the planner pick a merge join that compares
+ * every bucket of a key with every other.
  */
 const DENSE_HISTOGRAM_SQL =
-  `select r.period, r.endpoint, r.lo as first_bucket, array_agg(coalesce(p.n, 0)::int8 order by g.b) as bucket_counts ` +
-  `from (select period, endpoint, min(bucket)::int as lo, max(bucket)::int as hi from pts group by 1, 2) r ` +
-  `cross join lateral generate_series(r.lo, r.hi) as g(b) ` +
-  `left join pts p on p.period = r.period and p.endpoint = r.endpoint and p.bucket = g.b ` +
-  `group by 1, 2, 3`;
+  `select period, endpoint, lo as first_bucket, ` +
+  `(select array_agg(coalesce(s.n, 0)::int8 order by g.b) from generate_series(lo, hi) as g(b) left join unnest(bs, ns) as s(b, n) on s.b = g.b) as bucket_counts ` +
+  `from (select period, endpoint, min(bucket)::int as lo, max(bucket)::int as hi, array_agg(bucket::int) as bs, array_agg(n::int8) as ns ` +
+  `from pts group by 1, 2) r`;
 
 /**
- * Upsert into `api_rollup_hourly` or `api_rollup_daily` of the rows `source` selects, a query with
- * the columns `endpoint, occurred_at, status_code, response_time_ms`.
+ * Upsert into the rollup table of `level` of the rows `source` selects, a query with the columns
+ * `endpoint, occurred_at, status_code, response_time_ms` (the rebuild's path).
  */
-export function apiRollupUpsertSql(period: "hour" | "day", source: string): string {
-  const { table, column } = API_PERIODS[period];
-  const trunc = `date_trunc('${period}', occurred_at, 'UTC')`;
+export function apiRollupUpsertSql(level: ApiLevel, source: string): string {
+  const { table, column } = API_LEVELS[level];
+  const trunc = API_LEVELS[level].trunc("occurred_at");
   return (
     `with src as (${source}), ` +
     `agg as (select ${trunc} as period, endpoint, count(*) as request_count, ` +
@@ -122,6 +148,97 @@ export const API_DAILY_FROM_HOURLY_SQL =
   `order by a.period, a.endpoint ` +
   apiUpsertTail("day");
 
+/**
+ * Upsert into the rollup table of `level` of rows aggregated by {@link aggregateApiRows}, passed as
+ * one array parameter per column (`$9` holds each row's counts as array text).
+ */
+export function apiRollupUpsertAggregatedSql(level: ApiLevel): string {
+  const { table, column } = API_LEVELS[level];
+  return (
+    `insert into "${table}" as t ("${column}", "endpoint", "request_count", "error_count", "sum_ms", "min_ms", "max_ms", "first_bucket", "bucket_counts") ` +
+    `select period, endpoint, n, errors, s, lo, hi, fb, bc::int8[] ` +
+    `from unnest($1::timestamptz[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::float8[], $8::int2[], $9::text[]) ` +
+    `as u(period, endpoint, n, errors, s, lo, hi, fb, bc) ` +
+    apiUpsertTail(column)
+  );
+}
+
+/** One rollup row computed from flushed request logs. */
+export interface ApiAggregate {
+  readonly periodMs: number;
+  readonly endpoint: string;
+  count: number;
+  errors: number;
+  sumMs: number;
+  minMs: number;
+  maxMs: number;
+  readonly buckets: Map<number, number>;
+}
+
+/** PostgreSQL orders NaN above every number; `min`/`max` here follow it, like the rebuild's SQL. */
+const pgMin = (a: number, b: number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.min(a, b));
+const pgMax = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b));
+
+/**
+ * Aggregates request-log rows per period of `periodMs` and endpoint, sorted by (period, endpoint):
+ * the primary-key order of the rollup tables, so concurrent flushes lock keys in the same order.
+ */
+export function aggregateApiRows(rows: readonly Row[], periodMs: number): ApiAggregate[] {
+  const byKey = new Map<string, ApiAggregate>();
+  for (const row of rows) {
+    const at = timeMs(row.occurred_at);
+    const endpoint = String(row.endpoint);
+    const ms = Number(row.response_time_ms);
+    const period = floorTo(at, periodMs);
+    const key = `${period}\u0000${endpoint}`;
+    let agg = byKey.get(key);
+    if (!agg) {
+      agg = { periodMs: period, endpoint, count: 0, errors: 0, sumMs: 0, minMs: ms, maxMs: ms, buckets: new Map() };
+      byKey.set(key, agg);
+    }
+    agg.count++;
+    if (Number(row.status_code) !== 0) agg.errors++;
+    agg.sumMs += ms;
+    agg.minMs = pgMin(agg.minMs, ms);
+    agg.maxMs = pgMax(agg.maxMs, ms);
+    // NaN goes where PostgreSQL's bucket expression puts it (the top bucket) rather than failing the flush.
+    const bucket = Number.isNaN(ms) ? MAX_BUCKET : bucketOf(ms);
+    agg.buckets.set(bucket, (agg.buckets.get(bucket) ?? 0) + 1);
+  }
+  return [...byKey.values()].sort((a, b) => a.periodMs - b.periodMs || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+}
+
+/** The dense array text (`{3,0,1}`) and first bucket of a sparse bucket map. */
+export function denseBucketText(buckets: ReadonlyMap<number, number>): { firstBucket: number; text: string } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const b of buckets.keys()) {
+    if (b < lo) lo = b;
+    if (b > hi) hi = b;
+  }
+  const parts = new Array<string>(hi - lo + 1);
+  for (let b = lo; b <= hi; b++) parts[b - lo] = String(buckets.get(b) ?? 0);
+  return { firstBucket: lo, text: `{${parts.join(",")}}` };
+}
+
+/** The parameters of {@link apiRollupUpsertAggregatedSql} for `aggregates`. */
+function aggregatedParams(aggregates: readonly ApiAggregate[]): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: 9 }, () => new Array<unknown>(aggregates.length));
+  aggregates.forEach((a, i) => {
+    const dense = denseBucketText(a.buckets);
+    cols[0]![i] = new Date(a.periodMs).toISOString();
+    cols[1]![i] = a.endpoint;
+    cols[2]![i] = a.count;
+    cols[3]![i] = a.errors;
+    cols[4]![i] = a.sumMs;
+    cols[5]![i] = a.minMs;
+    cols[6]![i] = a.maxMs;
+    cols[7]![i] = dense.firstBucket;
+    cols[8]![i] = dense.text;
+  });
+  return cols;
+}
+
 /** Upsert into `error_occurrences` of `source` (`occurred_at, category, severity, n`). */
 export function errorOccurrenceUpsertSql(source: string): string {
   return (
@@ -154,7 +271,6 @@ export function jobRollupUpsertSql(source: string): string {
 
 /** The flushed rows as a query: one array parameter per column. */
 const HOOK_SOURCES = {
-  api: `select * from unnest($1::text[], $2::timestamptz[], $3::int2[], $4::float8[]) as s(endpoint, occurred_at, status_code, response_time_ms)`,
   errors: `select occurred_at, category, severity, 1 as n from unnest($1::timestamptz[], $2::text[], $3::text[]) as s(occurred_at, category, severity)`,
   jobs: `select * from unnest($1::timestamptz[], $2::text[], $3::text[], $4::int4[]) as s(occurred_at, job_type, status, duration_ms)`,
 } as const;
@@ -166,12 +282,18 @@ const RAW_SOURCES: Readonly<Record<RollupFamily, string>> = {
   jobs: `select occurred_at, job_type, status, duration_ms from "job_outcomes" where occurred_at >= $1::timestamptz and occurred_at < $2::timestamptz`,
 };
 
+/** A timestamp column value in epoch ms. */
+function timeMs(value: unknown): number {
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === "number") return value;
+  if (typeof value === "string") return Date.parse(value);
+  throw new TypeError(`expected a timestamp, got ${typeof value}`);
+}
+
 /** A timestamp column value as ISO text (node-postgres would otherwise use the local zone). */
 function iso(value: unknown): string {
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === "number") return new Date(value).toISOString();
   if (typeof value === "string") return value;
-  throw new TypeError(`expected a timestamp, got ${typeof value}`);
+  return new Date(timeMs(value)).toISOString();
 }
 
 const column = <T>(rows: readonly Row[], name: string, map: (v: unknown) => T): T[] => rows.map((r) => map(r[name]));
@@ -186,14 +308,9 @@ export async function applyRollups(ctx: SqlRunner, table: string, rows: readonly
   if (rows.length === 0) return;
   switch (table) {
     case "api_request_logs": {
-      const params = [
-        column(rows, "endpoint", text),
-        column(rows, "occurred_at", iso),
-        column(rows, "status_code", Number),
-        column(rows, "response_time_ms", Number),
-      ];
-      await ctx.query(apiRollupUpsertSql("hour", HOOK_SOURCES.api), params);
-      await ctx.query(apiRollupUpsertSql("day", HOOK_SOURCES.api), params);
+      for (const level of ["5min", "hour", "day"] as const) {
+        await ctx.query(apiRollupUpsertAggregatedSql(level), aggregatedParams(aggregateApiRows(rows, API_LEVELS[level].periodMs)));
+      }
       return;
     }
     case "error_logs": {
@@ -233,6 +350,8 @@ export interface RebuildOptions {
   readonly toMs?: number;
   /** Hours per transaction (default 1). Chunks align to multiples of this since the epoch. */
   readonly chunkHours?: number;
+  /** The clock (ms), for which 5-minute rollups are still kept (default `Date.now()`). */
+  readonly nowMs?: number;
   /** Families to rebuild (default all). */
   readonly families?: readonly RollupFamily[];
   readonly log?: Logger;
@@ -260,7 +379,7 @@ export async function readWatermarks(sql: SqlRunner): Promise<Map<string, number
 /** The time span of a family's raw rows and hourly rollup rows together (index-only min/max). */
 async function dataExtent(sql: SqlRunner, family: RollupFamily): Promise<{ minMs: number; maxMs: number } | undefined> {
   const raw = `"${RAW_SOURCE[family]}"`;
-  const hourly = `"${ROLLUP_TABLES[family][0]}"`;
+  const hourly = `"${family === "api" ? API_LEVELS.hour.table : ROLLUP_TABLES[family][0]}"`;
   const [row] = await sql.query<{ lo: unknown; hi: unknown }>(
     `select (extract(epoch from least((select min(occurred_at) from ${raw}), (select min("hour") from ${hourly}))) * 1000)::float8 as lo, ` +
       `(extract(epoch from greatest((select max(occurred_at) from ${raw}), (select max("hour") from ${hourly}))) * 1000)::float8 as hi`,
@@ -273,7 +392,8 @@ async function dataExtent(sql: SqlRunner, family: RollupFamily): Promise<{ minMs
  * Recomputes rollups from raw rows for every hour overlapping `[fromMs, toMs)`: per chunk, in one
  * transaction, it locks the family's rollup tables against concurrent flushes (SHARE ROW
  * EXCLUSIVE: flushes wait, queries do not), deletes the chunk's rollup rows and inserts them again
- * from the raw table; for the API family it then recomputes the chunk's days from their hours.
+ * from the raw table; for the API family it then recomputes the chunk's days from their hours, and
+ * writes 5-minute rows only for the last {@link FIVE_MINUTE_ROLLUP_RETENTION_MS}.
  * Hours older than a table's retention watermark are skipped: their raw rows are gone and the
  * rollups are the only record left.
  */
@@ -281,6 +401,7 @@ export async function rebuildRollups(pool: SqlPool, options: RebuildOptions = {}
   const chunkMs = (options.chunkHours ?? 1) * HOUR_MS;
   if (!Number.isInteger(options.chunkHours ?? 1) || chunkMs <= 0) throw new RangeError("chunkHours must be a positive integer");
   const watermarks = await readWatermarks(pool);
+  const nowMs = options.nowMs ?? Date.now();
   const out: FamilyRebuild[] = [];
   for (const family of options.families ?? (["api", "errors", "jobs"] as const)) {
     let fromMs = options.fromMs;
@@ -306,7 +427,7 @@ export async function rebuildRollups(pool: SqlPool, options: RebuildOptions = {}
     let chunks = 0;
     for (let start = fromMs; start < toMs; ) {
       const end = Math.min(toMs, (Math.floor(start / chunkMs) + 1) * chunkMs);
-      await rebuildChunk(pool, family, start, end);
+      await rebuildChunk(pool, family, start, end, nowMs);
       chunks++;
       options.log?.debug("rebuilt rollup chunk", { family, from: new Date(start).toISOString(), to: new Date(end).toISOString() });
       start = end;
@@ -318,12 +439,18 @@ export async function rebuildRollups(pool: SqlPool, options: RebuildOptions = {}
   return out;
 }
 
-async function rebuildChunk(pool: SqlPool, family: RollupFamily, startMs: number, endMs: number): Promise<void> {
+async function rebuildChunk(pool: SqlPool, family: RollupFamily, startMs: number, endMs: number, nowMs: number): Promise<void> {
   const range = [new Date(startMs).toISOString(), new Date(endMs).toISOString()];
   await pool.transaction(async (tx) => {
     await tx.query(`lock table ${ROLLUP_TABLES[family].map((t) => `"${t}"`).join(", ")} in share row exclusive mode`);
+    // A chunk aggregates up to a day of raw rows: sort and hash in memory rather than on disk.
+    await tx.query(`set local work_mem = '64MB'`);
     switch (family) {
       case "api": {
+        await tx.query(`delete from "api_rollup_5min" where "minute" >= $1::timestamptz and "minute" < $2::timestamptz`, range);
+        // 5-minute rows only serve windows of the last 8 days; older ones would be deleted again.
+        const fiveMinFrom = Math.max(startMs, floorToDay(nowMs - FIVE_MINUTE_ROLLUP_RETENTION_MS));
+        if (fiveMinFrom < endMs) await tx.query(apiRollupUpsertSql("5min", RAW_SOURCES.api), [new Date(fiveMinFrom).toISOString(), range[1]]);
         await tx.query(`delete from "api_rollup_hourly" where "hour" >= $1::timestamptz and "hour" < $2::timestamptz`, range);
         await tx.query(apiRollupUpsertSql("hour", RAW_SOURCES.api), range);
         const days = [new Date(floorToDay(startMs)).toISOString(), new Date(ceilToDay(endMs)).toISOString()];

@@ -17,6 +17,7 @@
 import type { SqlPool } from "../queries/sql-runner.js";
 import { toNumber } from "../queries/sql-runner.js";
 import { DAY_MS, floorToDay } from "../queries/rollup-plan.js";
+import { FIVE_MINUTE_ROLLUP_RETENTION_MS } from "../queries/rollups.js";
 import { floorToHour } from "../queries/time-window.js";
 import { errorFields, type Logger } from "../util/logger.js";
 
@@ -42,8 +43,9 @@ export const RAW_TARGETS: readonly Target[] = Object.freeze([
   { table: "device_metrics", where: before("occurred_at") },
 ]);
 
-/** Rollup tables, trimmed at the rollup cutoff. */
+/** Rollup tables, trimmed at the rollup cutoff (5-minute rollups at their own, shorter one). */
 export const ROLLUP_TARGETS: readonly Target[] = Object.freeze([
+  { table: "api_rollup_5min", where: before("minute") },
   { table: "api_rollup_hourly", where: before("hour") },
   { table: "api_rollup_daily", where: before("day") },
   { table: "error_rollup_hourly", where: before("hour") },
@@ -122,9 +124,11 @@ export async function runRetention(pool: SqlPool, options: RetentionOptions): Pr
     );
     await trim(target, rawCutoff);
   }
+  // 5-minute rollups only serve the edges of windows of at most 168 hours.
+  const fiveMinuteCutoff = Math.max(rollupCutoff, floorToDay(options.nowMs - FIVE_MINUTE_ROLLUP_RETENTION_MS));
   for (const target of ROLLUP_TARGETS) {
     if (stopped()) break;
-    await trim(target, rollupCutoff);
+    await trim(target, target.table === "api_rollup_5min" ? fiveMinuteCutoff : rollupCutoff);
   }
   const report = { rawCutoffMs: rawCutoff, rollupCutoffMs: rollupCutoff, deleted, completed: !stopped() };
   options.log?.info("retention run", {

@@ -31,7 +31,7 @@ let analytics: ReturnType<typeof createClient<typeof AnalyticsService>>;
 let metrics: ReturnType<typeof createClient<typeof MetricsService>>;
 
 beforeAll(async () => {
-  db = await createTestDatabase({ retentionEnabled: false });
+  db = await createTestDatabase();
   server = await buildServer(db.config);
   await server.listen();
   baseUrl = server.url();

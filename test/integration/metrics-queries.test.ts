@@ -26,7 +26,7 @@ import { HOUR_MS, type TimeWindow } from "../../src/queries/time-window.js";
 import { createHealthService } from "../../src/server/health.js";
 import { createRoutes } from "../../src/server/routes.js";
 import { BatchWriter, ormConnectionSource, type Row } from "../../src/storage/batch-writer.js";
-import { RAW_TARGETS, rawCutoffMs, ROLLUP_TARGETS, runRetention } from "../../src/storage/retention.js";
+import { RAW_TARGETS, rawCutoffMs, ROLLUP_TARGETS, runRetention, startRetentionSchedule } from "../../src/storage/retention.js";
 import { tableSpecs } from "../../src/storage/table-specs.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
@@ -241,6 +241,21 @@ describe("GetApiPerformance query", () => {
   });
 });
 
+describe("histogram cache", () => {
+  it("never serves a histogram the database has since changed (writes, rebuilds, deletes)", async () => {
+    const r = prng(5);
+    const batch = (n: number) => Array.from({ length: n }, () => api(NOW - Math.floor(r.next() * 100 * H), `/c${r.int(3)}`, Math.exp(2 + r.normal())));
+    await writer.write("api_request_logs", batch(600));
+    await expectMatchesOracle(window(168)); // fills the cache
+    await writer.write("api_request_logs", batch(300)); // late rows into cached hours and days
+    await expectMatchesOracle(window(168));
+    await pool.query(`delete from api_request_logs where endpoint = '/c1' and occurred_at < $1`, [iso(NOW - 50 * H)]);
+    await rebuildRollups(pool, { nowMs: NOW }); // new row versions everywhere
+    await expectMatchesOracle(window(168));
+    await expectMatchesOracle(window(24));
+  });
+});
+
 describe("percentile error bound against percentile_cont", () => {
   it("holds for skewed, bimodal, constant and heavy-tailed data", async () => {
     const r = prng(11);
@@ -381,14 +396,18 @@ describe("rollups", () => {
       `select ${period} as period, endpoint, (first_bucket + o::int - 1) as bucket, c::int8 as n from ${table}, unnest(bucket_counts) with ordinality u(c, o) where c <> 0 order by 1, 2, 3`;
     const scalars = (table: string, period: string) =>
       `select ${period} as period, endpoint, request_count::int as n, error_count::int as errors, min_ms, max_ms from ${table} order by 1, 2`;
+    const periodOf = (unit: string) =>
+      unit === "5min" ? `date_bin('5 minutes', occurred_at, timestamptz '2000-01-01 00:00:00+00')` : `date_trunc('${unit}', occurred_at, 'UTC')`;
     const rawScalars = (unit: string) =>
-      `select date_trunc('${unit}', occurred_at, 'UTC') as period, endpoint, count(*)::int as n, (count(*) filter (where status_code <> 0))::int as errors, ` +
+      `select ${periodOf(unit)} as period, endpoint, count(*)::int as n, (count(*) filter (where status_code <> 0))::int as errors, ` +
       `min(response_time_ms) as min_ms, max(response_time_ms) as max_ms from api_request_logs group by 1, 2 order by 1, 2`;
     const rawBuckets = (unit: string) =>
-      `select date_trunc('${unit}', occurred_at, 'UTC') as period, endpoint, ${bucket}::int as bucket, count(*)::int8 as n from api_request_logs group by 1, 2, 3 order by 1, 2, 3`;
+      `select ${periodOf(unit)} as period, endpoint, ${bucket}::int as bucket, count(*)::int8 as n from api_request_logs group by 1, 2, 3 order by 1, 2, 3`;
     const sums = async (sql: string) => (await pool.query<{ s: number }>(sql)).map((r) => r.s);
     return {
       rollup: {
+        fiveMin: await q(scalars("api_rollup_5min", "minute")),
+        fiveMinBuckets: await q(sparse("api_rollup_5min", "minute")),
         hourly: await q(scalars("api_rollup_hourly", "hour")),
         hourlyBuckets: await q(sparse("api_rollup_hourly", "hour")),
         daily: await q(scalars("api_rollup_daily", "day")),
@@ -397,6 +416,8 @@ describe("rollups", () => {
         errors: await q(`select hour, category, severity, count::int from error_rollup_hourly order by 1, 2, 3`),
       },
       recount: {
+        fiveMin: await q(rawScalars("5min")),
+        fiveMinBuckets: await q(rawBuckets("5min")),
         hourly: await q(rawScalars("hour")),
         hourlyBuckets: await q(rawBuckets("hour")),
         daily: await q(rawScalars("day")),
@@ -453,7 +474,7 @@ describe("rollups", () => {
     expect(occ!.folded).toBe(errorRows.length);
     expect(occ!.rows).toBeLessThan(errorRows.length);
 
-    const rebuilt = await rebuildRollups(pool, { chunkHours: 7 });
+    const rebuilt = await rebuildRollups(pool, { chunkHours: 7, nowMs: NOW });
     expect(rebuilt.map((f) => f.family)).toEqual(["api", "errors", "jobs"]);
     const after = await rollupVsRecount();
     expect(after.rollup).toEqual(before.rollup);
@@ -470,9 +491,9 @@ describe("rollups", () => {
     await pool.query(`delete from api_request_logs where response_time_ms = 1`);
     const hours = async () => (await pool.query<{ n: number }>(`select request_count::int as n from api_rollup_hourly order by hour`)).map((r) => r.n);
     expect(await hours()).toEqual([1, 1]);
-    await rebuildRollups(pool, { fromMs: NOW - 3 * H, toMs: NOW });
+    await rebuildRollups(pool, { fromMs: NOW - 3 * H, toMs: NOW, nowMs: NOW });
     expect(await hours()).toEqual([1, 1]);
-    await rebuildRollups(pool, {});
+    await rebuildRollups(pool, { nowMs: NOW });
     expect(await hours()).toEqual([1]);
     expect(await pool.query(`select request_count::int as n from api_rollup_daily`)).toEqual([{ n: 1 }]);
   });
@@ -487,8 +508,17 @@ describe("retention", () => {
     await writer.write("job_outcomes", times.map((t) => job(t, "j", JobStatus.SUCCESS, 1)));
     await writer.write("error_logs", times.map((t) => error(t, ErrorCategory.API, Severity.ERROR)));
     await writer.write("device_state_history", times.map((t) => stateChange(t, "dev-r", "s")));
-    const answerBefore = await apiOracle({ startMs: Date.UTC(2026, 10, 17, 10), endMs: NOW });
-    const rollupsBefore = await pool.query(`select * from api_rollup_hourly order by hour`);
+    // The 72-hour window below starts at 11-17 10:37:12.345, before the watermark.
+    const widenedStart = Date.UTC(2026, 10, 17, 10, 35);
+    const answerBefore = await apiOracle({ startMs: widenedStart, endMs: NOW });
+    const snapshot = async () => [
+      await pool.query(`select * from api_rollup_5min order by minute, endpoint`),
+      await pool.query(`select * from api_rollup_hourly order by hour, endpoint`),
+      await pool.query(`select * from api_rollup_daily order by day, endpoint`),
+      await pool.query(`select * from job_rollup_hourly order by hour, job_type, status`),
+      await pool.query(`select * from error_rollup_hourly order by hour, category, severity`),
+    ];
+    const rollupsBefore = await snapshot();
 
     const report = await runRetention(pool, { nowMs: NOW, retentionDays: 2, rollupRetentionDays: 400, batchSize: 2 });
     expect(report.rawCutoffMs).toBe(cutoff);
@@ -497,19 +527,18 @@ describe("retention", () => {
       const left = await pool.query<{ ms: number }>(`select (extract(epoch from occurred_at) * 1000)::float8 as ms from "${table}" order by 1`);
       expect(left.map((r) => r.ms), table).toEqual([cutoff, cutoff + 1, NOW - H]);
     }
-    expect(await pool.query(`select * from api_rollup_hourly order by hour`)).toEqual(rollupsBefore);
+    expect(await snapshot()).toEqual(rollupsBefore);
     expect(await pool.query<{ ms: number }>(`select (extract(epoch from deleted_before) * 1000)::float8 as ms from retention_watermarks where table_name = 'api_request_logs'`)).toEqual([{ ms: cutoff }]);
 
-    // A 72-hour window starts at 11-17 10:37:12.345, before the watermark: its first partial hour
-    // comes whole from the rollup and the answer says so.
+    // Its first partial 5 minutes come whole from the 5-minute rollup, and the answer says so.
     const res = await queries.apiPerformance({ window: window(72) });
-    expect(res.window).toEqual({ startMs: Date.UTC(2026, 10, 17, 10), endMs: NOW });
+    expect(res.window).toEqual({ startMs: widenedStart, endMs: NOW });
     expect(res.endpoints.map((e) => [e.requestCount, e.minMs, e.maxMs])).toEqual([[answerBefore.get("/r")!.n, answerBefore.get("/r")!.min, answerBefore.get("/r")!.max]]);
 
     // A rebuild does not touch hours whose raw rows are gone.
-    const rebuilt = await rebuildRollups(pool, {});
+    const rebuilt = await rebuildRollups(pool, { nowMs: NOW });
     expect(rebuilt[0]!.clippedToWatermarkMs).toBe(cutoff);
-    expect(await pool.query(`select * from api_rollup_hourly order by hour`)).toEqual(rollupsBefore);
+    expect(await snapshot()).toEqual(rollupsBefore);
   });
 
   it("deletes rollups older than their own retention, whole days at a time", async () => {
@@ -517,8 +546,22 @@ describe("retention", () => {
     await writer.write("job_outcomes", [job(NOW - 10 * DAY_MS, "j", JobStatus.SUCCESS)]);
     const report = await runRetention(pool, { nowMs: NOW, retentionDays: 30, rollupRetentionDays: 9, batchSize: 100 });
     expect(report.rollupCutoffMs).toBe(Date.UTC(2026, 10, 11));
-    expect(report.deleted).toMatchObject({ api_request_logs: 0, api_rollup_hourly: 1, api_rollup_daily: 1, job_rollup_hourly: 1 });
+    // Rollups before 11-11 go; 5-minute rollups before 11-12 (8 days, whole days), so the 8-day-old
+    // row (11-12 10:37) keeps its 5-minute row.
+    expect(report.deleted).toMatchObject({ api_request_logs: 0, api_rollup_5min: 1, api_rollup_hourly: 1, api_rollup_daily: 1, job_rollup_hourly: 1 });
     expect((await pool.query(`select count(*)::int as n from api_rollup_hourly`))[0]).toEqual({ n: 2 });
+  });
+
+  it("runs on a schedule inside the server until stopped", async () => {
+    await writer.write("api_request_logs", [api(Date.now() - 40 * DAY_MS, "/sched", 1), api(Date.now() - H, "/sched", 1)]);
+    const lines: string[] = [];
+    const log = { ...silentLogger, info: (msg: string) => void lines.push(msg) };
+    const schedule = startRetentionSchedule(pool, { retentionDays: 30, rollupRetentionDays: 400, batchSize: 100, intervalMs: 50, firstRunDelayMs: 10, log });
+    const deadline = Date.now() + 20_000;
+    while (lines.filter((l) => l === "retention run").length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await schedule.stop();
+    expect(lines.filter((l) => l === "retention run").length).toBeGreaterThanOrEqual(2);
+    expect((await pool.query(`select count(*)::int as n from api_request_logs`))[0]).toEqual({ n: 1 });
   });
 
   it("stops between batches when asked", async () => {

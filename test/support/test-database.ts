@@ -21,7 +21,9 @@ export interface TestDatabase {
 export async function createTestDatabase(overrides: Partial<Config> = {}): Promise<TestDatabase> {
   const dataDir = await mkdtemp(join(tmpdir(), "analytics-test-"));
   const baseUrl = process.env.DATABASE_URL;
-  const base = loadConfig({}, { port: 0, host: "127.0.0.1", dataDir, logLevel: "warn", shutdownTimeoutMs: 2000 });
+  // No scheduled retention: tests store events with fixed (often old) times; they call
+  // `runRetention` themselves when they test it.
+  const base = loadConfig({}, { port: 0, host: "127.0.0.1", dataDir, logLevel: "warn", shutdownTimeoutMs: 2000, retentionEnabled: false });
   if (!baseUrl) {
     return {
       config: { ...base, databaseUrl: undefined, ...overrides },

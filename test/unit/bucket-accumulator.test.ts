@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BucketAccumulator } from "../../src/queries/bucket-accumulator.js";
+import { BucketAccumulator, parseIntegerArray } from "../../src/queries/bucket-accumulator.js";
 import { MAX_BUCKET } from "../../src/queries/latency-histogram.js";
 
 describe("BucketAccumulator", () => {
@@ -36,6 +36,20 @@ describe("BucketAccumulator", () => {
     acc.addDenseText(5, "{9007199254740991}");
     acc.addDenseText(5, "{}");
     expect(acc.entries()).toEqual([[5, 9007199254740991]]);
+  });
+
+  it("adds sparse bucket and count lists", () => {
+    const acc = new BucketAccumulator();
+    acc.addSparseText("{398,401,0}", "{2,7,1}");
+    acc.addSparseText("{}", "{}");
+    expect(acc.entries()).toEqual([
+      [0, 1],
+      [398, 2],
+      [401, 7],
+    ]);
+    expect(() => acc.addSparseText("{1,2}", "{1}")).toThrow(RangeError);
+    expect(parseIntegerArray("{12,0,345}")).toEqual([12, 0, 345]);
+    expect(() => parseIntegerArray("{1,,2}")).toThrow(RangeError);
   });
 
   it("merges another accumulator", () => {

@@ -6,6 +6,7 @@ import { ErrorEventReceiptEntity } from "./error-event-receipt.js";
 import { ErrorLogEntity } from "./error-log.js";
 import { JobOutcomeEntity } from "./job-outcome.js";
 import {
+  ApiRollup5MinEntity,
   ApiRollupDailyEntity,
   ApiRollupHourlyEntity,
   ErrorOccurrenceEntity,
@@ -16,7 +17,7 @@ import {
 import { UserActivityEntity } from "./user-activity.js";
 
 export { ApiRequestLogEntity, DeviceMetricEntity, DeviceStateChangeEntity, ErrorEventReceiptEntity, ErrorLogEntity, JobOutcomeEntity, UserActivityEntity };
-export { ApiRollupDailyEntity, ApiRollupHourlyEntity, ErrorOccurrenceEntity, ErrorRollupHourlyEntity, JobRollupHourlyEntity, RetentionWatermarkEntity };
+export { ApiRollup5MinEntity, ApiRollupDailyEntity, ApiRollupHourlyEntity, ErrorOccurrenceEntity, ErrorRollupHourlyEntity, JobRollupHourlyEntity, RetentionWatermarkEntity };
 
 /** All entities, in a stable order. */
 export const ENTITIES = [
@@ -27,6 +28,7 @@ export const ENTITIES = [
   ErrorLogEntity,
   JobOutcomeEntity,
   UserActivityEntity,
+  ApiRollup5MinEntity,
   ApiRollupHourlyEntity,
   ApiRollupDailyEntity,
   ErrorRollupHourlyEntity,
