@@ -4,7 +4,7 @@
  * (every call becomes an `api_request_logs` row) and one with it off (`ANALYTICS_ENABLED=false`),
  * measured alternately. The client runs in its own process (bench/_client.ts).
  *
- * Run: `npm run bench -- interceptor [--seconds 5] [--rounds 3]`.
+ * Run: `npm run bench -- interceptor [--seconds 5] [--rounds 5]`.
  * The server's CPU per call is reported too (see bench/unary.ts for why).
  * Last line: `{"calls_per_s_on", "calls_per_s_off", "ratio", "server_cpu_us_per_call_on",
  * "server_cpu_us_per_call_off", "cpu_ratio"}`.
@@ -13,7 +13,7 @@ import { numberArg, printResult } from "./_support.js";
 import { runBenchClient, serviceToken, startBenchServer } from "./_server.js";
 
 const SECONDS = numberArg("seconds", 5);
-const ROUNDS = numberArg("rounds", 3);
+const ROUNDS = numberArg("rounds", 5);
 
 const on = await startBenchServer("interceptor");
 const off = await startBenchServer("interceptor-off", { analyticsEnabled: false }, { databaseUrl: on.databaseUrl });

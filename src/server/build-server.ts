@@ -4,6 +4,7 @@
  */
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config.js";
 import { openDatabase, type Database } from "../db/database.js";
@@ -82,6 +83,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     },
   });
   const shutdown = new AbortController();
+  // Connect links every call's signal to this one: one listener per call in flight is expected.
+  setMaxListeners(0, shutdown.signal);
   // One SmartDataFilter for the process; idle devices are evicted on a timer stopped at close.
   const deviceMetrics = new DeviceMetricsIngest({ writer, log, ...deviceMetricsOptionsFromConfig(config) });
   const stopEviction = deviceMetrics.startEvictionTimer();
