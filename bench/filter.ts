@@ -14,6 +14,7 @@ import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { SmartDataFilter, type MetricSample } from "../src/metrics/smart-data-filter.js";
+import { seededRandom as prng } from "../test/support/seeded-random.js";
 
 const exposedGc = (globalThis as { gc?: () => void }).gc;
 if (exposedGc === undefined) {
@@ -50,17 +51,6 @@ const NAMES = [
   "latency_p99",
 ] as const;
 
-/** mulberry32, so every run benchmarks the same stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 const random = prng(7);
 
 function baseValues(): number[] {

@@ -31,6 +31,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import pg from "pg";
 import { mintToken } from "../src/auth/mint-token.js";
 import { benchDatabase, copyRowsPerSecond, numberArg, printResult } from "./_support.js";
+import { seededRandom as prng } from "../test/support/seeded-random.js";
 
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
@@ -41,17 +42,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 const NAMES = ["cpu", "mem", "disk", "net_in", "net_out", "temperature", "error_rate", "queue_depth", "latency_p50", "latency_p99"];
 
-/** mulberry32, so every run sends the same samples. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** One stream message as proto-loader takes it (keepCase, longs as numbers). */
 interface Batch {

@@ -21,6 +21,7 @@ import { buildServer, type AnalyticsServer } from "../../src/server/build-server
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { seededRandom as prng } from "../support/seeded-random.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
@@ -57,17 +58,6 @@ async function rowCount(deviceId: string): Promise<number> {
 
 const wireTime = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 
-/** mulberry32: the same stream of samples every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /**
  * A realistic device: 10 metrics with ±1 % noise around a base, now and then one jumping 20 %,

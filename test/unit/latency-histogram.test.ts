@@ -16,6 +16,7 @@ import {
   bucketUpperBound,
   quantilesFromBuckets,
 } from "../../src/queries/latency-histogram.js";
+import { seededRandom as rng } from "../support/seeded-random.js";
 
 /** PostgreSQL percentile_cont: linear interpolation at position q * (n - 1) of the sorted values. */
 function percentileCont(sorted: readonly number[], q: number): number {
@@ -27,17 +28,6 @@ function percentileCont(sorted: readonly number[], q: number): number {
   return low + (high - low) * (position - first);
 }
 
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normal(random: () => number): number {
   const u = 1 - random();

@@ -4,6 +4,7 @@ import {
   type FilterDecision,
   type SmartDataFilterOptions,
 } from "../../src/metrics/smart-data-filter.js";
+import { seededRandom as prng } from "../support/seeded-random.js";
 
 // Property tests over random device streams. The expected decisions are recomputed here from the
 // written rules, independently of the filter's code, and a failure names the seed to replay.
@@ -12,17 +13,6 @@ const SEEDS = [1, 2, 3, 42, 20_240_601];
 const SEQUENCES_PER_SEED = 1_500;
 const T0 = 1_700_000_000_000;
 
-/** mulberry32: small, fast and good enough to drive test inputs reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 type Metrics = Record<string, number>;
 interface Received {
