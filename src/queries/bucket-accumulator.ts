@@ -47,8 +47,8 @@ export class BucketAccumulator {
    * @throws RangeError when either text is not such an array or their lengths differ.
    */
   addSparseText(bucketsText: string, countsText: string): void {
-    const buckets = parseIntegerArray(bucketsText);
-    const counts = parseIntegerArray(countsText);
+    const buckets = parseDenseCounts(bucketsText);
+    const counts = parseDenseCounts(countsText);
     if (buckets.length !== counts.length) throw new RangeError(`${buckets.length} buckets but ${counts.length} counts`);
     for (let i = 0; i < buckets.length; i++) this.add(buckets[i]!, counts[i]!);
   }
@@ -92,28 +92,3 @@ export class BucketAccumulator {
   }
 }
 
-/** Parses PostgreSQL array text of non-negative integers (`{1,22,3}`). */
-export function parseIntegerArray(text: string): number[] {
-  const n = text.length;
-  if (n < 2 || text.charCodeAt(0) !== 123 /* { */ || text.charCodeAt(n - 1) !== 125 /* } */) {
-    throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
-  }
-  const out: number[] = [];
-  if (n === 2) return out;
-  let value = 0;
-  let digits = 0;
-  for (let i = 1; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      value = value * 10 + (c - 48);
-      digits++;
-    } else if ((c === 44 || c === 125) && digits > 0) {
-      out.push(value);
-      value = 0;
-      digits = 0;
-    } else {
-      throw new RangeError(`not an integer array: ${text.slice(0, 40)}`);
-    }
-  }
-  return out;
-}

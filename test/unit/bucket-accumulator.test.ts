@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BucketAccumulator, parseIntegerArray } from "../../src/queries/bucket-accumulator.js";
+import { BucketAccumulator } from "../../src/queries/bucket-accumulator.js";
+import { parseDenseCounts } from "../../src/queries/rollup-cache.js";
 import { MAX_BUCKET } from "../../src/queries/latency-histogram.js";
 
 describe("BucketAccumulator", () => {
@@ -48,8 +49,8 @@ describe("BucketAccumulator", () => {
       [401, 7],
     ]);
     expect(() => acc.addSparseText("{1,2}", "{1}")).toThrow(RangeError);
-    expect(parseIntegerArray("{12,0,345}")).toEqual([12, 0, 345]);
-    expect(() => parseIntegerArray("{1,,2}")).toThrow(RangeError);
+    expect(Array.from(parseDenseCounts("{12,0,345}"))).toEqual([12, 0, 345]);
+    expect(() => parseDenseCounts("{1,,2}")).toThrow(RangeError);
   });
 
   it("merges another accumulator", () => {
