@@ -127,7 +127,9 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 /** Starts `src/main.ts serve` on a free port; resolves with its URL. */
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/main.ts"), "serve"], {
+  // BENCH_SERVER_CPU_PROF=DIR writes the server's CPU profile there (for finding where time goes).
+  const prof = process.env.BENCH_SERVER_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_SERVER_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(root, "src/main.ts"), "serve"], {
     cwd: root,
     env,
     stdio: ["ignore", "inherit", "pipe"],
