@@ -70,6 +70,11 @@ export interface BatchWriterOptions {
   readonly maxBufferedBytes: number;
   /** Longest a durable row waits through database errors before failing `Unavailable`. */
   readonly maxWaitMs: number;
+  /**
+   * Longest one flush attempt may take before its connection is broken and the attempt counts as
+   * a transient failure (bounds the wait when the database stops answering without an error).
+   */
+  readonly attemptTimeoutMs: number;
   /** First retry delay after a transient error; doubles up to {@link maxBackoffMs}. */
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
@@ -89,6 +94,7 @@ export const DEFAULT_WRITER_OPTIONS: BatchWriterOptions = Object.freeze({
   maxBufferedRows: 100_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxWaitMs: 10_000,
+  attemptTimeoutMs: 10_000,
   initialBackoffMs: 50,
   maxBackoffMs: 2_000,
   drainTimeoutMs: 10_000,
@@ -150,6 +156,12 @@ function sizeOf(v: unknown): number {
 }
 
 const keyOf = (device: unknown, at: unknown) => `${String(device)}\u0000${at instanceof Date ? at.getTime() : Number(at)}`;
+
+/** Destroys a node-postgres client's socket, so its pending query fails at once. */
+function breakConnection(client: SqlClient): void {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(err?: Error): void } } }).connection?.stream;
+  stream?.destroy(new Error("database write attempt timed out"));
+}
 
 /** See the module documentation. */
 export class BatchWriter {
@@ -425,15 +437,29 @@ export class BatchWriter {
 
   async #flushOnce(spec: TableSpec, batch: readonly Pending[]): Promise<RowResult[]> {
     this.#stats.flushes++;
-    const client = await this.#source.acquire();
-    let released = false;
+    // A database that stops answering without closing the connection (a network partition)
+    // would hang the attempt, and every durable caller with it: bound each attempt, breaking the
+    // connection when it runs out so the pending query fails and the normal retry path decides.
+    let client: SqlClient | undefined;
+    let timedOut = false;
+    let giveUp!: (err: Error) => void;
+    const acquireTimeout = new Promise<never>((_, reject) => (giveUp = reject));
+    const acquiring = this.#source.acquire();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (client) return breakConnection(client);
+      // Still waiting for a connection: stop waiting, and hand it back whenever it comes.
+      void acquiring.then((late) => this.#source.release(late), () => undefined);
+      giveUp(Object.assign(new Error("timed out acquiring a database connection"), { code: "ETIMEDOUT" }));
+    }, this.options.attemptTimeoutMs);
     try {
+      client = await Promise.race([acquiring, acquireTimeout]);
       await client.query("begin");
       try {
         const { results, accepted } =
           spec.table === "error_logs" ? await this.#applyErrors(client, spec, batch) : await this.#insert(client, spec, batch);
         if (this.#hooks.length > 0 && accepted.length > 0) {
-          const ctx: FlushContext = { query: async (sql, params) => (await client.query(sql, params)).rows as never };
+          const ctx: FlushContext = { query: async (sql, params) => (await client!.query(sql, params)).rows as never };
           for (const hook of this.#hooks) await hook(ctx, spec.table, accepted);
         }
         await client.query("commit");
@@ -443,16 +469,13 @@ export class BatchWriter {
         throw err;
       }
     } catch (err) {
+      const failure = timedOut ? Object.assign(new Error("database write attempt timed out"), { code: "ETIMEDOUT", cause: err }) : err;
       // A connection that failed mid-transaction must not go back to the pool as if healthy.
-      if (isTransientStorageError(err)) {
-        (client as unknown as { __knex__disposed?: unknown }).__knex__disposed = err;
-      }
-      throw err;
+      if (client && isTransientStorageError(failure)) (client as unknown as { __knex__disposed?: unknown }).__knex__disposed = failure;
+      throw failure;
     } finally {
-      if (!released) {
-        released = true;
-        await this.#source.release(client);
-      }
+      clearTimeout(timer);
+      if (client) await this.#source.release(client);
     }
   }
 

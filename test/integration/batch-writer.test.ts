@@ -168,6 +168,24 @@ describe("failures", () => {
     await w.close();
   });
 
+  it("bounds the wait when the database stops answering without closing the connection", async () => {
+    const w = writer({ maxWaitMs: 500, attemptTimeoutMs: 400, initialBackoffMs: 20, maxBackoffMs: 100 });
+    proxy.stall();
+    const started = Date.now();
+    try {
+      const err = await rpcError(w.write("device_state_history", [stateChange("dev-stalled")]));
+      expect(err.code).toBe(Code.Unavailable);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      proxy.restore();
+    }
+    // The broken connections were dropped from the pool: the next write goes through.
+    const [ok] = await w.write("device_state_history", [stateChange("dev-after-stall")]);
+    expect(ok!.outcome).toBe("stored");
+    expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'dev-stalled'`)).toEqual([{ n: 0 }]);
+    await w.close();
+  });
+
   it("fails a durable write Unavailable after maxWaitMs and never stores it later", async () => {
     const w = writer({ maxWaitMs: 600, initialBackoffMs: 20, maxBackoffMs: 100 });
     proxy.cut();

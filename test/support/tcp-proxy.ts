@@ -12,6 +12,11 @@ export interface TcpProxy {
   via(url: string): string;
   /** Destroys every open connection and refuses new ones until {@link restore}. */
   cut(): void;
+  /**
+   * Stops forwarding bytes without closing anything (a network partition: the database just
+   * stops answering), for open and new connections, until {@link restore}, which then resets them.
+   */
+  stall(): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -20,9 +25,17 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
   let down = false;
+  let stalled = false;
   const server = net.createServer((client) => {
     if (down) {
       client.destroy();
+      return;
+    }
+    if (stalled) {
+      // Accept, then never answer.
+      open.add(client);
+      client.on("error", () => undefined);
+      client.pause();
       return;
     }
     const upstream = net.connect(target.port, target.host);
@@ -36,8 +49,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on("data", (chunk) => {
+      if (!stalled) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => {
+      if (!stalled) client.write(chunk);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
@@ -54,7 +71,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       for (const s of open) s.destroy();
       open.clear();
     },
+    stall() {
+      stalled = true;
+    },
     restore() {
+      if (stalled) {
+        stalled = false;
+        for (const s of open) s.destroy();
+        open.clear();
+      }
       down = false;
     },
     close() {
