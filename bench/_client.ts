@@ -22,6 +22,8 @@ interface Job {
   inFlight?: number;
   events?: number;
   batch?: number;
+  /** log-events: the client library (default connect-node, as the SDK). */
+  client?: "connect" | "grpc-js";
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
@@ -38,9 +40,15 @@ const client = createClient(
   }),
 );
 
-if (job.kind === "unary") {
-  // @grpc/grpc-js, not connect-node: it costs the client ~5x less CPU per call, so one client
-  // process can keep the server busy and the figures measure the server.
+type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
+interface GrpcJsStub {
+  LogDeviceStateChange(req: object, md: grpc.Metadata, cb: Callback): void;
+  LogEvents(req: object, md: grpc.Metadata, cb: Callback): void;
+  close(): void;
+}
+
+/** A @grpc/grpc-js client built from the repo's .proto files. */
+async function grpcJsStub(job: Job): Promise<GrpcJsStub> {
   const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
     includeDirs: [fileURLToPath(new URL("../proto", import.meta.url))],
     keepCase: true,
@@ -48,10 +56,13 @@ if (job.kind === "unary") {
     enums: String,
   });
   const pkg = grpc.loadPackageDefinition(definition) as unknown as { analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } } };
-  const stub = new pkg.analytics.v1.AnalyticsService(new URL(job.baseUrl).host, grpc.credentials.createInsecure()) as unknown as {
-    LogDeviceStateChange(req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null) => void): void;
-    close(): void;
-  };
+  return new pkg.analytics.v1.AnalyticsService(new URL(job.baseUrl).host, grpc.credentials.createInsecure()) as unknown as GrpcJsStub;
+}
+
+if (job.kind === "unary") {
+  // @grpc/grpc-js, not connect-node: it costs the client ~5x less CPU per call, so one client
+  // process can keep the server busy and the figures measure the server.
+  const stub = await grpcJsStub(job);
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${job.token}`);
   let n = 0;
@@ -90,14 +101,46 @@ if (job.kind === "unary") {
       };
     }),
   );
+  let send: (events: (typeof batches)[number]) => Promise<number>;
+  if (job.client === "grpc-js") {
+    const stub = await grpcJsStub(job);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${job.token}`);
+    // proto-loader takes snake_case fields and Struct in its wire shape.
+    const wire = batches.map((events) =>
+      events.map(({ kind: { value: e } }) => ({
+        device_state_change: {
+          device_id: e.deviceId,
+          previous_state: e.previousState,
+          new_state: e.newState,
+          changed_by: e.changedBy,
+          reason: e.reason,
+          event_id: e.eventId,
+          extra_data: { fields: { attempt: { number_value: e.extraData.attempt }, region: { string_value: e.extraData.region } } },
+        },
+      })),
+    );
+    const index = new Map(batches.map((b, i) => [b, wire[i]!]));
+    send = (events) =>
+      new Promise((resolve, reject) =>
+        stub.LogEvents({ events: index.get(events) }, metadata, (err, res) => {
+          if (err) return reject(err);
+          const r = res as { stored_count: number; rejected_count: number; results: { violations: unknown[] }[] };
+          if (r.rejected_count > 0) console.error(JSON.stringify(r.results.find((x) => x.violations.length > 0)));
+          resolve(r.stored_count);
+        }),
+      );
+  } else {
+    send = async (events) => (await client.logEvents({ events })).storedCount;
+  }
   const started = performance.now();
   let next = 0;
   let stored = 0;
   await Promise.all(
     Array.from({ length: job.inFlight ?? 4 }, async () => {
       while (next < batches.length) {
-        const res = await client.logEvents({ events: batches[next++]! });
-        stored += res.storedCount;
+        const n = await send(batches[next++]!);
+        stored += n;
       }
     }),
   );

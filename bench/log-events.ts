@@ -3,7 +3,7 @@
  * each event with a client event_id as the SDK sends them; the client in its own process), against
  * raw COPY of the same rows into the same table in the same run.
  *
- * Run: `npm run bench -- log-events [--events 100000]`.
+ * Run: `npm run bench -- log-events [--events 100000] [--in-flight 4] [--grpc-js]`.
  * Last line: `{"events_per_s": number, "copy_per_s": number, "ratio_to_copy": number}`.
  */
 import { tableSpecs } from "../src/storage/table-specs.js";
@@ -14,6 +14,8 @@ import { runBenchClient, serviceToken, startBenchServer } from "./_server.js";
 const EVENTS = numberArg("events", 100_000);
 const BATCH = 500;
 const IN_FLIGHT = numberArg("in-flight", 4);
+/** `--grpc-js`: send with @grpc/grpc-js instead of connect-node (as the SDK does). */
+const CLIENT = process.argv.includes("--grpc-js") ? "grpc-js" : "connect";
 
 const bench = await startBenchServer("log-events", { analyticsEnabled: false });
 try {
@@ -25,9 +27,10 @@ try {
     events: EVENTS,
     batch: BATCH,
     inFlight: IN_FLIGHT,
+    client: CLIENT,
   });
   const eventsPerS = result.events_per_s;
-  console.log(`LogEvents: ${result.stored} events stored, ${Math.round(eventsPerS)} events/s`);
+  console.log(`LogEvents (${CLIENT} client): ${result.stored} events stored, ${Math.round(eventsPerS)} events/s`);
 
   // The same rows by raw COPY, into the same (emptied) table.
   const spec = tableSpecs(bench.server.db.orm).device_state_history;
