@@ -1,9 +1,9 @@
 /**
- * Durable events per second through `LogEvents` batches of 500 over gRPC (4 batches in flight,
+ * Durable events per second through `LogEvents` batches of 500 over gRPC (16 batches in flight,
  * each event with a client event_id as the SDK sends them; the client in its own process), against
  * raw COPY of the same rows into the same table in the same run.
  *
- * Run: `npm run bench -- log-events [--events 100000] [--in-flight 4] [--grpc-js]`.
+ * Run: `npm run bench -- log-events [--events 100000] [--in-flight 16] [--grpc-js]`.
  * Last line: `{"events_per_s": number, "copy_per_s": number, "ratio_to_copy": number}`.
  */
 import { tableSpecs } from "../src/storage/table-specs.js";
@@ -13,7 +13,7 @@ import { runBenchClient, serviceToken, startBenchServer } from "./_server.js";
 
 const EVENTS = numberArg("events", 100_000);
 const BATCH = 500;
-const IN_FLIGHT = numberArg("in-flight", 4);
+const IN_FLIGHT = numberArg("in-flight", 16);
 /** `--grpc-js`: send with @grpc/grpc-js instead of connect-node (as the SDK does). */
 const CLIENT = process.argv.includes("--grpc-js") ? "grpc-js" : "connect";
 
