@@ -8,11 +8,10 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { AnalyticsService } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { callsPerSecond } from "./_support.js";
+import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
 interface Job {
   kind: "unary" | "log-events";
@@ -49,14 +48,8 @@ interface GrpcJsStub {
 
 /** A @grpc/grpc-js client built from the repo's .proto files. */
 async function grpcJsStub(job: Job): Promise<GrpcJsStub> {
-  const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
-    includeDirs: [fileURLToPath(new URL("../proto", import.meta.url))],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as { analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } } };
-  return new pkg.analytics.v1.AnalyticsService(new URL(job.baseUrl).host, grpc.credentials.createInsecure()) as unknown as GrpcJsStub;
+  const AnalyticsService = await loadAnalyticsServiceClient();
+  return new AnalyticsService(new URL(job.baseUrl).host, grpc.credentials.createInsecure()) as unknown as GrpcJsStub;
 }
 
 if (job.kind === "unary") {

@@ -27,11 +27,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import pg from "pg";
 import { mintToken } from "../src/auth/mint-token.js";
 import { benchDatabase, copyRowsPerSecond, numberArg, printResult } from "./_support.js";
 import { seededRandom as prng } from "../test/support/seeded-random.js";
+import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
@@ -174,16 +174,7 @@ try {
   const token = await mintToken(new TextEncoder().encode(secret), { role: "service", sub: "bench", ttlSeconds: 3600 });
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${token}`);
-  const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
-    includeDirs: [join(root, "proto")],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-  });
-  const { AnalyticsService } = (grpc.loadPackageDefinition(definition) as unknown as {
-    analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
-  }).analytics.v1;
+  const AnalyticsService = await loadAnalyticsServiceClient();
   // One HTTP/2 connection per client (grpc-js would share a channel between equal clients).
   const newClient = () => {
     const client = new AnalyticsService(new URL(url).host, grpc.credentials.createInsecure(), {

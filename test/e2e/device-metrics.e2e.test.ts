@@ -14,7 +14,6 @@ import { promisify } from "node:util";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
@@ -22,6 +21,7 @@ import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { seededRandom as prng } from "../support/seeded-random.js";
+import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
@@ -146,17 +146,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   server = await buildServer(db.config);
   await server.listen();
-  const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
-    includeDirs: [join(root, "proto")],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
-  };
-  AnalyticsClient = pkg.analytics.v1.AnalyticsService;
+  AnalyticsClient = await loadAnalyticsServiceClient();
 });
 
 afterAll(async () => {

@@ -11,7 +11,6 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import {
@@ -27,6 +26,7 @@ import { buildServer, type AnalyticsServer } from "../../src/server/build-server
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
@@ -130,17 +130,8 @@ describe("one port, every protocol", () => {
   });
 
   it("serves @grpc/grpc-js clients built from the repo's .proto files", async () => {
-    const definition = await protoLoader.load("analytics/v1/analytics_service.proto", {
-      includeDirs: [join(root, "proto")],
-      keepCase: true,
-      enums: String,
-      longs: Number,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-      analytics: { v1: { AnalyticsService: grpc.ServiceClientConstructor } };
-    };
-    const client = new pkg.analytics.v1.AnalyticsService(new URL(baseUrl).host, grpc.credentials.createInsecure());
+    const AnalyticsServiceClient = await loadAnalyticsServiceClient();
+    const client = new AnalyticsServiceClient(new URL(baseUrl).host, grpc.credentials.createInsecure());
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${token}`);
     try {
