@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file analytics/v1/analytics_service.proto.
  */
 export const file_analytics_v1_analytics_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRhbmFseXRpY3MvdjEvYW5hbHl0aWNzX3NlcnZpY2UucHJvdG8SDGFuYWx5dGljcy52MSLGAgoWTG9nVXNlckFjdGl2aXR5UmVxdWVzdBIxCg1hY3Rpdml0eV90eXBlGAEgASgOMhouYW5hbHl0aWNzLnYxLkFjdGl2aXR5VHlwZRIQCghwYWdlX3VybBgCIAEoCRISCgplbGVtZW50X2lkGAMgASgJEhQKDHNlYXJjaF9xdWVyeRgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhgKC2R1cmF0aW9uX21zGAYgASgNSACIAQESKwoKZXh0cmFfZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLb2NjdXJyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGV2ZW50X2lkGAkgASgJEg8KB3VzZXJfaWQYCiABKAlCDgoMX2R1cmF0aW9uX21zIlIKF0xvZ1VzZXJBY3Rpdml0eVJlc3BvbnNlEgoKAmlkGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5hbmFseXRpY3MudjEuV3JpdGVPdXRjb21lIrwCCg9Mb2dFcnJvclJlcXVlc3QSLQoIY2F0ZWdvcnkYASABKA4yGy5hbmFseXRpY3MudjEuRXJyb3JDYXRlZ29yeRIoCghzZXZlcml0eRgCIAEoDjIWLmFuYWx5dGljcy52MS5TZXZlcml0eRISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEwoLc3RhY2tfdHJhY2UYBSABKAkSEAoIZW5kcG9pbnQYBiABKAkSEQoJZGV2aWNlX2lkGAcgASgJEigKB2NvbnRleHQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC29jY3VycmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghldmVudF9pZBgKIAEoCSJ4ChBMb2dFcnJvclJlc3BvbnNlEgoKAmlkGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5hbmFseXRpY3MudjEuV3JpdGVPdXRjb21lEhgKEG9jY3VycmVuY2VfY291bnQYAyABKA0SEQoJcmVncmVzc2VkGAQgASgIIu8BChtMb2dEZXZpY2VTdGF0ZUNoYW5nZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhYKDnByZXZpb3VzX3N0YXRlGAIgASgJEhEKCW5ld19zdGF0ZRgDIAEoCRISCgpjaGFuZ2VkX2J5GAQgASgJEg4KBnJlYXNvbhgFIAEoCRIrCgpleHRyYV9kYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZXZlbnRfaWQYCCABKAkiVwocTG9nRGV2aWNlU3RhdGVDaGFuZ2VSZXNwb25zZRIKCgJpZBgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouYW5hbHl0aWNzLnYxLldyaXRlT3V0Y29tZSLkAgoUTG9nSm9iT3V0Y29tZVJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGpvYl90eXBlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmFuYWx5dGljcy52MS5Kb2JTdGF0dXMSEQoJZGV2aWNlX2lkGAQgASgJEhgKC2R1cmF0aW9uX21zGAUgASgNSACIAQESEgoKZXJyb3JfY29kZRgGIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAcgASgJEhMKC3JldHJ5X2NvdW50GAggASgNEhQKDGluaXRpYXRlZF9ieRgJIAEoCRIrCgpleHRyYV9kYXRhGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtvY2N1cnJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZXZlbnRfaWQYDCABKAlCDgoMX2R1cmF0aW9uX21zIlAKFUxvZ0pvYk91dGNvbWVSZXNwb25zZRIKCgJpZBgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouYW5hbHl0aWNzLnYxLldyaXRlT3V0Y29tZSI3ChBMb2dFdmVudHNSZXF1ZXN0EiMKBmV2ZW50cxgBIAMoCzITLmFuYWx5dGljcy52MS5FdmVudCKDAgoFRXZlbnQSPQoNdXNlcl9hY3Rpdml0eRgBIAEoCzIkLmFuYWx5dGljcy52MS5Mb2dVc2VyQWN0aXZpdHlSZXF1ZXN0SAASLgoFZXJyb3IYAiABKAsyHS5hbmFseXRpY3MudjEuTG9nRXJyb3JSZXF1ZXN0SAASSAoTZGV2aWNlX3N0YXRlX2NoYW5nZRgDIAEoCzIpLmFuYWx5dGljcy52MS5Mb2dEZXZpY2VTdGF0ZUNoYW5nZVJlcXVlc3RIABI5Cgtqb2Jfb3V0Y29tZRgEIAEoCzIiLmFuYWx5dGljcy52MS5Mb2dKb2JPdXRjb21lUmVxdWVzdEgAQgYKBGtpbmQibQoRTG9nRXZlbnRzUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLmFuYWx5dGljcy52MS5FdmVudFJlc3VsdBIUCgxzdG9yZWRfY291bnQYAiABKA0SFgoOcmVqZWN0ZWRfY291bnQYAyABKA0ieAoLRXZlbnRSZXN1bHQSKwoHb3V0Y29tZRgBIAEoDjIaLmFuYWx5dGljcy52MS5Xcml0ZU91dGNvbWUSCgoCaWQYAiABKAkSMAoKdmlvbGF0aW9ucxgDIAMoCzIcLmFuYWx5dGljcy52MS5GaWVsZFZpb2xhdGlvbiK5AQoMTWV0cmljU2FtcGxlEi8KC29jY3VycmVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4CgdtZXRyaWNzGAIgAygLMicuYW5hbHl0aWNzLnYxLk1ldHJpY1NhbXBsZS5NZXRyaWNzRW50cnkSDgoGdmFsdWVzGAMgAygBGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIoQBChpTdHJlYW1EZXZpY2VNZXRyaWNzUmVxdWVzdBIQCghzZXF1ZW5jZRgBIAEoBBIRCglkZXZpY2VfaWQYAiABKAkSKwoHc2FtcGxlcxgDIAMoCzIaLmFuYWx5dGljcy52MS5NZXRyaWNTYW1wbGUSFAoMbWV0cmljX25hbWVzGAQgAygJIo4BChtTdHJlYW1EZXZpY2VNZXRyaWNzUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKgoGY291bnRzGAIgASgLMhouYW5hbHl0aWNzLnYxLkluZ2VzdENvdW50cxIxCgpyZWplY3Rpb25zGAMgAygLMh0uYW5hbHl0aWNzLnYxLlNhbXBsZVJlamVjdGlvbiJUCgxJbmdlc3RDb3VudHMSEAoIcmVjZWl2ZWQYASABKA0SDgoGc3RvcmVkGAIgASgNEhAKCGZpbHRlcmVkGAMgASgNEhAKCHJlamVjdGVkGAQgASgNIj8KD1NhbXBsZVJlamVjdGlvbhINCgVpbmRleBgBIAEoDRIMCgRjb2RlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkicgoaSW5nZXN0RGV2aWNlTWV0cmljc1JlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEisKB3NhbXBsZXMYAiADKAsyGi5hbmFseXRpY3MudjEuTWV0cmljU2FtcGxlEhQKDG1ldHJpY19uYW1lcxgDIAMoCSJ8ChtJbmdlc3REZXZpY2VNZXRyaWNzUmVzcG9uc2USKgoGY291bnRzGAEgASgLMhouYW5hbHl0aWNzLnYxLkluZ2VzdENvdW50cxIxCgpyZWplY3Rpb25zGAIgAygLMh0uYW5hbHl0aWNzLnYxLlNhbXBsZVJlamVjdGlvbiI5ChNSZXNvbHZlRXJyb3JSZXF1ZXN0EhAKCGVycm9yX2lkGAEgASgJEhAKCHJlc29sdmVkGAIgASgIImsKFFJlc29sdmVFcnJvclJlc3BvbnNlEhAKCGVycm9yX2lkGAEgASgJEhAKCHJlc29sdmVkGAIgASgIEi8KC3Jlc29sdmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKHBgoQQW5hbHl0aWNzU2VydmljZRJeCg9Mb2dVc2VyQWN0aXZpdHkSJC5hbmFseXRpY3MudjEuTG9nVXNlckFjdGl2aXR5UmVxdWVzdBolLmFuYWx5dGljcy52MS5Mb2dVc2VyQWN0aXZpdHlSZXNwb25zZRJJCghMb2dFcnJvchIdLmFuYWx5dGljcy52MS5Mb2dFcnJvclJlcXVlc3QaHi5hbmFseXRpY3MudjEuTG9nRXJyb3JSZXNwb25zZRJtChRMb2dEZXZpY2VTdGF0ZUNoYW5nZRIpLmFuYWx5dGljcy52MS5Mb2dEZXZpY2VTdGF0ZUNoYW5nZVJlcXVlc3QaKi5hbmFseXRpY3MudjEuTG9nRGV2aWNlU3RhdGVDaGFuZ2VSZXNwb25zZRJYCg1Mb2dKb2JPdXRjb21lEiIuYW5hbHl0aWNzLnYxLkxvZ0pvYk91dGNvbWVSZXF1ZXN0GiMuYW5hbHl0aWNzLnYxLkxvZ0pvYk91dGNvbWVSZXNwb25zZRJMCglMb2dFdmVudHMSHi5hbmFseXRpY3MudjEuTG9nRXZlbnRzUmVxdWVzdBofLmFuYWx5dGljcy52MS5Mb2dFdmVudHNSZXNwb25zZRJuChNTdHJlYW1EZXZpY2VNZXRyaWNzEiguYW5hbHl0aWNzLnYxLlN0cmVhbURldmljZU1ldHJpY3NSZXF1ZXN0GikuYW5hbHl0aWNzLnYxLlN0cmVhbURldmljZU1ldHJpY3NSZXNwb25zZSgBMAESagoTSW5nZXN0RGV2aWNlTWV0cmljcxIoLmFuYWx5dGljcy52MS5Jbmdlc3REZXZpY2VNZXRyaWNzUmVxdWVzdBopLmFuYWx5dGljcy52MS5Jbmdlc3REZXZpY2VNZXRyaWNzUmVzcG9uc2USVQoMUmVzb2x2ZUVycm9yEiEuYW5hbHl0aWNzLnYxLlJlc29sdmVFcnJvclJlcXVlc3QaIi5hbmFseXRpY3MudjEuUmVzb2x2ZUVycm9yUmVzcG9uc2ViBnByb3RvMw", [file_analytics_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiRhbmFseXRpY3MvdjEvYW5hbHl0aWNzX3NlcnZpY2UucHJvdG8SDGFuYWx5dGljcy52MSLGAgoWTG9nVXNlckFjdGl2aXR5UmVxdWVzdBIxCg1hY3Rpdml0eV90eXBlGAEgASgOMhouYW5hbHl0aWNzLnYxLkFjdGl2aXR5VHlwZRIQCghwYWdlX3VybBgCIAEoCRISCgplbGVtZW50X2lkGAMgASgJEhQKDHNlYXJjaF9xdWVyeRgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhgKC2R1cmF0aW9uX21zGAYgASgNSACIAQESKwoKZXh0cmFfZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLb2NjdXJyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGV2ZW50X2lkGAkgASgJEg8KB3VzZXJfaWQYCiABKAlCDgoMX2R1cmF0aW9uX21zIlIKF0xvZ1VzZXJBY3Rpdml0eVJlc3BvbnNlEgoKAmlkGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5hbmFseXRpY3MudjEuV3JpdGVPdXRjb21lIrwCCg9Mb2dFcnJvclJlcXVlc3QSLQoIY2F0ZWdvcnkYASABKA4yGy5hbmFseXRpY3MudjEuRXJyb3JDYXRlZ29yeRIoCghzZXZlcml0eRgCIAEoDjIWLmFuYWx5dGljcy52MS5TZXZlcml0eRISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEwoLc3RhY2tfdHJhY2UYBSABKAkSEAoIZW5kcG9pbnQYBiABKAkSEQoJZGV2aWNlX2lkGAcgASgJEigKB2NvbnRleHQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC29jY3VycmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghldmVudF9pZBgKIAEoCSJ4ChBMb2dFcnJvclJlc3BvbnNlEgoKAmlkGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5hbmFseXRpY3MudjEuV3JpdGVPdXRjb21lEhgKEG9jY3VycmVuY2VfY291bnQYAyABKA0SEQoJcmVncmVzc2VkGAQgASgIIu8BChtMb2dEZXZpY2VTdGF0ZUNoYW5nZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhYKDnByZXZpb3VzX3N0YXRlGAIgASgJEhEKCW5ld19zdGF0ZRgDIAEoCRISCgpjaGFuZ2VkX2J5GAQgASgJEg4KBnJlYXNvbhgFIAEoCRIrCgpleHRyYV9kYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZXZlbnRfaWQYCCABKAkiVwocTG9nRGV2aWNlU3RhdGVDaGFuZ2VSZXNwb25zZRIKCgJpZBgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouYW5hbHl0aWNzLnYxLldyaXRlT3V0Y29tZSLkAgoUTG9nSm9iT3V0Y29tZVJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGpvYl90eXBlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmFuYWx5dGljcy52MS5Kb2JTdGF0dXMSEQoJZGV2aWNlX2lkGAQgASgJEhgKC2R1cmF0aW9uX21zGAUgASgNSACIAQESEgoKZXJyb3JfY29kZRgGIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAcgASgJEhMKC3JldHJ5X2NvdW50GAggASgNEhQKDGluaXRpYXRlZF9ieRgJIAEoCRIrCgpleHRyYV9kYXRhGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtvY2N1cnJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZXZlbnRfaWQYDCABKAlCDgoMX2R1cmF0aW9uX21zIlAKFUxvZ0pvYk91dGNvbWVSZXNwb25zZRIKCgJpZBgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouYW5hbHl0aWNzLnYxLldyaXRlT3V0Y29tZSI3ChBMb2dFdmVudHNSZXF1ZXN0EiMKBmV2ZW50cxgBIAMoCzITLmFuYWx5dGljcy52MS5FdmVudCKDAgoFRXZlbnQSPQoNdXNlcl9hY3Rpdml0eRgBIAEoCzIkLmFuYWx5dGljcy52MS5Mb2dVc2VyQWN0aXZpdHlSZXF1ZXN0SAASLgoFZXJyb3IYAiABKAsyHS5hbmFseXRpY3MudjEuTG9nRXJyb3JSZXF1ZXN0SAASSAoTZGV2aWNlX3N0YXRlX2NoYW5nZRgDIAEoCzIpLmFuYWx5dGljcy52MS5Mb2dEZXZpY2VTdGF0ZUNoYW5nZVJlcXVlc3RIABI5Cgtqb2Jfb3V0Y29tZRgEIAEoCzIiLmFuYWx5dGljcy52MS5Mb2dKb2JPdXRjb21lUmVxdWVzdEgAQgYKBGtpbmQibQoRTG9nRXZlbnRzUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLmFuYWx5dGljcy52MS5FdmVudFJlc3VsdBIUCgxzdG9yZWRfY291bnQYAiABKA0SFgoOcmVqZWN0ZWRfY291bnQYAyABKA0ieAoLRXZlbnRSZXN1bHQSKwoHb3V0Y29tZRgBIAEoDjIaLmFuYWx5dGljcy52MS5Xcml0ZU91dGNvbWUSCgoCaWQYAiABKAkSMAoKdmlvbGF0aW9ucxgDIAMoCzIcLmFuYWx5dGljcy52MS5GaWVsZFZpb2xhdGlvbiK5AQoMTWV0cmljU2FtcGxlEi8KC29jY3VycmVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4CgdtZXRyaWNzGAIgAygLMicuYW5hbHl0aWNzLnYxLk1ldHJpY1NhbXBsZS5NZXRyaWNzRW50cnkSDgoGdmFsdWVzGAMgAygBGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIngKDVNhbXBsZUNvbHVtbnMSFAoMbWV0cmljX25hbWVzGAEgAygJEi0KCWJhc2VfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKb2Zmc2V0c19tcxgDIAMoDRIOCgZ2YWx1ZXMYBCADKAEisgEKGlN0cmVhbURldmljZU1ldHJpY3NSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEhEKCWRldmljZV9pZBgCIAEoCRIrCgdzYW1wbGVzGAMgAygLMhouYW5hbHl0aWNzLnYxLk1ldHJpY1NhbXBsZRIUCgxtZXRyaWNfbmFtZXMYBCADKAkSLAoHY29sdW1ucxgFIAEoCzIbLmFuYWx5dGljcy52MS5TYW1wbGVDb2x1bW5zIo4BChtTdHJlYW1EZXZpY2VNZXRyaWNzUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKgoGY291bnRzGAIgASgLMhouYW5hbHl0aWNzLnYxLkluZ2VzdENvdW50cxIxCgpyZWplY3Rpb25zGAMgAygLMh0uYW5hbHl0aWNzLnYxLlNhbXBsZVJlamVjdGlvbiJUCgxJbmdlc3RDb3VudHMSEAoIcmVjZWl2ZWQYASABKA0SDgoGc3RvcmVkGAIgASgNEhAKCGZpbHRlcmVkGAMgASgNEhAKCHJlamVjdGVkGAQgASgNIj8KD1NhbXBsZVJlamVjdGlvbhINCgVpbmRleBgBIAEoDRIMCgRjb2RlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkioAEKGkluZ2VzdERldmljZU1ldHJpY3NSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRIrCgdzYW1wbGVzGAIgAygLMhouYW5hbHl0aWNzLnYxLk1ldHJpY1NhbXBsZRIUCgxtZXRyaWNfbmFtZXMYAyADKAkSLAoHY29sdW1ucxgEIAEoCzIbLmFuYWx5dGljcy52MS5TYW1wbGVDb2x1bW5zInwKG0luZ2VzdERldmljZU1ldHJpY3NSZXNwb25zZRIqCgZjb3VudHMYASABKAsyGi5hbmFseXRpY3MudjEuSW5nZXN0Q291bnRzEjEKCnJlamVjdGlvbnMYAiADKAsyHS5hbmFseXRpY3MudjEuU2FtcGxlUmVqZWN0aW9uIjkKE1Jlc29sdmVFcnJvclJlcXVlc3QSEAoIZXJyb3JfaWQYASABKAkSEAoIcmVzb2x2ZWQYAiABKAgiawoUUmVzb2x2ZUVycm9yUmVzcG9uc2USEAoIZXJyb3JfaWQYASABKAkSEAoIcmVzb2x2ZWQYAiABKAgSLwoLcmVzb2x2ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMocGChBBbmFseXRpY3NTZXJ2aWNlEl4KD0xvZ1VzZXJBY3Rpdml0eRIkLmFuYWx5dGljcy52MS5Mb2dVc2VyQWN0aXZpdHlSZXF1ZXN0GiUuYW5hbHl0aWNzLnYxLkxvZ1VzZXJBY3Rpdml0eVJlc3BvbnNlEkkKCExvZ0Vycm9yEh0uYW5hbHl0aWNzLnYxLkxvZ0Vycm9yUmVxdWVzdBoeLmFuYWx5dGljcy52MS5Mb2dFcnJvclJlc3BvbnNlEm0KFExvZ0RldmljZVN0YXRlQ2hhbmdlEikuYW5hbHl0aWNzLnYxLkxvZ0RldmljZVN0YXRlQ2hhbmdlUmVxdWVzdBoqLmFuYWx5dGljcy52MS5Mb2dEZXZpY2VTdGF0ZUNoYW5nZVJlc3BvbnNlElgKDUxvZ0pvYk91dGNvbWUSIi5hbmFseXRpY3MudjEuTG9nSm9iT3V0Y29tZVJlcXVlc3QaIy5hbmFseXRpY3MudjEuTG9nSm9iT3V0Y29tZVJlc3BvbnNlEkwKCUxvZ0V2ZW50cxIeLmFuYWx5dGljcy52MS5Mb2dFdmVudHNSZXF1ZXN0Gh8uYW5hbHl0aWNzLnYxLkxvZ0V2ZW50c1Jlc3BvbnNlEm4KE1N0cmVhbURldmljZU1ldHJpY3MSKC5hbmFseXRpY3MudjEuU3RyZWFtRGV2aWNlTWV0cmljc1JlcXVlc3QaKS5hbmFseXRpY3MudjEuU3RyZWFtRGV2aWNlTWV0cmljc1Jlc3BvbnNlKAEwARJqChNJbmdlc3REZXZpY2VNZXRyaWNzEiguYW5hbHl0aWNzLnYxLkluZ2VzdERldmljZU1ldHJpY3NSZXF1ZXN0GikuYW5hbHl0aWNzLnYxLkluZ2VzdERldmljZU1ldHJpY3NSZXNwb25zZRJVCgxSZXNvbHZlRXJyb3ISIS5hbmFseXRpY3MudjEuUmVzb2x2ZUVycm9yUmVxdWVzdBoiLmFuYWx5dGljcy52MS5SZXNvbHZlRXJyb3JSZXNwb25zZWIGcHJvdG8z", [file_analytics_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * LogUserActivityRequest is one user interaction.
@@ -1141,7 +1141,8 @@ export const EventResultSchema: GenMessage<EventResult, {jsonType: EventResultJs
  * A sample carries its values in one of two forms: the `metrics` map, or — when the enclosing
  * request has `metric_names` — `values`, aligned with those names. The compact form costs a
  * fraction of the map to encode and decode (no per-entry key strings), which matters to devices
- * on metered links and at high sample rates.
+ * on metered links and at high sample rates. A batch whose samples share one metric set is
+ * cheaper still as SampleColumns (no message per sample at all).
  *
  * @generated from message analytics.v1.MetricSample
  */
@@ -1176,7 +1177,8 @@ export type MetricSample = Message<"analytics.v1.MetricSample"> & {
  * A sample carries its values in one of two forms: the `metrics` map, or — when the enclosing
  * request has `metric_names` — `values`, aligned with those names. The compact form costs a
  * fraction of the map to encode and decode (no per-entry key strings), which matters to devices
- * on metered links and at high sample rates.
+ * on metered links and at high sample rates. A batch whose samples share one metric set is
+ * cheaper still as SampleColumns (no message per sample at all).
  *
  * @generated from message analytics.v1.MetricSample
  */
@@ -1213,6 +1215,117 @@ export const MetricSampleSchema: GenMessage<MetricSample, {jsonType: MetricSampl
   messageDesc(file_analytics_v1_analytics_service, 12);
 
 /**
+ * SampleColumns is a batch of samples that share one metric set, as columns (the columnar form):
+ * one name list, one base time, one packed array of time offsets and one packed array of values,
+ * so neither side builds a message per sample. It means exactly what the same samples mean in the
+ * `metrics` map form: the server decides, stores and rejects them one by one, with the same
+ * codes and rejection indices (sample i is index i).
+ *
+ * Example (2 samples, 2 metrics), in proto3 JSON:
+ * `{"metricNames": ["cpu", "temp"], "baseTime": "2026-11-28T12:00:00Z", "offsetsMs": [0, 1000],
+ * "values": [41.5, 63, 42.1, 63]}`.
+ *
+ * Times are kept to the millisecond, like every stored sample: sample i is at `base_time` plus
+ * `offsets_ms[i]` milliseconds (sub-millisecond nanos of `base_time` are dropped), so one
+ * message spans at most 2^32 - 1 ms (~49 days) after its base time.
+ *
+ * @generated from message analytics.v1.SampleColumns
+ */
+export type SampleColumns = Message<"analytics.v1.SampleColumns"> & {
+  /**
+   * metric_names names the metrics of every sample, in the order of each sample's `values`. They
+   * must be distinct (else the message is rejected as a whole). As in the map form, a name that is
+   * empty or over 128 characters, more than 256 names, or none at all make every sample rejected.
+   *
+   * @generated from field: repeated string metric_names = 1;
+   */
+  metricNames: string[];
+
+  /**
+   * base_time is the time `offsets_ms` count from, usually the batch's earliest sample; required.
+   *
+   * @generated from field: google.protobuf.Timestamp base_time = 2;
+   */
+  baseTime?: Timestamp | undefined;
+
+  /**
+   * offsets_ms holds one entry per sample: when it was taken, in milliseconds after `base_time`.
+   * Its length is the number of samples in the message: 1 to 1000.
+   *
+   * @generated from field: repeated uint32 offsets_ms = 3;
+   */
+  offsetsMs: number[];
+
+  /**
+   * values holds the samples' values row by row: sample i's value of `metric_names[j]` is
+   * `values[i * len(metric_names) + j]`, so it holds exactly len(offsets_ms) x len(metric_names)
+   * entries. Each must be finite (a sample with a NaN or infinity is rejected, not the message).
+   *
+   * @generated from field: repeated double values = 4;
+   */
+  values: number[];
+};
+
+/**
+ * SampleColumns is a batch of samples that share one metric set, as columns (the columnar form):
+ * one name list, one base time, one packed array of time offsets and one packed array of values,
+ * so neither side builds a message per sample. It means exactly what the same samples mean in the
+ * `metrics` map form: the server decides, stores and rejects them one by one, with the same
+ * codes and rejection indices (sample i is index i).
+ *
+ * Example (2 samples, 2 metrics), in proto3 JSON:
+ * `{"metricNames": ["cpu", "temp"], "baseTime": "2026-11-28T12:00:00Z", "offsetsMs": [0, 1000],
+ * "values": [41.5, 63, 42.1, 63]}`.
+ *
+ * Times are kept to the millisecond, like every stored sample: sample i is at `base_time` plus
+ * `offsets_ms[i]` milliseconds (sub-millisecond nanos of `base_time` are dropped), so one
+ * message spans at most 2^32 - 1 ms (~49 days) after its base time.
+ *
+ * @generated from message analytics.v1.SampleColumns
+ */
+export type SampleColumnsJson = {
+  /**
+   * metric_names names the metrics of every sample, in the order of each sample's `values`. They
+   * must be distinct (else the message is rejected as a whole). As in the map form, a name that is
+   * empty or over 128 characters, more than 256 names, or none at all make every sample rejected.
+   *
+   * @generated from field: repeated string metric_names = 1;
+   */
+  metricNames?: string[];
+
+  /**
+   * base_time is the time `offsets_ms` count from, usually the batch's earliest sample; required.
+   *
+   * @generated from field: google.protobuf.Timestamp base_time = 2;
+   */
+  baseTime?: TimestampJson;
+
+  /**
+   * offsets_ms holds one entry per sample: when it was taken, in milliseconds after `base_time`.
+   * Its length is the number of samples in the message: 1 to 1000.
+   *
+   * @generated from field: repeated uint32 offsets_ms = 3;
+   */
+  offsetsMs?: number[];
+
+  /**
+   * values holds the samples' values row by row: sample i's value of `metric_names[j]` is
+   * `values[i * len(metric_names) + j]`, so it holds exactly len(offsets_ms) x len(metric_names)
+   * entries. Each must be finite (a sample with a NaN or infinity is rejected, not the message).
+   *
+   * @generated from field: repeated double values = 4;
+   */
+  values?: (number | "NaN" | "Infinity" | "-Infinity")[];
+};
+
+/**
+ * Describes the message analytics.v1.SampleColumns.
+ * Use `create(SampleColumnsSchema)` to create a new message.
+ */
+export const SampleColumnsSchema: GenMessage<SampleColumns, {jsonType: SampleColumnsJson}> = /*@__PURE__*/
+  messageDesc(file_analytics_v1_analytics_service, 13);
+
+/**
  * StreamDeviceMetricsRequest is one numbered batch of samples on the device stream.
  *
  * @generated from message analytics.v1.StreamDeviceMetricsRequest
@@ -1235,7 +1348,7 @@ export type StreamDeviceMetricsRequest = Message<"analytics.v1.StreamDeviceMetri
   deviceId: string;
 
   /**
-   * samples holds 1 to 1000 samples.
+   * samples holds 1 to 1000 samples; empty when the batch comes as `columns`.
    *
    * @generated from field: repeated analytics.v1.MetricSample samples = 3;
    */
@@ -1248,6 +1361,14 @@ export type StreamDeviceMetricsRequest = Message<"analytics.v1.StreamDeviceMetri
    * @generated from field: repeated string metric_names = 4;
    */
   metricNames: string[];
+
+  /**
+   * columns carries the batch in the columnar form instead of `samples` (and `metric_names`);
+   * a message with both forms is rejected as a whole (InvalidArgument).
+   *
+   * @generated from field: analytics.v1.SampleColumns columns = 5;
+   */
+  columns?: SampleColumns | undefined;
 };
 
 /**
@@ -1273,7 +1394,7 @@ export type StreamDeviceMetricsRequestJson = {
   deviceId?: string;
 
   /**
-   * samples holds 1 to 1000 samples.
+   * samples holds 1 to 1000 samples; empty when the batch comes as `columns`.
    *
    * @generated from field: repeated analytics.v1.MetricSample samples = 3;
    */
@@ -1286,6 +1407,14 @@ export type StreamDeviceMetricsRequestJson = {
    * @generated from field: repeated string metric_names = 4;
    */
   metricNames?: string[];
+
+  /**
+   * columns carries the batch in the columnar form instead of `samples` (and `metric_names`);
+   * a message with both forms is rejected as a whole (InvalidArgument).
+   *
+   * @generated from field: analytics.v1.SampleColumns columns = 5;
+   */
+  columns?: SampleColumnsJson;
 };
 
 /**
@@ -1293,7 +1422,7 @@ export type StreamDeviceMetricsRequestJson = {
  * Use `create(StreamDeviceMetricsRequestSchema)` to create a new message.
  */
 export const StreamDeviceMetricsRequestSchema: GenMessage<StreamDeviceMetricsRequest, {jsonType: StreamDeviceMetricsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 13);
+  messageDesc(file_analytics_v1_analytics_service, 14);
 
 /**
  * StreamDeviceMetricsResponse acknowledges one batch once its stored samples are committed.
@@ -1356,7 +1485,7 @@ export type StreamDeviceMetricsResponseJson = {
  * Use `create(StreamDeviceMetricsResponseSchema)` to create a new message.
  */
 export const StreamDeviceMetricsResponseSchema: GenMessage<StreamDeviceMetricsResponse, {jsonType: StreamDeviceMetricsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 14);
+  messageDesc(file_analytics_v1_analytics_service, 15);
 
 /**
  * IngestCounts says what happened to the samples of one batch.
@@ -1433,7 +1562,7 @@ export type IngestCountsJson = {
  * Use `create(IngestCountsSchema)` to create a new message.
  */
 export const IngestCountsSchema: GenMessage<IngestCounts, {jsonType: IngestCountsJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 15);
+  messageDesc(file_analytics_v1_analytics_service, 16);
 
 /**
  * SampleRejection says why one sample was not accepted.
@@ -1496,7 +1625,7 @@ export type SampleRejectionJson = {
  * Use `create(SampleRejectionSchema)` to create a new message.
  */
 export const SampleRejectionSchema: GenMessage<SampleRejection, {jsonType: SampleRejectionJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 16);
+  messageDesc(file_analytics_v1_analytics_service, 17);
 
 /**
  * IngestDeviceMetricsRequest is one batch of samples for one device.
@@ -1512,7 +1641,7 @@ export type IngestDeviceMetricsRequest = Message<"analytics.v1.IngestDeviceMetri
   deviceId: string;
 
   /**
-   * samples holds 1 to 1000 samples.
+   * samples holds 1 to 1000 samples; empty when the batch comes as `columns`.
    *
    * @generated from field: repeated analytics.v1.MetricSample samples = 2;
    */
@@ -1524,6 +1653,14 @@ export type IngestDeviceMetricsRequest = Message<"analytics.v1.IngestDeviceMetri
    * @generated from field: repeated string metric_names = 3;
    */
   metricNames: string[];
+
+  /**
+   * columns carries the batch in the columnar form instead of `samples` (and `metric_names`);
+   * a request with both forms is rejected (InvalidArgument).
+   *
+   * @generated from field: analytics.v1.SampleColumns columns = 4;
+   */
+  columns?: SampleColumns | undefined;
 };
 
 /**
@@ -1540,7 +1677,7 @@ export type IngestDeviceMetricsRequestJson = {
   deviceId?: string;
 
   /**
-   * samples holds 1 to 1000 samples.
+   * samples holds 1 to 1000 samples; empty when the batch comes as `columns`.
    *
    * @generated from field: repeated analytics.v1.MetricSample samples = 2;
    */
@@ -1552,6 +1689,14 @@ export type IngestDeviceMetricsRequestJson = {
    * @generated from field: repeated string metric_names = 3;
    */
   metricNames?: string[];
+
+  /**
+   * columns carries the batch in the columnar form instead of `samples` (and `metric_names`);
+   * a request with both forms is rejected (InvalidArgument).
+   *
+   * @generated from field: analytics.v1.SampleColumns columns = 4;
+   */
+  columns?: SampleColumnsJson;
 };
 
 /**
@@ -1559,7 +1704,7 @@ export type IngestDeviceMetricsRequestJson = {
  * Use `create(IngestDeviceMetricsRequestSchema)` to create a new message.
  */
 export const IngestDeviceMetricsRequestSchema: GenMessage<IngestDeviceMetricsRequest, {jsonType: IngestDeviceMetricsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 17);
+  messageDesc(file_analytics_v1_analytics_service, 18);
 
 /**
  * IngestDeviceMetricsResponse is returned once the stored samples are committed.
@@ -1608,7 +1753,7 @@ export type IngestDeviceMetricsResponseJson = {
  * Use `create(IngestDeviceMetricsResponseSchema)` to create a new message.
  */
 export const IngestDeviceMetricsResponseSchema: GenMessage<IngestDeviceMetricsResponse, {jsonType: IngestDeviceMetricsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 18);
+  messageDesc(file_analytics_v1_analytics_service, 19);
 
 /**
  * ResolveErrorRequest marks one stored error resolved or unresolved.
@@ -1657,7 +1802,7 @@ export type ResolveErrorRequestJson = {
  * Use `create(ResolveErrorRequestSchema)` to create a new message.
  */
 export const ResolveErrorRequestSchema: GenMessage<ResolveErrorRequest, {jsonType: ResolveErrorRequestJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 19);
+  messageDesc(file_analytics_v1_analytics_service, 20);
 
 /**
  * ResolveErrorResponse is the error's state after the change.
@@ -1720,7 +1865,7 @@ export type ResolveErrorResponseJson = {
  * Use `create(ResolveErrorResponseSchema)` to create a new message.
  */
 export const ResolveErrorResponseSchema: GenMessage<ResolveErrorResponse, {jsonType: ResolveErrorResponseJson}> = /*@__PURE__*/
-  messageDesc(file_analytics_v1_analytics_service, 20);
+  messageDesc(file_analytics_v1_analytics_service, 21);
 
 /**
  * AnalyticsService collects events from backend services, browsers and devices.
