@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { copyText } from "../src/storage/insert-sql.js";
 
 /** The PostgreSQL server benchmarks run against (`DATABASE_URL`, else the local one). */
 export const BENCH_SERVER_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -41,13 +42,6 @@ export function numberArg(name: string, fallback: number): number {
   return v;
 }
 
-/** Escapes one value for COPY's text format. */
-function copyText(v: unknown): string {
-  if (v === null || v === undefined) return "\\N";
-  const s = v instanceof Date ? v.toISOString() : typeof v === "object" ? JSON.stringify(v) : String(v);
-  return s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
-}
-
 /**
  * Raw COPY of `rows` (values in `columns` order) into `table` through node-postgres and
  * pg-copy-streams: the fastest way to load rows from Node, our baseline. Returns rows/s.
@@ -61,10 +55,7 @@ export async function copyRowsPerSecond(url: string, table: string, columns: rea
     const chunkRows = 1000;
     async function* lines() {
       for (let i = 0; i < rows.length; i += chunkRows) {
-        yield rows
-          .slice(i, i + chunkRows)
-          .map((r) => r.map(copyText).join("\t") + "\n")
-          .join("");
+        yield copyText(rows.slice(i, i + chunkRows));
       }
     }
     await pipeline(Readable.from(lines()), stream);

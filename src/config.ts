@@ -70,8 +70,11 @@ export interface Config {
   readonly writerMaxBufferedBytes: number;
   /** Longest a durable write waits through database errors (`ANALYTICS_WRITER_MAX_WAIT_MS`). */
   readonly writerMaxWaitMs: number;
-  /** Insert strategy (`ANALYTICS_WRITER_STRATEGY`: unnest or multi-row). */
-  readonly writerStrategy: "unnest" | "multi-row";
+  /**
+   * Insert strategy (`ANALYTICS_WRITER_STRATEGY`: copy, unnest or multi-row); unset means COPY on
+   * `DATABASE_URL` and unnest on the embedded database (see {@link writerStrategyOf}).
+   */
+  readonly writerStrategy: WriterStrategy | undefined;
   /** Procedure prefixes the request log skips (`ANALYTICS_REQUEST_LOG_SKIP`, comma-separated). */
   readonly requestLogSkip: readonly string[] | undefined;
   /** Trusted proxies in front of the server, for `X-Forwarded-For` (`ANALYTICS_TRUSTED_PROXY_HOPS`). */
@@ -242,6 +245,18 @@ const metricThresholds = (raw: string): Readonly<Record<string, MetricThresholdS
   return Object.freeze(out);
 };
 
+/** How the batch writer inserts rows (`ANALYTICS_WRITER_STRATEGY`). */
+export const WRITER_STRATEGIES = ["copy", "unnest", "multi-row"] as const;
+export type WriterStrategy = (typeof WRITER_STRATEGIES)[number];
+
+/**
+ * The writer's strategy: the configured one, else COPY on a real PostgreSQL server (the fastest,
+ * `npm run bench -- writer`) and `unnest` on the embedded one, where COPY hangs the socket.
+ */
+export function writerStrategyOf(config: Pick<Config, "writerStrategy" | "databaseUrl">): WriterStrategy {
+  return config.writerStrategy ?? (config.databaseUrl === undefined ? "unnest" : "copy");
+}
+
 /**
  * Every variable the service reads. Variables starting with `ANALYTICS_` that are not listed here
  * fail start-up, so a typo never silently falls back to a default.
@@ -279,7 +294,7 @@ const SPECS = {
   writerMaxBufferedRows: { name: "ANALYTICS_WRITER_MAX_BUFFERED_ROWS", parse: int(1, 10_000_000), fallback: 100_000 },
   writerMaxBufferedBytes: { name: "ANALYTICS_WRITER_MAX_BUFFERED_MB", parse: (raw: string) => int(1, 65_536)(raw) * 1024 * 1024, fallback: 64 * 1024 * 1024 },
   writerMaxWaitMs: { name: "ANALYTICS_WRITER_MAX_WAIT_MS", parse: int(0, 600_000), fallback: 10_000 },
-  writerStrategy: { name: "ANALYTICS_WRITER_STRATEGY", parse: oneOf(["unnest", "multi-row"] as const), fallback: "unnest" as "unnest" | "multi-row" },
+  writerStrategy: { name: "ANALYTICS_WRITER_STRATEGY", parse: oneOf(WRITER_STRATEGIES), fallback: undefined as WriterStrategy | undefined },
   requestLogSkip: { name: "ANALYTICS_REQUEST_LOG_SKIP", parse: (raw: string) => raw.split(",").map((x) => x.trim()).filter((x) => x !== ""), fallback: undefined },
   trustedProxyHops: { name: "ANALYTICS_TRUSTED_PROXY_HOPS", parse: int(0, 10), fallback: 0 },
   dbPoolMax: { name: "ANALYTICS_DB_POOL_MAX", parse: int(1, 1000), fallback: 10 },
@@ -328,9 +343,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       problems.push(`${name} is not a known setting (known: ${CONFIG_VARIABLES.filter((n) => n.startsWith("ANALYTICS_")).join(", ")})`);
     }
   }
+  const merged = { ...out, ...overrides } as Config;
+  if (merged.writerStrategy === "copy" && merged.databaseUrl === undefined) {
+    problems.push("ANALYTICS_WRITER_STRATEGY=copy needs DATABASE_URL: COPY hangs the embedded database's socket");
+  }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }
-  const config = { ...out, ...overrides } as Config;
-  return { ...config, dataDir: resolve(config.dataDir) };
+  return { ...merged, dataDir: resolve(merged.dataDir) };
 }

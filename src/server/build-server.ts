@@ -6,7 +6,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
-import type { Config } from "../config.js";
+import { writerStrategyOf, type Config } from "../config.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { DeviceMetricsIngest, deviceMetricsOptionsFromConfig } from "../metrics/device-metrics-ingest.js";
 import { BatchWriter, ormConnectionSource, type FlushHook } from "../storage/batch-writer.js";
@@ -77,7 +77,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
       maxBufferedRows: config.writerMaxBufferedRows,
       maxBufferedBytes: config.writerMaxBufferedBytes,
       maxWaitMs: config.writerMaxWaitMs,
-      strategy: config.writerStrategy,
+      strategy: writerStrategyOf(config),
       errorDedupIntervalMs: config.errorDedupIntervalMs,
       drainTimeoutMs: config.shutdownTimeoutMs,
     },

@@ -1,16 +1,18 @@
 /**
- * SQL for batch inserts, pure. Two strategies, measured by `npm run bench -- writer`:
+ * SQL for batch inserts, pure. Three strategies, measured by `npm run bench -- writer`:
  * - `multi-row`: `INSERT ... VALUES ($1, $2), ($3, $4) ...`, chunked under PostgreSQL's 65 535
  *   bind-parameter limit;
  * - `unnest`: `INSERT ... SELECT * FROM unnest($1::type[], $2::type[])`, one array parameter per
- *   column, so the statement text and parameter count stay constant whatever the batch size.
- * Both work over the embedded database's socket; COPY does not (it hangs pglite-socket), and it
- * cannot express ON CONFLICT, which idempotent tables need.
+ *   column, so the statement text and parameter count stay constant whatever the batch size;
+ * - `copy`: `COPY ... FROM STDIN` in text format, PostgreSQL's bulk path and the fastest on a real
+ *   server. It hangs the embedded database's socket (pglite-socket), so it is never used there,
+ *   and it cannot express ON CONFLICT: the writer uses it optimistically and redoes a batch that
+ *   hits a unique key (a resend, a retried event) with `unnest` and the idempotency clause.
  */
 import type { TableSpec } from "./table-specs.js";
 
 /** Insert strategies the writer can use. */
-export type InsertStrategy = "multi-row" | "unnest";
+export type InsertStrategy = "multi-row" | "unnest" | "copy";
 
 /** A statement and its parameters. */
 export interface Statement {
@@ -79,7 +81,37 @@ export function unnestInsert(spec: TableSpec, rows: readonly (readonly unknown[]
   };
 }
 
-/** The statements for `rows` with `strategy`. */
-export function insertStatements(spec: TableSpec, rows: readonly (readonly unknown[])[], strategy: InsertStrategy): Statement[] {
+/** The statements for `rows` with an INSERT strategy (COPY is not a statement with parameters: see {@link copyIn}). */
+export function insertStatements(spec: TableSpec, rows: readonly (readonly unknown[])[], strategy: Exclude<InsertStrategy, "copy">): Statement[] {
   return strategy === "unnest" ? [unnestInsert(spec, rows)] : multiRowInserts(spec, rows);
+}
+
+/** `COPY table (columns) FROM STDIN` for a table's columns, text format. */
+export function copyIn(spec: TableSpec): string {
+  return `copy ${q(spec.table)} (${spec.columns.map((c) => q(c.name)).join(", ")}) from stdin`;
+}
+
+/** Characters COPY's text format gives a meaning to, escaped. */
+const COPY_SPECIAL = /[\\\t\n\r]/g;
+const HAS_COPY_SPECIAL = /[\\\t\n\r]/; // no `g`: a global regex's test() keeps state between calls
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+/**
+ * One value in COPY's text format: `\N` for null, `Date` as ISO-8601 (UTC), objects as JSON,
+ * everything else as its string; backslash, tab, newline and carriage return escaped.
+ */
+export function copyTextValue(v: unknown): string {
+  if (v === null || v === undefined) return "\\N";
+  const s = v instanceof Date ? v.toISOString() : typeof v === "object" ? JSON.stringify(v) : String(v);
+  return HAS_COPY_SPECIAL.test(s) ? s.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : s;
+}
+
+/** Rows (values in `spec.columns` order) as COPY text: one line per row, tab-separated. */
+export function copyText(rows: readonly (readonly unknown[])[]): string {
+  let out = "";
+  for (const row of rows) {
+    for (let c = 0; c < row.length; c++) out += (c === 0 ? "" : "\t") + copyTextValue(row[c]);
+    out += "\n";
+  }
+  return out;
 }

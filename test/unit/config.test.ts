@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { ConfigError, loadConfig, writerStrategyOf } from "../../src/config.js";
 
 describe("loadConfig", () => {
   it("has documented defaults", () => {
@@ -71,5 +71,13 @@ describe("loadConfig", () => {
 
   it("lets overrides win over the environment", () => {
     expect(loadConfig({ PORT: "1" }, { port: 0 }).port).toBe(0);
+  });
+
+  it("chooses COPY on a real server and unnest on the embedded one, and refuses COPY without DATABASE_URL", () => {
+    expect(writerStrategyOf(loadConfig({}))).toBe("unnest");
+    expect(writerStrategyOf(loadConfig({ DATABASE_URL: "postgres://db.internal/analytics" }))).toBe("copy");
+    expect(writerStrategyOf(loadConfig({ DATABASE_URL: "postgres://db.internal/analytics", ANALYTICS_WRITER_STRATEGY: "unnest" }))).toBe("unnest");
+    expect(() => loadConfig({ ANALYTICS_WRITER_STRATEGY: "copy" })).toThrow(/ANALYTICS_WRITER_STRATEGY=copy needs DATABASE_URL/);
+    expect(() => loadConfig({ ANALYTICS_WRITER_STRATEGY: "bulk" })).toThrow(ConfigError);
   });
 });
