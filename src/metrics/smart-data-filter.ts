@@ -18,6 +18,22 @@ export interface MetricSample {
 }
 
 /**
+ * The metric names of many samples that share them (the columnar form), checked once by
+ * {@link SmartDataFilter.metricNames} rather than once per sample.
+ */
+export interface MetricNames {
+  /** The names, in the order of each sample's values. */
+  readonly names: readonly string[];
+  /**
+   * Index of the first name the filter rejects (empty, or longer than `maxIdLength`), or -1. Each
+   * sample is rejected for it when the sample gets that far, exactly as the map form would be.
+   */
+  readonly invalidAt: number;
+  /** The options' `maxIdLength` the names were checked against. */
+  readonly maxIdLength: number;
+}
+
+/**
  * How one metric is judged to have changed.
  * - `relative`: changed when `|new - old| / |old| >= threshold` (inclusive). When `old` is 0 the
  *   ratio is undefined, so `zeroBaselineThreshold` applies instead.
@@ -313,9 +329,64 @@ export class SmartDataFilter {
    * @throws RangeError when `nowMs` is not finite (a caller bug, not a bad sample).
    */
   decide(sample: MetricSample, nowMs: number): FilterDecision {
+    const { deviceId, occurredAtMs, metrics } = sample;
+    // Not a plain `for in`: the one decision path below reads the names as an array, the same
+    // path the columnar form takes, so both forms decide alike by construction.
+    const names = metrics === null || typeof metrics !== "object" ? NO_NAMES : Object.keys(metrics);
+    return this.decideOne(deviceId, occurredAtMs, names, invalidNameAt(names, this.options.maxIdLength), metrics, NO_VALUES, 0, nowMs);
+  }
+
+  /**
+   * Checks the names shared by the samples of a columnar message once, for
+   * {@link SmartDataFilter.decideValues}. Invalid names do not throw: each sample is then
+   * rejected for them, as it would be in the map form.
+   */
+  metricNames(names: readonly string[]): MetricNames {
+    const copy = Object.freeze([...names]);
+    const maxIdLength = this.options.maxIdLength;
+    return Object.freeze({ names: copy, invalidAt: invalidNameAt(copy, maxIdLength), maxIdLength });
+  }
+
+  /**
+   * {@link SmartDataFilter.decide} for a sample given as values aligned with shared names: sample
+   * values `values[offset + j]` for `names.names[j]`, so a whole columnar message is decided
+   * without building an object per sample. The decision, the kept state and the rejection codes
+   * and messages are those `decide` gives the same sample as a map, provided the names are
+   * distinct (the map form cannot repeat a name; callers reject such messages as a whole).
+   *
+   * @throws RangeError when `nowMs` is not finite, or `names` was checked by a filter with
+   *   another `maxIdLength`.
+   */
+  decideValues(
+    deviceId: string,
+    occurredAtMs: number,
+    names: MetricNames,
+    values: ArrayLike<number>,
+    offset: number,
+    nowMs: number,
+  ): FilterDecision {
+    if (names.maxIdLength !== this.options.maxIdLength) {
+      throw new RangeError("metric names were checked with another maxIdLength; use this filter's metricNames()");
+    }
+    return this.decideOne(deviceId, occurredAtMs, names.names, names.invalidAt, undefined, values, offset, nowMs);
+  }
+
+  /**
+   * The one decision path. A sample's metrics are `names` with their values either in `record`
+   * (the map form) or at `values[offset + j]` (the columnar form, `record` undefined).
+   */
+  private decideOne(
+    deviceId: string,
+    occurredAtMs: number,
+    names: readonly string[],
+    invalidAt: number,
+    record: Readonly<Record<string, number>> | undefined,
+    values: ArrayLike<number>,
+    offset: number,
+    nowMs: number,
+  ): FilterDecision {
     if (!Number.isFinite(nowMs)) throw new RangeError(`nowMs must be a finite number (got ${nowMs})`);
     const o = this.options;
-    const { deviceId, occurredAtMs, metrics } = sample;
 
     if (typeof deviceId !== "string" || deviceId.length === 0) {
       return this.reject("missing_device_id", "device_id is missing or empty");
@@ -353,27 +424,24 @@ export class SmartDataFilter {
 
     // One pass validates every metric and, while the key set still matches the kept Shape,
     // maps each to its stored value. The Shape match also lets a store overwrite values in place.
-    let count = 0;
+    // The checks keep the map form's order per metric: name, value, count.
+    const count = names.length;
+    const tooManyAt = count > o.maxMetricsPerSample ? o.maxMetricsPerSample : -1;
     let sameShape = state !== undefined && (mode === COMPARE || mode === HEARTBEAT);
     let changed: string | undefined;
-    for (const name in metrics) {
-      const value = metrics[name];
-      if (name.length === 0) return this.reject("invalid_metric_name", "a metric name is empty");
-      if (name.length > o.maxIdLength) {
-        return this.reject(
-          "metric_name_too_long",
-          `metric name "${name.slice(0, 32)}…" is ${name.length} characters long; the limit is ${o.maxIdLength}`,
-        );
-      }
+    for (let j = 0; j < count; j++) {
+      const name = names[j]!;
+      if (j === invalidAt) return this.rejectName(name);
+      const value = record === undefined ? values[offset + j] : record[name];
       if (typeof value !== "number" || !Number.isFinite(value)) {
         return this.reject("non_finite_value", `metric "${name}" is ${String(value)}, not a finite number`);
       }
-      if (++count > o.maxMetricsPerSample) {
+      if (j === tooManyAt) {
         return this.reject("too_many_metrics", `more than ${o.maxMetricsPerSample} metrics in one sample`);
       }
       if (sameShape && state !== undefined) {
         const shape = state.shape;
-        let i = count - 1;
+        let i = j;
         // A device usually repeats one key order, most often the Shape's: try the position first.
         if (shape.names[i] !== name) i = shape.index.get(name) ?? -1;
         if (i < 0) {
@@ -391,7 +459,7 @@ export class SmartDataFilter {
     if (count === 0) return this.reject("empty_metrics", "the sample has no metrics");
     if (sameShape && state !== undefined && count !== state.shape.names.length) {
       sameShape = false;
-      changed ??= firstMissing(state.shape.names, metrics);
+      changed ??= firstMissing(state.shape.names, names);
     }
 
     // The clock that orders the least-recently-seen list is the latest of the sample times and
@@ -399,7 +467,7 @@ export class SmartDataFilter {
     const seenAtMs = occurredAtMs > nowMs ? occurredAtMs : nowMs;
     if (seenAtMs > this.clockMs) this.clockMs = seenAtMs;
     if (state === undefined) {
-      this.admit(deviceId, metrics, occurredAtMs);
+      this.admit(deviceId, names, record, values, offset, occurredAtMs);
       this.storedCount++;
       return STORED_FIRST_CONTACT;
     }
@@ -407,11 +475,11 @@ export class SmartDataFilter {
     switch (mode) {
       case COMPARE:
         if (changed === undefined) break;
-        this.keep(state, metrics, sameShape, occurredAtMs);
+        this.keep(state, names, record, values, offset, sameShape, occurredAtMs);
         this.storedCount++;
         return { action: "store", reason: "significant_change", changedMetric: changed };
       case HEARTBEAT:
-        this.keep(state, metrics, sameShape, occurredAtMs);
+        this.keep(state, names, record, values, offset, sameShape, occurredAtMs);
         this.storedCount++;
         return STORED_HEARTBEAT;
       case LATE_HEARTBEAT:
@@ -462,6 +530,15 @@ export class SmartDataFilter {
     return { action: "reject", code, message };
   }
 
+  /** The rejection of a name {@link invalidNameAt} found. */
+  private rejectName(name: string): FilterDecision {
+    if (name.length === 0) return this.reject("invalid_metric_name", "a metric name is empty");
+    return this.reject(
+      "metric_name_too_long",
+      `metric name "${name.slice(0, 32)}…" is ${name.length} characters long; the limit is ${this.options.maxIdLength}`,
+    );
+  }
+
   private touch(state: DeviceState): void {
     // The high-water mark rather than the sample's own time: a device with a lagging clock (or
     // uploading a backlog) is still active, and the list stays sorted for evictIdle's early stop.
@@ -489,18 +566,25 @@ export class SmartDataFilter {
     state.newer = undefined;
   }
 
-  private admit(deviceId: string, metrics: Readonly<Record<string, number>>, occurredAtMs: number): void {
+  private admit(
+    deviceId: string,
+    names: readonly string[],
+    record: Readonly<Record<string, number>> | undefined,
+    values: ArrayLike<number>,
+    offset: number,
+    occurredAtMs: number,
+  ): void {
     if (this.devices.size >= this.options.maxDevices && this.oldest !== undefined) {
       this.drop(this.oldest);
       this.evictedCount++;
     }
-    const shape = this.intern(metrics);
-    const values = newValues(shape.names.length);
-    copyValues(shape.names, metrics, values);
+    const shape = this.intern(names);
+    const kept = newValues(shape.names.length);
+    copyValues(shape, names, record, values, offset, kept);
     const state: DeviceState = {
       deviceId,
       shape,
-      values,
+      values: kept,
       storedAtMs: occurredAtMs,
       seenAtMs: this.clockMs,
       older: undefined,
@@ -512,17 +596,20 @@ export class SmartDataFilter {
 
   private keep(
     state: DeviceState,
-    metrics: Readonly<Record<string, number>>,
+    names: readonly string[],
+    record: Readonly<Record<string, number>> | undefined,
+    values: ArrayLike<number>,
+    offset: number,
     sameShape: boolean,
     occurredAtMs: number,
   ): void {
     if (!sameShape) {
-      const shape = this.intern(metrics);
+      const shape = this.intern(names);
       this.release(state.shape);
       state.shape = shape;
       if (state.values.length !== shape.names.length) state.values = newValues(shape.names.length);
     }
-    copyValues(state.shape.names, metrics, state.values);
+    copyValues(state.shape, names, record, values, offset, state.values);
     state.storedAtMs = occurredAtMs;
   }
 
@@ -532,8 +619,7 @@ export class SmartDataFilter {
     this.release(state.shape);
   }
 
-  private intern(metrics: Readonly<Record<string, number>>): Shape {
-    const names = Object.keys(metrics);
+  private intern(names: readonly string[]): Shape {
     // Length-prefixed so no choice of metric names can make two key sets collide.
     let key = "";
     for (const name of [...names].sort()) key += `${name.length}:${name}`;
@@ -547,7 +633,8 @@ export class SmartDataFilter {
         absolute[i] = rule?.kind === "absolute" ? 1 : 0;
         thresholds[i] = rule?.threshold ?? this.options.changeThreshold;
       });
-      shape = { key, names, index: new Map(names.map((n, i) => [n, i])), absolute, thresholds, refs: 0 };
+      // Its own copy of the names: the caller's array may be reused.
+      shape = { key, names: [...names], index: new Map(names.map((n, i) => [n, i])), absolute, thresholds, refs: 0 };
       this.shapes.set(key, shape);
     }
     shape.refs++;
@@ -571,13 +658,41 @@ function isSignificant(
   return Math.abs(value - old) / Math.abs(old) >= threshold;
 }
 
-function firstMissing(names: readonly string[], metrics: Readonly<Record<string, number>>): string | undefined {
-  return names.find((name) => !Object.hasOwn(metrics, name));
+function firstMissing(kept: readonly string[], names: readonly string[]): string | undefined {
+  return kept.find((name) => !names.includes(name));
 }
 
-function copyValues(names: readonly string[], metrics: Readonly<Record<string, number>>, values: number[]): void {
-  for (let i = 0; i < names.length; i++) values[i] = metrics[names[i]!]!;
+/**
+ * Index of the first name {@link SmartDataFilter.decide} rejects (empty, or longer than
+ * `maxIdLength`), or -1.
+ */
+function invalidNameAt(names: readonly string[], maxIdLength: number): number {
+  for (let j = 0; j < names.length; j++) {
+    const length = names[j]!.length;
+    if (length === 0 || length > maxIdLength) return j;
+  }
+  return -1;
 }
+
+/** Copies a sample's values into `into`, aligned with the Shape (which holds every name). */
+function copyValues(
+  shape: Shape,
+  names: readonly string[],
+  record: Readonly<Record<string, number>> | undefined,
+  values: ArrayLike<number>,
+  offset: number,
+  into: number[],
+): void {
+  for (let j = 0; j < names.length; j++) {
+    const name = names[j]!;
+    let i = j;
+    if (shape.names[i] !== name) i = shape.index.get(name)!;
+    into[i] = record === undefined ? values[offset + j]! : record[name]!;
+  }
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+const NO_VALUES: ArrayLike<number> = Object.freeze([]);
 
 /** Sized exactly and filled with a non-integer, so V8 keeps the values unboxed (8 bytes each). */
 function newValues(length: number): number[] {

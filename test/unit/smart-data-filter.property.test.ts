@@ -252,3 +252,59 @@ describe.each(SEEDS)("SmartDataFilter properties, seed %i", (seed) => {
     expect(tally["late filter"]).toBeGreaterThan(50);
   });
 });
+
+describe.each(SEEDS)("SmartDataFilter columnar form, seed %i", (seed) => {
+  it("decides a sample given as values at an offset exactly as the same sample as a map", () => {
+    const random = prng(seed ^ 0xc01);
+    const tally: Tally = {};
+    const shuffled = (names: string[]): string[] => {
+      const out = [...names];
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [out[i], out[j]] = [out[j]!, out[i]!];
+      }
+      return out;
+    };
+    for (let sequence = 0; sequence < SEQUENCES_PER_SEED / 3; sequence++) {
+      const options = randomOptions(random);
+      const byMap = new SmartDataFilter(options);
+      const byValues = new SmartDataFilter(options);
+      for (const [n, sample] of randomStream(random).entries()) {
+        // A device may send its names in any order, and the order decides which changed metric
+        // is reported first: both forms see the same order.
+        let names = random() < 0.3 ? shuffled(Object.keys(sample.metrics)) : Object.keys(sample.metrics);
+        const row = names.map((name) => sample.metrics[name]!);
+        if (random() < 0.05) row[Math.floor(random() * row.length)] = random() < 0.5 ? Number.NaN : Number.NEGATIVE_INFINITY;
+        if (random() < 0.03) names = [...names.slice(0, -1), random() < 0.5 ? "" : "m".repeat(filterNameLimit + 1)];
+        const metrics: Metrics = {};
+        names.forEach((name, j) => (metrics[name] = row[j]!));
+        // The sample's row among others of the same message, so a wrong offset shows.
+        const rows = 3;
+        const at = Math.floor(random() * rows);
+        const values = Array.from({ length: rows * names.length }, () => random() * 1000);
+        values.splice(at * names.length, names.length, ...row);
+
+        const expected = byMap.decide({ deviceId: sample.deviceId, occurredAtMs: sample.occurredAtMs, metrics }, sample.occurredAtMs);
+        const actual = byValues.decideValues(
+          sample.deviceId,
+          sample.occurredAtMs,
+          byValues.metricNames(names),
+          values,
+          at * names.length,
+          sample.occurredAtMs,
+        );
+        count(tally, expected.action === "reject" ? expected.code : outcome(expected));
+        if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+          expect(actual, `seed ${seed}, sequence ${sequence}, sample ${n}: ${JSON.stringify(names)} ${JSON.stringify(row)}`).toEqual(expected);
+        }
+      }
+      expect(byValues.counters()).toEqual(byMap.counters());
+      expect(byValues.size).toBe(byMap.size);
+    }
+    for (const key of ["first_contact", "heartbeat", "significant_change", "filter", "non_finite_value", "invalid_metric_name", "metric_name_too_long"]) {
+      expect(tally[key], key).toBeGreaterThan(5);
+    }
+  });
+});
+
+const filterNameLimit = new SmartDataFilter().options.maxIdLength;

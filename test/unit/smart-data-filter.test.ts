@@ -553,3 +553,58 @@ describe("configuration", () => {
     expect(() => new SmartDataFilter(options as Partial<SmartDataFilterOptions>)).toThrow(Error);
   });
 });
+
+describe("columnar samples (metricNames + decideValues)", () => {
+  it("decides the rows of one values array against the device's kept snapshot, whichever form set it", () => {
+    const filter = seeded({ cpu: 50, temp: 20 }); // kept from a map sample
+    const names = filter.metricNames(["temp", "cpu"]); // another order than the kept snapshot's
+    const values = [20, 50.5, 20, 60, 20.5, 60];
+    expect(filter.decideValues("dev-1", T0 + 1000, names, values, 0, T0 + 1000)).toEqual(FILTERED);
+    expect(filter.decideValues("dev-1", T0 + 2000, names, values, 2, T0 + 2000)).toEqual(changed("cpu"));
+    // Now compared with cpu 60 (the stored row), not with 50.
+    expect(filter.decideValues("dev-1", T0 + 3000, names, values, 4, T0 + 3000)).toEqual(FILTERED);
+    expect(feed(filter, { cpu: 60, temp: 20 }, T0 + 4000)).toEqual(FILTERED);
+    expect(filter.counters()).toEqual({ stored: 2, filtered: 3, rejected: 0, evicted: 0 });
+  });
+
+  it("rejects per sample, in the map form's order: a bad name only once the sample gets to it", () => {
+    const filter = new SmartDataFilter({ maxIdLength: 8 });
+    const names = filter.metricNames(["cpu", "too_long_name", "mem"]);
+    expect(names.invalidAt).toBe(1);
+    expect(filter.decideValues("dev-1", T0, names, [Number.NaN, 1, 1], 0, T0)).toEqual({
+      action: "reject",
+      code: "non_finite_value",
+      message: 'metric "cpu" is NaN, not a finite number',
+    });
+    expect(filter.decideValues("dev-1", T0, names, [1, 1, 1], 0, T0)).toEqual({
+      action: "reject",
+      code: "metric_name_too_long",
+      message: 'metric name "too_long_name…" is 13 characters long; the limit is 8',
+    });
+    expect(filter.decideValues("dev-1", T0, filter.metricNames(["cpu", ""]), [1, 1], 0, T0)).toMatchObject({ code: "invalid_metric_name" });
+    expect(filter.decideValues("dev-1", T0, filter.metricNames([]), [], 0, T0)).toMatchObject({ code: "empty_metrics" });
+    expect(filter.size).toBe(0);
+  });
+
+  it("caps the number of metrics as the map form does", () => {
+    const filter = new SmartDataFilter({ maxMetricsPerSample: 2 });
+    expect(filter.decideValues("dev-1", T0, filter.metricNames(["a", "b", "c"]), [1, 2, 3], 0, T0)).toEqual({
+      action: "reject",
+      code: "too_many_metrics",
+      message: "more than 2 metrics in one sample",
+    });
+    expect(filter.decideValues("dev-1", T0, filter.metricNames(["a", "b", "c"]), [1, 2, Number.NaN], 0, T0)).toMatchObject({
+      code: "non_finite_value",
+    });
+  });
+
+  it("keeps its own copy of the names, and refuses names checked by a filter with another name limit", () => {
+    const filter = new SmartDataFilter();
+    const mutable = ["cpu"];
+    const names = filter.metricNames(mutable);
+    mutable[0] = "";
+    expect(filter.decideValues("dev-1", T0, names, [1], 0, T0)).toEqual({ action: "store", reason: "first_contact" });
+    const other = new SmartDataFilter({ maxIdLength: 10 });
+    expect(() => filter.decideValues("dev-1", T0, other.metricNames(["cpu"]), [1], 0, T0)).toThrow(RangeError);
+  });
+});
