@@ -102,7 +102,10 @@ const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": 
  */
 export function copyTextValue(v: unknown): string {
   if (v === null || v === undefined) return "\\N";
-  const s = v instanceof Date ? v.toISOString() : typeof v === "object" ? JSON.stringify(v) : String(v);
+  // Numbers, booleans and ISO dates never hold a special character: skip the scan (hot path).
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  if (v instanceof Date) return v.toISOString();
+  const s = typeof v === "string" ? v : JSON.stringify(v);
   return HAS_COPY_SPECIAL.test(s) ? s.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : s;
 }
 
