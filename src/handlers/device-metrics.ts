@@ -5,12 +5,12 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { AnalyticsService, MetricSample } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import type { AnalyticsService, StreamDeviceMetricsRequest } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { assertMayWriteDevice } from "../auth/access-policy.js";
 import { kPrincipal } from "../auth/principal.js";
-import { expandCompactSamples } from "../metrics/compact-samples.js";
-import type { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
+import type { DeviceMetricsIngest, StreamBatch } from "../metrics/device-metrics-ingest.js";
+import { sampleBatchOf } from "../metrics/sample-batch.js";
 import { resolveWindow, WindowError } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
@@ -49,16 +49,13 @@ function deviceAuthorizer(ctx: HandlerContext): ((deviceId: string) => void) | u
   return principal === undefined ? undefined : (deviceId) => assertMayWriteDevice(principal, deviceId);
 }
 
-/** Fills the `metrics` of compact samples; a malformed message is InvalidArgument as a whole. */
-function expand(req: { metricNames: string[]; samples: MetricSample[] }): void {
-  const violations = expandCompactSamples(req.metricNames, req.samples);
-  if (violations.length > 0) throw invalidArgument(violations);
-}
-
-async function* expandEach<R extends { metricNames: string[]; samples: MetricSample[] }>(requests: AsyncIterable<R>): AsyncIterable<R> {
+/**
+ * The stream's messages with their samples read in whatever form each came in (map, compact or
+ * columnar). A malformed form is not thrown here: the ingest rejects the batch naming its sequence.
+ */
+async function* batchesOf(requests: AsyncIterable<StreamDeviceMetricsRequest>): AsyncIterable<StreamBatch> {
   for await (const req of requests) {
-    expand(req);
-    yield req;
+    yield { sequence: req.sequence, deviceId: req.deviceId, samples: sampleBatchOf(req) };
   }
 }
 
@@ -69,7 +66,7 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
 
   return {
     async *streamDeviceMetrics(requests, ctx) {
-      const acks = ingest.stream(expandEach(requests), {
+      const acks = ingest.stream(batchesOf(requests), {
         signal: ctx.signal,
         shutdownSignal: deps.shutdownSignal,
         authorize: deviceAuthorizer(ctx),
@@ -81,9 +78,8 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
 
     async ingestDeviceMetrics(req, ctx) {
       deviceAuthorizer(ctx)?.(req.deviceId);
-      expand(req);
       // No waiting for room: a unary caller gets ResourceExhausted with a retry hint at once.
-      const result = await ingest.submit(req.deviceId, req.samples, { signal: ctx.signal });
+      const result = await ingest.submit(req.deviceId, sampleBatchOf(req), { signal: ctx.signal });
       return { counts: result.counts, rejections: [...result.rejections] };
     },
 

@@ -26,6 +26,7 @@ import type { Config } from "../config.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { invalidArgument, type Violation } from "../validation/field-rules.js";
+import { MapSampleBatch, type SampleBatch } from "./sample-batch.js";
 import {
   DEFAULT_SMART_DATA_FILTER_OPTIONS,
   SmartDataFilter,
@@ -101,11 +102,17 @@ export interface IngestResult {
   readonly rejections: readonly SampleRejection[];
 }
 
-/** One message of the device stream (structurally the proto's `StreamDeviceMetricsRequest`). */
+/**
+ * The samples of one message: a {@link SampleBatch} of any wire form (see `sampleBatchOf`), or
+ * `MetricSample` messages in the map form.
+ */
+export type IngestSamples = SampleBatch | readonly MetricSampleMessage[];
+
+/** One message of the device stream. */
 export interface StreamBatch {
   readonly sequence: bigint;
   readonly deviceId: string;
-  readonly samples: readonly MetricSampleMessage[];
+  readonly samples: IngestSamples;
 }
 
 /** The acknowledgement of one {@link StreamBatch}. */
@@ -198,16 +205,8 @@ export function deviceMetricsOptionsFromConfig(
   };
 }
 
-/** Epoch milliseconds of a sample's `occurred_at`, or a rejection when it is missing or malformed. */
-function sampleTime(sample: MetricSampleMessage): number | SampleRejection {
-  const ts = sample.occurredAt;
-  if (ts === undefined) return { index: 0, code: "invalid_timestamp", message: "occurred_at is missing" };
-  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) {
-    return { index: 0, code: "invalid_timestamp", message: `occurred_at has invalid nanos ${ts.nanos}` };
-  }
-  // Milliseconds: the filter's unit and a JavaScript Date's. Two readings of a device within one
-  // millisecond share the storage key (device_id, occurred_at): the first is kept.
-  return Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000);
+function asBatch(samples: IngestSamples): SampleBatch {
+  return Array.isArray(samples) ? new MapSampleBatch(samples as readonly MetricSampleMessage[]) : (samples as SampleBatch);
 }
 
 /** See the module documentation. */
@@ -238,8 +237,9 @@ export class DeviceMetricsIngest {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Problems with a whole message (device id, sample count), named by proto field. */
-  validate(deviceId: string, samples: readonly unknown[]): Violation[] {
+  /** Problems with a whole message (device id, sample count, a malformed form), named by proto field. */
+  validate(deviceId: string, samples: IngestSamples): Violation[] {
+    const batch = asBatch(samples);
     const violations: Violation[] = [];
     const maxId = this.filter.options.maxIdLength;
     if (deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
@@ -247,10 +247,10 @@ export class DeviceMetricsIngest {
       violations.push({ field: "device_id", description: `must be at most ${maxId} characters (got ${deviceId.length})` });
     }
     const max = this.limits.maxSamplesPerMessage;
-    if (samples.length === 0) violations.push({ field: "samples", description: `must hold 1 to ${max} samples (got 0)` });
-    else if (samples.length > max) {
-      violations.push({ field: "samples", description: `must hold 1 to ${max} samples (got ${samples.length})` });
+    if (batch.length === 0 || batch.length > max) {
+      violations.push({ field: batch.field, description: `must hold 1 to ${max} samples (got ${batch.length})` });
     }
+    violations.push(...batch.violations);
     return violations;
   }
 
@@ -265,33 +265,32 @@ export class DeviceMetricsIngest {
    */
   submit(
     deviceId: string,
-    samples: readonly MetricSampleMessage[],
+    samples: IngestSamples,
     options: { signal?: AbortSignal; retryWhenFull?: boolean; onFailure?: () => void } = {},
   ): Promise<IngestResult> {
-    const violations = this.validate(deviceId, samples);
+    const batch = asBatch(samples);
+    const violations = this.validate(deviceId, batch);
     if (violations.length > 0) throw invalidBatch(violations);
 
     const nowMs = this.#now();
-    const counts: IngestCounts = { received: samples.length, stored: 0, filtered: 0, rejected: 0 };
+    const counts: IngestCounts = { received: batch.length, stored: 0, filtered: 0, rejected: 0 };
     const rejections: SampleRejection[] = [];
     const rows: DeviceMetricRow[] = [];
     const dependsOn = this.#pending.get(deviceId);
-    for (let index = 0; index < samples.length; index++) {
-      const sample = samples[index]!;
-      const occurredAtMs = sampleTime(sample);
-      if (typeof occurredAtMs !== "number") {
-        counts.rejected++;
-        rejections.push({ ...occurredAtMs, index });
-        continue;
-      }
-      const decision = this.filter.decide({ deviceId, occurredAtMs, metrics: sample.metrics }, nowMs);
+    for (let index = 0; index < batch.length; index++) {
+      const decision = batch.decide(this.filter, deviceId, index, nowMs);
       if (decision.action === "filter") counts.filtered++;
       else if (decision.action === "reject") {
         counts.rejected++;
         rejections.push({ index, code: decision.code, message: decision.message });
       } else {
         counts.stored++;
-        rows.push({ device_id: deviceId, occurred_at: new Date(occurredAtMs), metrics: sample.metrics, reason: decision.reason });
+        rows.push({
+          device_id: deviceId,
+          occurred_at: new Date(batch.occurredAtMs(index)),
+          metrics: batch.metrics(index),
+          reason: decision.reason,
+        });
       }
     }
 
@@ -370,7 +369,8 @@ export class DeviceMetricsIngest {
           if (halted) break;
           const next = await it.next();
           if (next.done === true || halted) break;
-          const { sequence, deviceId, samples } = next.value;
+          const { sequence, deviceId } = next.value;
+          const samples = asBatch(next.value.samples);
           const violations = this.validate(deviceId, samples);
           if (violations.length > 0) throw invalidBatch(violations, sequence);
           options.authorize?.(deviceId);

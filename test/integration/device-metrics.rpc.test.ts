@@ -170,3 +170,75 @@ describe("limits", () => {
     expect(deviceMetrics.openStreams("dev-1")).toBe(0);
   });
 });
+
+describe("the columnar form (columns)", () => {
+  const columnsBatch = (sequence: number, deviceId: string, rows: number[][], offsetsMs = rows.map((_, i) => i * 1000)) => ({
+    sequence: BigInt(sequence),
+    deviceId,
+    columns: {
+      metricNames: ["cpu", "temp"],
+      baseTime: timestampFromMs(T0 + sequence * 100_000),
+      offsetsMs,
+      values: rows.flat(),
+    },
+  });
+
+  it("streams mixed valid and invalid samples: per-sample rejections by index, the rest stored or filtered", async () => {
+    const { api, writer } = client(device("dev-1"));
+    const { acks, error } = await stream(api, [
+      columnsBatch(1, "dev-1", [
+        [50, 20],
+        [50.5, 20],
+        [Number.NaN, 20],
+        [80, 20],
+        [80, Number.POSITIVE_INFINITY],
+      ]),
+      batch(2, "dev-1"), // the map form on the same stream
+      columnsBatch(3, "dev-1", [[81, 20]]),
+    ]);
+    expect(error).toBeUndefined();
+    expect(acks.map((a) => [Number(a.sequence), a.counts?.received, a.counts?.stored, a.counts?.filtered, a.counts?.rejected])).toEqual([
+      [1, 5, 2, 1, 2],
+      [2, 1, 1, 0, 0],
+      [3, 1, 1, 0, 0], // metric set changed back from metric_0: significant
+    ]);
+    expect(acks[0]!.rejections.map((r) => [r.index, r.code, r.message])).toEqual([
+      [2, "non_finite_value", 'metric "cpu" is NaN, not a finite number'],
+      [4, "non_finite_value", 'metric "temp" is Infinity, not a finite number'],
+    ]);
+    expect(writer.rows.map((r) => [r.occurred_at.getTime() - T0, { ...r.metrics }, r.reason])).toEqual([
+      [100_000, { cpu: 50, temp: 20 }, "first_contact"],
+      [103_000, { cpu: 80, temp: 20 }, "significant_change"],
+      [200_000, { metric_0: 400 }, "significant_change"],
+      [300_000, { cpu: 81, temp: 20 }, "significant_change"],
+    ]);
+  });
+
+  it("answers a malformed columnar batch with InvalidArgument naming the field and the batch", async () => {
+    const { api, writer } = client(undefined);
+    const { acks, error } = await stream(api, [
+      columnsBatch(1, "dev-1", [[1, 2]]),
+      columnsBatch(2, "dev-1", [[1, 2], [3]]),
+    ]);
+    expect(acks.map((a) => Number(a.sequence))).toEqual([1]);
+    expect(error).toEqual({
+      code: Code.InvalidArgument,
+      message: "invalid request: columns.values: must hold one value per sample and metric name, 2 x 2 = 4 (got 3) (batch sequence 2)",
+    });
+    expect(writer.rows).toHaveLength(1);
+  });
+
+  it("refuses a unary request carrying both forms, and too many samples, naming the field", async () => {
+    const { api, writer } = client(undefined);
+    const { columns } = columnsBatch(1, "dev-1", [[1, 2]]);
+    const both = await rpcError(api.ingestDeviceMetrics({ deviceId: "dev-1", columns, samples: batch(1, "dev-1").samples }));
+    expect(both.code).toBe(Code.InvalidArgument);
+    expect(both.rawMessage).toBe("invalid request: columns: must not be sent together with samples or metric_names (one form per message)");
+    const tooMany = columnsBatch(1, "dev-1", Array.from({ length: 1001 }, () => [1, 2])).columns;
+    const err = await rpcError(api.ingestDeviceMetrics({ deviceId: "dev-1", columns: tooMany }));
+    expect(err.rawMessage).toBe("invalid request: columns.offsets_ms: must hold 1 to 1000 samples (got 1001)");
+    expect(writer.rows).toHaveLength(0);
+    const ok = await api.ingestDeviceMetrics({ deviceId: "dev-1", columns });
+    expect(ok.counts).toMatchObject({ received: 1, stored: 1 });
+  });
+});

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { MetricSampleSchema, type MetricSample } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { MetricSampleSchema, SampleColumnsSchema, type MetricSample } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { loadConfig } from "../../src/config.js";
 import {
   DeviceMetricsIngest,
@@ -13,6 +13,7 @@ import {
   type StreamAck,
   type StreamBatch,
 } from "../../src/metrics/device-metrics-ingest.js";
+import { ColumnarSampleBatch } from "../../src/metrics/sample-columns.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { rpcError } from "../support/rpc-error.js";
 
@@ -20,6 +21,10 @@ const T0 = 1_700_000_000_000;
 
 const sample = (atMs: number, metrics: Record<string, number>): MetricSample =>
   create(MetricSampleSchema, { occurredAt: timestampFromMs(atMs), metrics });
+
+/** Samples of the same metrics in the columnar form: `rows[i]` at `baseMs + offsets[i]`. */
+const columnar = (names: string[], baseMs: number, offsetsMs: number[], rows: number[][]): ColumnarSampleBatch =>
+  new ColumnarSampleBatch(create(SampleColumnsSchema, { metricNames: names, baseTime: timestampFromMs(baseMs), offsetsMs, values: rows.flat() }));
 
 /** A batch writer double: records calls; resolves them at once (auto) or when the test says. */
 class FakeWriter {
@@ -83,7 +88,7 @@ function setup(limits: Partial<DeviceMetricsLimits> = {}, now = () => T0 + 1_000
 
 /** An async iterable the test feeds message by message, like a client stream. */
 class RequestStream implements AsyncIterable<StreamBatch> {
-  private items: StreamBatch[] = [];
+  readonly items: StreamBatch[] = [];
   private ended = false;
   private waiter: (() => void) | undefined;
   /** How many messages the consumer has taken. */
@@ -150,6 +155,61 @@ describe("submit (one batch)", () => {
       { device_id: "dev-1", occurred_at: new Date(T0), metrics: { cpu: 50 }, reason: "first_contact" },
       { device_id: "dev-1", occurred_at: new Date(T0 + 3000), metrics: { cpu: 60 }, reason: "significant_change" },
     ]);
+  });
+
+  it("answers a columnar batch exactly as the same samples in the map form, and stores the same rows", async () => {
+    const names = ["cpu", "error_rate"];
+    const offsets = [0, 1000, 2000, 3000, 1_000_000 + 300_001, 5000];
+    const rows = [
+      [50, 0.01], // first contact
+      [50.5, 0.01], // filtered
+      [Number.NaN, 0.01], // rejected
+      [60, 0.01], // stored
+      [60, 0.01], // beyond the 5 min skew
+      [60, 0.5], // stored: error_rate moved more than 0.01
+    ];
+    const byColumns = setup();
+    const byMaps = setup();
+    const fromColumns = await byColumns.ingest.submit("dev-1", columnar(names, T0, offsets, rows));
+    const fromMaps = await byMaps.ingest.submit(
+      "dev-1",
+      rows.map((row, i) => sample(T0 + offsets[i]!, { cpu: row[0]!, error_rate: row[1]! })),
+    );
+    expect(fromColumns).toEqual(fromMaps);
+    expect(fromColumns.counts).toEqual({ received: 6, stored: 3, filtered: 1, rejected: 2 });
+    expect(fromColumns.rejections.map((r) => [r.index, r.code])).toEqual([
+      [2, "non_finite_value"],
+      [4, "future_timestamp"],
+    ]);
+    expect(byColumns.writer.committed.map((r) => ({ ...r, metrics: { ...r.metrics } }))).toEqual(byMaps.writer.committed);
+    expect(byColumns.writer.committed.map((r) => [r.occurred_at.getTime() - T0, r.reason])).toEqual([
+      [0, "first_contact"],
+      [3000, "significant_change"],
+      [5000, "significant_change"],
+    ]);
+  });
+
+  it("rejects a malformed columnar batch as a whole, naming the fields under columns", () => {
+    const { writer, ingest } = setup({ maxSamplesPerMessage: 3 });
+    const attempt = (batch: ColumnarSampleBatch) => {
+      try {
+        void ingest.submit("dev-1", batch);
+      } catch (err) {
+        return err as ConnectError;
+      }
+      return undefined;
+    };
+    const empty = attempt(columnar(["cpu"], T0, [], []));
+    expect([empty?.code, empty?.rawMessage]).toEqual([Code.InvalidArgument, "invalid request: columns.offsets_ms: must hold 1 to 3 samples (got 0)"]);
+    const tooMany = attempt(columnar(["cpu"], T0, [0, 1, 2, 3], [[1], [2], [3], [4]]));
+    expect(tooMany?.rawMessage).toBe("invalid request: columns.offsets_ms: must hold 1 to 3 samples (got 4)");
+    const malformed = attempt(columnar(["cpu", "cpu"], T0, [0], [[1]]));
+    expect(malformed?.rawMessage).toBe(
+      'invalid request: columns.metric_names: names "cpu" more than once; ' +
+        "columns.values: must hold one value per sample and metric name, 1 x 2 = 2 (got 1)",
+    );
+    expect(writer.calls).toHaveLength(0);
+    expect(ingest.filter.size).toBe(0);
   });
 
   it("answers only once the kept samples are committed", async () => {
@@ -356,6 +416,21 @@ describe("stream", () => {
     expect(err?.rawMessage).toBe("invalid request: samples: must hold 1 to 2 samples (got 3) (batch sequence 2)");
     expect(requests.taken).toBe(2); // batch 3 was never read
     expect(ingest.openStreams("dev-1")).toBe(0);
+  });
+
+  it("takes columnar batches on a stream, and ends with InvalidArgument naming the batch of a malformed one", async () => {
+    const { ingest, writer } = setup();
+    const requests = new RequestStream();
+    requests.items.push({ sequence: 1n, deviceId: "dev-1", samples: columnar(["cpu"], T0, [0, 1000], [[10], [20]]) });
+    requests.items.push({ sequence: 2n, deviceId: "dev-1", samples: columnar(["cpu"], T0 + 2000, [0, 1000], [[30]]) });
+    const acks: StreamAck[] = [];
+    const err = await drain(ingest.stream(requests, { signal: new AbortController().signal }), acks);
+    expect(acks.map((a) => [Number(a.sequence), a.counts])).toEqual([[1, { received: 2, stored: 2, filtered: 0, rejected: 0 }]]);
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.rawMessage).toBe(
+      "invalid request: columns.values: must hold one value per sample and metric name, 2 x 1 = 2 (got 1) (batch sequence 2)",
+    );
+    expect(writer.committed).toHaveLength(2);
   });
 
   it("ends with InvalidArgument when a message names another device than the stream's", async () => {

@@ -1,0 +1,102 @@
+/**
+ * The columnar sample form (`SampleColumns`: names once, a base time, packed millisecond offsets
+ * and row-major values) read as a {@link SampleBatch} straight from its arrays: no message, map
+ * or object per sample, except the `metrics` object of a sample that is stored. Pure.
+ *
+ * What is malformed as a whole (answered `InvalidArgument`): names repeated, or a value count that
+ * is not samples x names; the map form cannot express either, so there is no per-sample answer to
+ * keep. Everything the map form can express is answered per sample exactly as the map form
+ * answers it (a non-finite value, a bad or missing name, a missing time), so a device gets the
+ * same counts and rejection indices whichever form it sends.
+ *
+ * @module
+ */
+import type { SampleColumns } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import type { Violation } from "../validation/field-rules.js";
+import type { SampleBatch } from "./sample-batch.js";
+import type { FilterDecision, MetricNames, SmartDataFilter } from "./smart-data-filter.js";
+
+/** The fields of a `SampleColumns` message. */
+export type SampleColumnsFields = Pick<SampleColumns, "metricNames" | "baseTime" | "offsetsMs" | "values">;
+
+/**
+ * Why a columnar message is malformed as a whole, with proto field paths under `columns`; empty
+ * when it is well-formed. The sample count is the ingest's to check (`columns.offsets_ms`).
+ */
+export function checkSampleColumns(columns: SampleColumnsFields): Violation[] {
+  const violations: Violation[] = [];
+  const names = columns.metricNames;
+  if (new Set(names).size !== names.length) {
+    const seen = new Set<string>();
+    const repeated = names.find((n) => (seen.has(n) ? true : (seen.add(n), false)));
+    violations.push({ field: "columns.metric_names", description: `names "${repeated}" more than once` });
+  }
+  const want = columns.offsetsMs.length * names.length;
+  if (columns.values.length !== want) {
+    violations.push({
+      field: "columns.values",
+      description:
+        `must hold one value per sample and metric name, ${columns.offsetsMs.length} x ${names.length} = ${want} ` +
+        `(got ${columns.values.length})`,
+    });
+  }
+  return violations;
+}
+
+/** Epoch ms of `base_time` (to the millisecond), or the rejection every sample then gets. */
+function baseTimeMs(columns: SampleColumnsFields): number | FilterDecision {
+  const ts = columns.baseTime;
+  if (ts === undefined) return { action: "reject", code: "invalid_timestamp", message: "columns.base_time is missing" };
+  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) {
+    return { action: "reject", code: "invalid_timestamp", message: `columns.base_time has invalid nanos ${ts.nanos}` };
+  }
+  return Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000);
+}
+
+/** A `SampleColumns` message as a {@link SampleBatch}; see the module documentation. */
+export class ColumnarSampleBatch implements SampleBatch {
+  readonly field = "columns.offsets_ms";
+  readonly violations: readonly Violation[];
+  readonly #columns: SampleColumnsFields;
+  readonly #width: number;
+  readonly #base: number | FilterDecision;
+  /** The names as checked by the filter that decides this batch (there is one per process). */
+  #names: MetricNames | undefined;
+  #namesOf: SmartDataFilter | undefined;
+
+  /** @param violations problems found by the caller (e.g. a second form in the message), listed first. */
+  constructor(columns: SampleColumnsFields, violations: readonly Violation[] = []) {
+    this.#columns = columns;
+    this.#width = columns.metricNames.length;
+    this.#base = baseTimeMs(columns);
+    this.violations = [...violations, ...checkSampleColumns(columns)];
+  }
+
+  get length(): number {
+    return this.#columns.offsetsMs.length;
+  }
+
+  decide(filter: SmartDataFilter, deviceId: string, index: number, nowMs: number): FilterDecision {
+    const base = this.#base;
+    if (typeof base !== "number") return base;
+    if (this.#namesOf !== filter) {
+      this.#names = filter.metricNames(this.#columns.metricNames);
+      this.#namesOf = filter;
+    }
+    const { offsetsMs, values } = this.#columns;
+    return filter.decideValues(deviceId, base + offsetsMs[index]!, this.#names!, values, index * this.#width, nowMs);
+  }
+
+  occurredAtMs(index: number): number {
+    return (this.#base as number) + this.#columns.offsetsMs[index]!;
+  }
+
+  metrics(index: number): Readonly<Record<string, number>> {
+    const { metricNames, values } = this.#columns;
+    // A null-prototype object: a metric called "__proto__" stays a metric.
+    const metrics: Record<string, number> = Object.create(null);
+    const offset = index * this.#width;
+    for (let j = 0; j < metricNames.length; j++) metrics[metricNames[j]!] = values[offset + j]!;
+    return metrics;
+  }
+}
