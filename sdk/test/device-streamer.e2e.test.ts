@@ -1,15 +1,19 @@
 /**
  * The device metrics streamer against the real server, which is stopped and started again
  * (same database, same port) in the middle of the stream: every sample is acknowledged exactly
- * once, none is lost or stored twice. Also: a batch the server refuses as a whole is dropped
- * and the stream goes on, and a device writing another device's id stops for good.
+ * once, none is lost or stored twice (the samples share one metric set, so every batch and every
+ * resend goes in the columnar form). Also: the wire form per batch, a batch the server refuses as
+ * a whole is dropped and the stream goes on, and a device writing another device's id stops for good.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { mintTestToken } from "../../test/support/auth.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
+import type { Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "../src/index.js";
 import { createMetricsStreamer, type MetricsAck } from "../src/device/index.js";
+import type { StreamDeviceMetricsRequest } from "../src/gen/analytics/v1/analytics_service_pb.js";
+import { createNodeTransport } from "../src/node/index.js";
 
 let db: TestDatabase;
 let server: AnalyticsServer;
@@ -98,6 +102,62 @@ describe("createMetricsStreamer", () => {
       [deviceId],
     );
     expect(count).toEqual({ n: String(total), distinct_times: String(total), distinct_n: String(total) });
+  });
+
+  it("sends a batch of one metric set in the columnar form, a mixed one in the map form; both are stored alike", async () => {
+    const deviceId = "device-forms";
+    const sent: StreamDeviceMetricsRequest[] = [];
+    // Sees every message the streamer puts on the stream.
+    const spy: Interceptor = (next) => async (req) => {
+      if (!req.stream) return next(req);
+      const inner = req.message as AsyncIterable<StreamDeviceMetricsRequest>;
+      async function* observed() {
+        for await (const m of inner) {
+          sent.push(m);
+          yield m;
+        }
+      }
+      return next({ ...req, message: observed() });
+    };
+    const transport = createNodeTransport({
+      baseUrl: server.url(),
+      token: await mintTestToken(server.config, "device", deviceId),
+      timeoutMs: 0,
+      retry: false,
+      interceptors: [spy],
+    });
+    const acks: MetricsAck[] = [];
+    const streamer = createMetricsStreamer({ transport, deviceId, batchSize: 1000, maxBatchDelayMs: 60_000, onAck: (a) => acks.push(a) });
+    const t = Date.now() - 3_600_000;
+    streamer.record({ cpu: 10, temp: 20 }, t);
+    streamer.record({ temp: 20, cpu: 10.1 }, t + 1000); // filtered
+    streamer.record({ cpu: Number.NaN, temp: 20 }, t + 2000); // rejected, index 2
+    streamer.record({ cpu: 30, temp: 20 }, t + 3000);
+    streamer.flush();
+    streamer.record({ cpu: 30 }, t + 4000); // metric set changed: stored
+    streamer.record({ cpu: 30, mem: 1 }, t + 5000);
+    await streamer.flushed();
+    await streamer.close();
+
+    expect(sent.map((m) => [m.columns === undefined ? "map" : "columns", m.samples.length])).toEqual([
+      ["columns", 0],
+      ["map", 2],
+    ]);
+    expect(sent[0]!.columns).toMatchObject({ metricNames: ["cpu", "temp"], offsetsMs: [0, 1000, 2000, 3000] });
+    expect(acks.map((a) => [a.received, a.stored, a.filtered, a.rejected, a.rejections.map((r) => [r.index, r.code])])).toEqual([
+      [4, 2, 1, 1, [[2, "non_finite_value"]]],
+      [2, 2, 0, 0, []],
+    ]);
+    const stored = await rows<{ at: string; metrics: Record<string, number> }>(
+      `select (extract(epoch from occurred_at) * 1000)::bigint::text as at, metrics from device_metrics where device_id = ? order by occurred_at`,
+      [deviceId],
+    );
+    expect(stored.map((r) => [Number(r.at) - t, r.metrics])).toEqual([
+      [0, { cpu: 10, temp: 20 }],
+      [3000, { cpu: 30, temp: 20 }],
+      [4000, { cpu: 30 }],
+      [5000, { cpu: 30, mem: 1 }],
+    ]);
   });
 
   it("stamps samples recorded without a time at least 1 ms apart, and flushed() resolves when all are acknowledged", async () => {

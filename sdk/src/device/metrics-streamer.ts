@@ -20,6 +20,9 @@ import {
 } from "../gen/analytics/v1/analytics_service_pb.js";
 import { createNodeTransport } from "../node/transport.js";
 import { backoffMs, type RetryOptions } from "../retry.js";
+import { wireSamples } from "./wire-samples.js";
+
+export { wireSamples, type WireSamples } from "./wire-samples.js";
 
 /** The most samples one stream message may carry (the server's default cap). */
 export const MAX_SAMPLES_PER_BATCH = 1000;
@@ -192,26 +195,6 @@ class RequestFeed implements AsyncIterableIterator<StreamDeviceMetricsRequest> {
 }
 
 const FINAL_CODES: ReadonlySet<Code> = new Set([Code.PermissionDenied, Code.Unimplemented]);
-
-/**
- * The samples of one message on the wire: the compact form (metric names once, a packed array of
- * values per sample: a fraction of the map form's bytes and CPU on both ends) when every sample
- * carries the same metrics, else the map form. Kept samples stay in the map form.
- */
-export function wireSamples(samples: readonly MetricSample[]): { metricNames: string[]; samples: MetricSample[] } {
-  const names = samples.length > 0 ? Object.keys(samples[0]!.metrics) : [];
-  const same =
-    names.length > 0 &&
-    samples.every((s) => {
-      const keys = Object.keys(s.metrics);
-      return keys.length === names.length && names.every((n) => Object.hasOwn(s.metrics, n));
-    });
-  if (!same) return { metricNames: [], samples: [...samples] };
-  return {
-    metricNames: names,
-    samples: samples.map((s) => create(MetricSampleSchema, { occurredAt: s.occurredAt, values: names.map((n) => s.metrics[n]!) })),
-  };
-}
 
 /**
  * Creates a metrics streamer for one device (Node.js: gRPC over HTTP/2).
