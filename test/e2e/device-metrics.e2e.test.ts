@@ -2,7 +2,9 @@
  * Device metrics through the real server on port 0 and a real database: a `@grpc/grpc-js` device
  * (proto-loader on the repo's .proto files) streams 10k samples and reads the acks, a cut stream
  * is resumed by resending what was not acknowledged, IngestDeviceMetrics over Connect JSON and
- * buf curl, GetDeviceMetrics paging, and the limits.
+ * buf curl, GetDeviceMetrics paging, and the limits; the columnar form (`columns`) from grpc-js
+ * and from connect-node clients (gRPC and Connect protocols), answered and stored exactly as the
+ * map form, resumed without duplicates, and refused as a whole when a message carries both forms.
  */
 import { execFile } from "node:child_process";
 import { once } from "node:events";
@@ -15,6 +17,8 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
@@ -40,6 +44,12 @@ interface WireBatch {
   sequence: number;
   device_id: string;
   samples: WireSample[];
+}
+/** A batch in the columnar form, as proto-loader takes it. */
+interface WireColumnsBatch {
+  sequence: number;
+  device_id: string;
+  columns: { metric_names: string[]; base_time: { seconds: number; nanos: number }; offsets_ms: number[]; values: number[] };
 }
 interface WireAck {
   sequence: number;
@@ -87,6 +97,35 @@ function realisticBatches(deviceId: string, batches: number, perBatch: number, s
   return out;
 }
 
+/**
+ * The same batch in the columnar form: names once (the first sample's, in its order), the first
+ * sample's time as the base, ms offsets and row-major values. Every sample must carry those names.
+ */
+function toColumns(batch: WireBatch): WireColumnsBatch {
+  const names = Object.keys(batch.samples[0]!.metrics);
+  const ms = (s: WireSample) => s.occurred_at.seconds * 1000 + Math.floor(s.occurred_at.nanos / 1e6);
+  const baseMs = ms(batch.samples[0]!);
+  return {
+    sequence: batch.sequence,
+    device_id: batch.device_id,
+    columns: {
+      metric_names: names,
+      base_time: wireTime(baseMs),
+      offsets_ms: batch.samples.map((s) => ms(s) - baseMs),
+      values: batch.samples.flatMap((s) => names.map((n) => s.metrics[n]!)),
+    },
+  };
+}
+
+/** Stored rows of a device, oldest first, with times relative to `startMs`. */
+async function storedRows(deviceId: string, startMs: number): Promise<[number, unknown, string][]> {
+  const found = await rows<{ at: string; metrics: unknown; reason: string }>(
+    `select (extract(epoch from occurred_at) * 1000)::bigint::text as at, metrics, reason from device_metrics where device_id = ? order by occurred_at`,
+    [deviceId],
+  );
+  return found.map((r) => [Number(r.at) - startMs, r.metrics, r.reason]);
+}
+
 /** Batches in which every sample differs a lot from the one before: all are stored. */
 function changingBatches(deviceId: string, batches: number, perBatch: number, startMs: number, firstSequence = 1): WireBatch[] {
   return Array.from({ length: batches }, (_, b) => ({
@@ -115,11 +154,11 @@ async function metadataFor(role: "device" | "service" | "admin", subject: string
  */
 async function streamWithGrpcJs(
   metadata: grpc.Metadata,
-  batches: WireBatch[],
+  batches: (WireBatch | WireColumnsBatch)[],
   options: { cancelAfterAcks?: number } = {},
 ): Promise<{ acks: WireAck[]; error?: grpc.ServiceError }> {
   const client = grpcClient();
-  const call = (client as unknown as Record<string, (m: grpc.Metadata) => grpc.ClientDuplexStream<WireBatch, WireAck>>)
+  const call = (client as unknown as Record<string, (m: grpc.Metadata) => grpc.ClientDuplexStream<WireBatch | WireColumnsBatch, WireAck>>)
     .StreamDeviceMetrics!.call(client, metadata);
   const acks: WireAck[] = [];
   const finished = new Promise<grpc.ServiceError | undefined>((resolve) => {
@@ -242,6 +281,128 @@ describe("StreamDeviceMetrics with @grpc/grpc-js", () => {
     const second = await streamWithGrpcJs(metadata, [big]);
     expect(second.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(decodeURIComponent(second.error!.details)).toMatch(/larger than configured readMaxBytes 1048576/);
+  });
+});
+
+describe("the columnar form (columns)", () => {
+  /** What a device is told per batch: sequence, counts and rejections. */
+  const answers = (acks: WireAck[]) => acks.map((a) => [a.sequence, a.counts, a.rejections.map((r) => [r.index, r.code, r.message])]);
+
+  it("over grpc-js: 10k samples answered and stored exactly as the same samples in the map form", async () => {
+    const start = Date.now() - 3 * 3_600_000;
+    const asMaps = realisticBatches("dev-e2e-cols-map", 100, 100, start);
+    const asColumns = realisticBatches("dev-e2e-cols", 100, 100, start).map(toColumns);
+    const viaMaps = await streamWithGrpcJs(await metadataFor("service", "gateway"), asMaps);
+    const viaColumns = await streamWithGrpcJs(await metadataFor("device", "dev-e2e-cols"), asColumns);
+    expect(viaMaps.error).toBeUndefined();
+    expect(viaColumns.error).toBeUndefined();
+    expect(answers(viaColumns.acks)).toEqual(answers(viaMaps.acks));
+    const rejected = viaColumns.acks.reduce((n, a) => n + a.counts.rejected, 0);
+    expect(rejected).toBe(20); // every 500th sample carries a NaN
+    expect(viaColumns.acks[4]!.rejections).toEqual([{ index: 99, code: "non_finite_value", message: 'metric "cpu" is NaN, not a finite number' }]);
+    const stored = await storedRows("dev-e2e-cols", start);
+    expect(stored.length).toBeGreaterThan(30);
+    expect(stored).toEqual(await storedRows("dev-e2e-cols-map", start));
+  });
+
+  it("from connect-node clients over the gRPC and the Connect protocol", async () => {
+    const start = Date.now() - 3_600_000;
+    const token = await mintTestToken(server.config, "service", "gateway");
+    const transports = {
+      grpc: createGrpcTransport({ baseUrl: server.url(), interceptors: [bearer(token)] }),
+      connect: createConnectTransport({ baseUrl: server.url(), httpVersion: "2", interceptors: [bearer(token)] }),
+    };
+    for (const [protocol, transport] of Object.entries(transports)) {
+      const deviceId = `dev-e2e-cols-${protocol}`;
+      const api = createClient(AnalyticsService, transport);
+      async function* requests() {
+        for (let b = 0; b < 3; b++) {
+          yield {
+            sequence: BigInt(b + 1),
+            deviceId,
+            columns: {
+              metricNames: ["cpu", "temp"],
+              baseTime: { seconds: BigInt(Math.floor(start / 1000) + b * 10), nanos: 0 },
+              offsetsMs: [0, 1000, 2000],
+              // b=0: first contact, filtered, NaN; b=1, b=2: one jump each, then filtered
+              values: b === 0 ? [50, 20, 50.5, 20, Number.NaN, 20] : [50 + b * 20, 20, 50 + b * 20, 20.2, 50 + b * 20, 20],
+            },
+          };
+        }
+      }
+      const acks = [];
+      for await (const ack of api.streamDeviceMetrics(requests())) acks.push(ack);
+      expect(acks.map((a) => [Number(a.sequence), a.counts?.stored, a.counts?.filtered, a.counts?.rejected]), protocol).toEqual([
+        [1, 1, 1, 1],
+        [2, 1, 2, 0],
+        [3, 1, 2, 0],
+      ]);
+      expect(acks[0]!.rejections.map((r) => [r.index, r.code])).toEqual([[2, "non_finite_value"]]);
+      expect(await rowCount(deviceId)).toBe(3);
+    }
+  });
+
+  it("resumes a cut columnar stream by resending the unacknowledged batches, without duplicate rows", async () => {
+    const deviceId = "dev-e2e-cols-resume";
+    const metadata = await metadataFor("device", deviceId);
+    const batches = changingBatches(deviceId, 20, 50, Date.now() - 2 * 3_600_000).map(toColumns);
+    const cut = await streamWithGrpcJs(metadata, batches, { cancelAfterAcks: 5 });
+    expect(cut.error?.code).toBe(grpc.status.CANCELLED);
+    const acked = new Set(cut.acks.map((a) => a.sequence));
+    const resend = batches.filter((b) => !acked.has(b.sequence));
+    expect(resend.length).toBeGreaterThan(0);
+    const resumed = await streamWithGrpcJs(metadata, resend);
+    expect(resumed.error).toBeUndefined();
+    expect(resumed.acks.map((a) => a.sequence)).toEqual(resend.map((b) => b.sequence));
+    // Each resent sample is stored, or filtered against what the cut stream already stored.
+    for (const ack of resumed.acks) {
+      expect(ack.counts.received).toBe(50);
+      expect(ack.counts.rejected).toBe(0);
+      expect(ack.counts.stored + ack.counts.filtered).toBe(50);
+    }
+    expect(await rowCount(deviceId)).toBe(20 * 50);
+    const [dup] = await rows<{ n: string }>(
+      `select count(*) as n from (select occurred_at from device_metrics where device_id = ? group by occurred_at having count(*) > 1) d`,
+      [deviceId],
+    );
+    expect(dup!.n).toBe("0");
+    // Once more, all of it: nothing new is stored.
+    const again = await streamWithGrpcJs(metadata, batches);
+    expect(again.error).toBeUndefined();
+    expect(await rowCount(deviceId)).toBe(20 * 50);
+  });
+
+  it("takes the columnar form as Connect JSON, and refuses a message carrying both forms naming the field", async () => {
+    const deviceId = "dev-e2e-cols-json";
+    const t = Date.now() - 600_000;
+    const post = async (body: unknown) => {
+      const response = await fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(server.config, "device", deviceId)}` },
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, body: await response.json() };
+    };
+    const columns = { metricNames: ["cpu", "error_rate"], baseTime: new Date(t).toISOString(), offsetsMs: [0, 1000, 2000, 3000], values: [40, 0.01, 40.5, 0.015, 60, 0.015, "NaN", 0.01] };
+    expect(await post({ deviceId, columns })).toEqual({
+      status: 200,
+      body: {
+        counts: { received: 4, stored: 2, filtered: 1, rejected: 1 },
+        rejections: [{ index: 3, code: "non_finite_value", message: 'metric "cpu" is NaN, not a finite number' }],
+      },
+    });
+    expect(await storedRows(deviceId, t)).toEqual([
+      [0, { cpu: 40, error_rate: 0.01 }, "first_contact"],
+      [2000, { cpu: 60, error_rate: 0.015 }, "significant_change"],
+    ]);
+    const both = await post({ deviceId, columns, samples: [{ occurredAt: new Date(t).toISOString(), metrics: { cpu: 1 } }] });
+    expect(both).toEqual({
+      status: 400,
+      body: { code: "invalid_argument", message: "invalid request: columns: must not be sent together with samples or metric_names (one form per message)" },
+    });
+    const malformed = await post({ deviceId, columns: { ...columns, values: [1, 2, 3] } });
+    expect(malformed.body.message).toBe("invalid request: columns.values: must hold one value per sample and metric name, 4 x 2 = 8 (got 3)");
+    expect(await rowCount(deviceId)).toBe(2);
   });
 });
 
