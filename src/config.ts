@@ -289,7 +289,7 @@ const SPECS = {
   maxMessageBytes: { name: "ANALYTICS_MAX_MESSAGE_BYTES", parse: int(1024, 256 * 1024 * 1024), fallback: 4 * 1024 * 1024 },
   deadlineMs: { name: "ANALYTICS_DEADLINE_MS", parse: int(0, 3_600_000), fallback: 30_000 },
   errorDedupIntervalMs: { name: "ANALYTICS_ERROR_DEDUP_INTERVAL_MS", parse: int(0, 86_400_000), fallback: 300_000 },
-  writerBatchRows: { name: "ANALYTICS_WRITER_BATCH_ROWS", parse: int(1, 50_000), fallback: 1000 },
+  writerBatchRows: { name: "ANALYTICS_WRITER_BATCH_ROWS", parse: int(1, 50_000), fallback: 4000 },
   writerMaxDelayMs: { name: "ANALYTICS_WRITER_MAX_DELAY_MS", parse: int(0, 60_000), fallback: 5 },
   writerMaxBufferedRows: { name: "ANALYTICS_WRITER_MAX_BUFFERED_ROWS", parse: int(1, 10_000_000), fallback: 100_000 },
   writerMaxBufferedBytes: { name: "ANALYTICS_WRITER_MAX_BUFFERED_MB", parse: (raw: string) => int(1, 65_536)(raw) * 1024 * 1024, fallback: 64 * 1024 * 1024 },

@@ -13,8 +13,8 @@
  *   control; offered rows are dropped and counted.
  * - Database errors: transient ones (connection lost, server restarting) are retried with capped
  *   exponential backoff; a durable row that has waited `maxWaitMs` fails `Unavailable` and is never
- *   written afterwards. A non-transient error splits the batch to isolate the bad row, so the rows
- *   beside it are still stored.
+ *   written afterwards. A non-transient error halves the batch until the bad row is alone, so the
+ *   rows beside it are still stored.
  * - Flush hooks (rollups) run inside the same transaction as the insert.
  * - `close()` stops intake and drains the buffers; call it before closing the ORM.
  */
@@ -93,7 +93,7 @@ export interface BatchWriterOptions {
 
 /** Defaults, chosen from `npm run bench -- writer` (see docs/BENCHMARKS.md). */
 export const DEFAULT_WRITER_OPTIONS: BatchWriterOptions = Object.freeze({
-  batchRows: 1000,
+  batchRows: 4000,
   flushConcurrency: 2,
   maxDelayMs: 5,
   offerMaxDelayMs: 200,
@@ -415,8 +415,11 @@ export class BatchWriter {
           continue;
         }
         if (batch.length > 1 && !isTransientStorageError(err)) {
-          // Isolate the row the database refuses; the others still get stored.
-          for (const entry of batch) await this.#runBatch(spec, [entry]);
+          // Isolate the row the database refuses by halving the batch, so the others still get
+          // stored in a few flushes rather than one per row.
+          const half = Math.ceil(batch.length / 2);
+          await this.#runBatch(spec, batch.slice(0, half));
+          await this.#runBatch(spec, batch.slice(half));
           return;
         }
         this.#release(batch);
