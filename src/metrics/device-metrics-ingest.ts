@@ -158,6 +158,30 @@ function invalidBatch(violations: readonly Violation[], sequence?: bigint): Conn
 const noop = (): void => {};
 
 /**
+ * Settles as `promise` does, or with `undefined` once `signal` aborts, whichever comes first.
+ * Not `Promise.race` with a promise of the abort: a stream waits once per batch for as long as it
+ * lives, and every race against one pending promise leaves a reaction on it (~450 bytes measured)
+ * until the stream ends, tens of MB for a stream of a day. This leaves nothing behind.
+ */
+function settledOrAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
  * The filter and limit settings of the configuration. Rate metrics get an absolute rule; explicit
  * per-metric rules win over that; a metric the filter's defaults judge absolutely (`error_rate`)
  * but the configuration leaves out of the rate list is judged relatively, like any other.
@@ -411,10 +435,6 @@ export class DeviceMetricsIngest {
       }
     };
 
-    const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener("abort", () => resolve(), { once: true });
-    });
     const shuttingDown = (): boolean => shutdownSignal?.aborted === true;
     // A cancelled client gets nothing more; a server shutdown still acknowledges what was taken.
     const cancelled = (): boolean => signal.aborted && !shuttingDown();
@@ -430,11 +450,11 @@ export class DeviceMetricsIngest {
         const head = queue[0];
         if (head === undefined) {
           if (readerDone || (halted && shuttingDown())) break;
-          await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted]);
+          await settledOrAborted(new Promise<void>((resolve) => (wake = resolve)), signal);
           continue;
         }
         if ("error" in head) throw head.error;
-        const result = await (shuttingDown() ? head.result : Promise.race([head.result, aborted.then(() => undefined)]));
+        const result = await (shuttingDown() ? head.result : settledOrAborted(head.result, signal));
         if (result === undefined) continue; // aborted while waiting: decided at the top
         queue.shift();
         freeRoom();

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -352,6 +353,28 @@ describe("stream", () => {
     expect(acks.every((a) => a.counts.received === 1 && a.counts.stored === 1)).toBe(true);
     expect(writer.committed).toHaveLength(5);
     expect(ingest.openStreams("dev-1")).toBe(0);
+  });
+
+  it("leaves no abort listener behind per batch on a long stream", async () => {
+    const { ingest } = setup();
+    const call = new AbortController();
+    const requests = new RequestStream();
+    const acks: StreamAck[] = [];
+    const done = drain(ingest.stream(requests, { signal: call.signal }), acks);
+    const listeners = () => getEventListeners(call.signal, "abort").length;
+    let most = 0;
+    for (let seq = 1; seq <= 500; seq++) {
+      requests.push(seq, "dev-1", [sample(T0 + seq * 1000, { cpu: seq % 2 === 0 ? 100 : 200 })]);
+      if (seq % 50 === 0) {
+        await settle();
+        most = Math.max(most, listeners());
+      }
+    }
+    requests.end();
+    expect(await done).toBeUndefined();
+    expect(acks).toHaveLength(500);
+    expect(most).toBeLessThanOrEqual(1); // the one wait in progress
+    expect(listeners()).toBe(0);
   });
 
   it("reads on while earlier batches are written, up to maxInFlightBatches, and acks in order", async () => {
