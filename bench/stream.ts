@@ -5,6 +5,9 @@
  * machine. grpc-js rather than the connect-node client: protobuf-es encodes a 100-sample message
  * of `map<string, double>` ~12x slower than protobufjs (~6 ms against ~0.5 ms here), which would
  * measure the client, not the server.
+ *
+ * Samples go in the form the SDK's device streamer sends when a batch's samples share one metric
+ * set: the columnar form (`columns`: names once, a base time, packed ms offsets and values).
  * - `received_per_s`: samples per second over ONE bidi stream, batches of 100, a realistic mix
  *   (10 metrics, ±1 % noise, 2 % jumps, one sample per second: most samples are filtered), from
  *   the first message to the last acknowledgement;
@@ -12,9 +15,13 @@
  *   one before), same stream shape; every acknowledged row is committed;
  * - `ratio_to_copy`: `stored_per_s` divided by raw COPY (pg-copy-streams) of the same rows into
  *   the same, emptied table, measured in the same run;
- * - `received_per_s_100_streams`: the realistic mix over 100 concurrent device streams.
+ * - `received_per_s_100_streams`: the realistic mix over 100 concurrent device streams;
+ * - `received_per_s_map`, `received_per_s_compact`, `received_per_s_100_streams_map`: the same
+ *   with a `metrics` map per sample, and in the compact form (`metric_names` + `values` per sample).
  *
- * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 2]`.
+ * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 2] [--only PHASES]`,
+ * PHASES a comma list of columns, map, compact, stored, streams, streams-map (default all; e.g.
+ * `--only columns` with `BENCH_SERVER_CPU_PROF=DIR` profiles the server on the headline path).
  * Real PostgreSQL: `DATABASE_URL` or postgres://postgres@127.0.0.1:5432/postgres (a database is
  * created for the run and dropped after). Last line:
  * `{"received_per_s", "stored_per_s", "ratio_to_copy", "received_per_s_100_streams", ...}`.
@@ -33,6 +40,12 @@ import { benchDatabase, copyRowsPerSecond, numberArg, printResult } from "./_sup
 import { seededRandom as prng } from "../test/support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
+const PHASES = ["columns", "map", "compact", "stored", "streams", "streams-map"] as const;
+type Phase = (typeof PHASES)[number];
+const onlyArg = process.argv.indexOf("--only");
+const only = new Set<string>(onlyArg < 0 ? PHASES : process.argv[onlyArg + 1]!.split(","));
+for (const phase of only) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`--only: unknown phase ${phase} (${PHASES.join(", ")})`);
+const runs = (phase: Phase) => only.has(phase);
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
 const REPEAT = numberArg("repeat", 2);
@@ -85,6 +98,27 @@ function compact(batch: Batch): Batch {
     ...batch,
     metric_names: NAMES,
     samples: batch.samples.map((s) => ({ occurred_at: s.occurred_at, values: NAMES.map((n) => s.metrics[n]!) })),
+  } as unknown as Batch;
+}
+
+/**
+ * The same batch in the columnar form, as the SDK sends it: names once, the first sample's time
+ * as the base, one packed array of ms offsets and one of row-major values.
+ */
+function columnar(batch: Batch): Batch {
+  const ms = (s: Batch["samples"][number]) => s.occurred_at.seconds * 1000 + Math.floor(s.occurred_at.nanos / 1e6);
+  const baseMs = Math.min(...batch.samples.map(ms));
+  const values = new Array<number>(batch.samples.length * NAMES.length);
+  batch.samples.forEach((s, i) => NAMES.forEach((n, j) => (values[i * NAMES.length + j] = s.metrics[n]!)));
+  return {
+    sequence: batch.sequence,
+    device_id: batch.device_id,
+    columns: {
+      metric_names: NAMES,
+      base_time: { seconds: Math.floor(baseMs / 1000), nanos: (baseMs % 1000) * 1e6 },
+      offsets_ms: batch.samples.map((s) => ms(s) - baseMs),
+      values,
+    },
   } as unknown as Batch;
 }
 
@@ -191,62 +225,67 @@ try {
   await runStream(newClient(), metadata, batches("warm-up", 20_000, start, "realistic", seed++));
   await truncate();
 
-  const figures = {
-    received: 0,
-    receivedCompact: 0,
-    stored: 0,
-    copy: 0,
-    received100: 0,
-    storedShare: 0,
-    serverUs: Number.POSITIVE_INFINITY,
-    serverUsCompact: Number.POSITIVE_INFINITY,
-    clientUs: Number.POSITIVE_INFINITY,
+  /** Per form of the one-stream realistic run: best rate, least CPU per sample over the rounds. */
+  type OneStream = { perS: number; serverUs: number; clientUs: number; storedShare: number };
+  const oneStream: Record<"columns" | "map" | "compact", OneStream> = {
+    columns: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
+    map: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
+    compact: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
   };
+  const toWire: Record<keyof typeof oneStream, (b: Batch) => Batch> = { columns: columnar, map: (b) => b, compact };
+  const figures = { stored: 0, copy: 0, received100: 0, received100Map: 0 };
+
+  /** 1. One stream, realistic mix, in one form: rate, and server and client CPU per sample. */
+  async function measureOneStream(form: keyof typeof oneStream, round: number): Promise<void> {
+    const messages = batches(`${form}-${round}`, SAMPLES, start, "realistic", seed++).map(toWire[form]);
+    const serverCpu0 = await cpuSeconds(child.pid!);
+    const clientCpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const totals = await runStream(newClient(), metadata, messages);
+    const perS = totals.received / ((performance.now() - t0) / 1000);
+    const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
+    const clientCpu = process.cpuUsage(clientCpu0);
+    const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
+    const f = oneStream[form];
+    f.perS = Math.max(f.perS, perS);
+    f.serverUs = Math.min(f.serverUs, serverUs);
+    f.clientUs = Math.min(f.clientUs, clientUs);
+    f.storedShare = totals.stored / totals.received;
+    console.log(
+      `round ${round} one stream, realistic, ${form} form: ${Math.round(perS)} samples/s received, ${(f.storedShare * 100).toFixed(1)} % stored; ` +
+        `CPU per sample: server ${serverUs.toFixed(2)} µs, client ${clientUs.toFixed(2)} µs`,
+    );
+  }
+
+  /** 3. 100 device streams at once, realistic mix, ten devices per connection. */
+  async function measureManyStreams(form: "columns" | "map", round: number): Promise<number> {
+    const clients = Array.from({ length: STREAMS / 10 }, newClient);
+    const perDevice = Math.ceil(SAMPLES / STREAMS / BATCH) * BATCH;
+    const all = Array.from({ length: STREAMS }, (_, d) =>
+      batches(`many-${form}-${round}-${d}`, perDevice, start, "realistic", seed++).map(toWire[form]),
+    );
+    const t0 = performance.now();
+    const totals = await Promise.all(all.map((messages, d) => runStream(clients[d % clients.length]!, metadata, messages)));
+    const received = totals.reduce((sum, t) => sum + t.received, 0);
+    const perS = received / ((performance.now() - t0) / 1000);
+    console.log(`round ${round} ${STREAMS} streams, realistic, ${form} form: ${Math.round(perS)} samples/s received`);
+    return perS;
+  }
+
   for (let round = 1; round <= REPEAT; round++) {
-    // 1. One stream, realistic mix.
-    {
-      const messages = batches(`one-${round}`, SAMPLES, start, "realistic", seed++);
-      const serverCpu0 = await cpuSeconds(child.pid!);
-      const clientCpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      const totals = await runStream(newClient(), metadata, messages);
-      const perS = totals.received / ((performance.now() - t0) / 1000);
-      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
-      const clientCpu = process.cpuUsage(clientCpu0);
-      const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
-      figures.serverUs = Math.min(figures.serverUs, serverUs);
-      figures.clientUs = Math.min(figures.clientUs, clientUs);
-      figures.received = Math.max(figures.received, perS);
-      figures.storedShare = totals.stored / totals.received;
-      console.log(
-        `round ${round} one stream, realistic: ${Math.round(perS)} samples/s received, ${(figures.storedShare * 100).toFixed(1)} % stored; ` +
-          `CPU per sample: server ${serverUs.toFixed(2)} µs, client ${clientUs.toFixed(2)} µs`,
-      );
-    }
-    // 1b. The same realistic mix in the compact form (metric_names + values).
-    {
-      const messages = batches(`compact-${round}`, SAMPLES, start, "realistic", seed++).map(compact);
-      const serverCpu0 = await cpuSeconds(child.pid!);
-      const t0 = performance.now();
-      const totals = await runStream(newClient(), metadata, messages);
-      const perS = totals.received / ((performance.now() - t0) / 1000);
-      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
-      figures.receivedCompact = Math.max(figures.receivedCompact, perS);
-      figures.serverUsCompact = Math.min(figures.serverUsCompact, serverUs);
-      console.log(`round ${round} one stream, realistic, compact form: ${Math.round(perS)} samples/s received; server CPU ${serverUs.toFixed(2)} µs per sample`);
-    }
-    // 2. One stream, every sample stored; then raw COPY of the same rows into the emptied table.
-    {
+    for (const form of ["columns", "map", "compact"] as const) if (runs(form)) await measureOneStream(form, round);
+    // 2. One stream (columnar form), every sample stored; then raw COPY of the same rows into the emptied table.
+    if (runs("stored")) {
       await truncate();
-      const messages = batches(`all-${round}`, STORED, start, "all-stored", seed++);
+      const plain = batches(`all-${round}`, STORED, start, "all-stored", seed++);
       const t0 = performance.now();
-      const totals = await runStream(newClient(), metadata, messages);
+      const totals = await runStream(newClient(), metadata, plain.map(columnar));
       const perS = totals.stored / ((performance.now() - t0) / 1000);
       const { rows } = await sql.query<{ n: string }>(`select count(*) as n from device_metrics`);
       if (Number(rows[0]!.n) !== totals.stored || totals.stored !== STORED) {
         throw new Error(`acks say ${totals.stored} stored, the table holds ${rows[0]!.n}, expected ${STORED}`);
       }
-      const copyRows = messages.flatMap((m) =>
+      const copyRows = plain.flatMap((m) =>
         m.samples.map((s) => [
           m.device_id,
           new Date(s.occurred_at.seconds * 1000 + s.occurred_at.nanos / 1e6),
@@ -265,32 +304,28 @@ try {
         figures.copy = copy;
       }
     }
-    // 3. 100 device streams at once, realistic mix, ten devices per connection.
-    {
-      const clients = Array.from({ length: STREAMS / 10 }, newClient);
-      const perDevice = Math.ceil(SAMPLES / STREAMS / BATCH) * BATCH;
-      const all = Array.from({ length: STREAMS }, (_, d) => batches(`many-${round}-${d}`, perDevice, start, "realistic", seed++));
-      const t0 = performance.now();
-      const totals = await Promise.all(all.map((messages, d) => runStream(clients[d % clients.length]!, metadata, messages)));
-      const received = totals.reduce((sum, t) => sum + t.received, 0);
-      const perS = received / ((performance.now() - t0) / 1000);
-      figures.received100 = Math.max(figures.received100, perS);
-      console.log(`round ${round} ${STREAMS} streams, realistic: ${Math.round(perS)} samples/s received`);
-    }
+    if (runs("streams")) figures.received100 = Math.max(figures.received100, await measureManyStreams("columns", round));
+    if (runs("streams-map")) figures.received100Map = Math.max(figures.received100Map, await measureManyStreams("map", round));
     await truncate();
   }
 
+  const { columns, map, compact: compactForm } = oneStream;
+  const us = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(2)) : null);
   printResult({
-    received_per_s: Math.round(figures.received),
+    received_per_s: Math.round(columns.perS),
     stored_per_s: Math.round(figures.stored),
-    ratio_to_copy: Number((figures.stored / figures.copy).toFixed(3)),
+    ratio_to_copy: figures.copy > 0 ? Number((figures.stored / figures.copy).toFixed(3)) : null,
     received_per_s_100_streams: Math.round(figures.received100),
-    received_per_s_compact: Math.round(figures.receivedCompact),
-    server_cpu_us_per_sample_compact: Number(figures.serverUsCompact.toFixed(2)),
+    received_per_s_map: Math.round(map.perS),
+    received_per_s_compact: Math.round(compactForm.perS),
+    received_per_s_100_streams_map: Math.round(figures.received100Map),
+    server_cpu_us_per_sample: us(columns.serverUs),
+    client_cpu_us_per_sample: us(columns.clientUs),
+    server_cpu_us_per_sample_map: us(map.serverUs),
+    client_cpu_us_per_sample_map: us(map.clientUs),
+    server_cpu_us_per_sample_compact: us(compactForm.serverUs),
     copy_rows_per_s: Math.round(figures.copy),
-    stored_share_realistic: Number(figures.storedShare.toFixed(4)),
-    server_cpu_us_per_sample: Number(figures.serverUs.toFixed(2)),
-    client_cpu_us_per_sample: Number(figures.clientUs.toFixed(2)),
+    stored_share_realistic: Number(columns.storedShare.toFixed(4)),
   });
 } finally {
   for (const client of openClients) client.close();
