@@ -138,6 +138,9 @@ export function ormConnectionSource(em: EntityManager): ConnectionSource {
   };
 }
 
+/** At most one log line per table per interval for refused fire-and-forget rows. */
+const REFUSED_OFFERS_LOG_INTERVAL_MS = 10_000;
+
 interface Pending {
   readonly row: Row;
   readonly values: unknown[];
@@ -195,6 +198,8 @@ export class BatchWriter {
   #closed = false;
   #abortRetries = false;
   #outage = false;
+  /** Per table: when the next refused-offers log line may be written, and rows refused meanwhile. */
+  readonly #refusedOffers = new Map<TableName, { quietUntil: number; suppressed: number }>();
 
   constructor(args: {
     specs: Record<TableName, TableSpec>;
@@ -423,6 +428,13 @@ export class BatchWriter {
           return;
         }
         this.#release(batch);
+        if (batch.every((e) => !e.settle)) {
+          // Fire-and-forget rows have no caller to give a correlation id to: count them and log
+          // once per interval, so a table-wide failure does not log a line per row.
+          this.#stats.failedPermanent += batch.length;
+          this.#reportRefusedOffers(spec.table, batch.length, err);
+          return;
+        }
         const failure = storageErrorToConnect(err, this.#log, `write ${spec.table}`);
         if (failure.code === Code.Unavailable) this.#stats.failedUnavailable += batch.length;
         else this.#stats.failedPermanent += batch.length;
@@ -430,6 +442,22 @@ export class BatchWriter {
         return;
       }
     }
+  }
+
+  /** Logs offered rows the database refused: the first at once, then one summary per interval. */
+  #reportRefusedOffers(table: TableName, rows: number, err: unknown): void {
+    const now = Date.now();
+    const seen = this.#refusedOffers.get(table);
+    if (seen && now < seen.quietUntil) {
+      seen.suppressed += rows;
+      return;
+    }
+    this.#log.error("storage refused fire-and-forget rows; dropped", {
+      table,
+      rows: rows + (seen?.suppressed ?? 0),
+      ...errorFields(err),
+    });
+    this.#refusedOffers.set(table, { quietUntil: now + REFUSED_OFFERS_LOG_INTERVAL_MS, suppressed: 0 });
   }
 
   /** Fails durable rows that waited too long; keeps the rest (offered rows wait within the caps). */

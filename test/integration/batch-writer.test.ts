@@ -247,6 +247,37 @@ describe("hooks and shutdown", () => {
     await w.close();
   });
 
+  it("stores the offered rows beside a refused one and logs a table-wide refusal once, not per row", async () => {
+    const errors: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const log = { ...silentLogger, error: (msg: string, fields?: Record<string, unknown>) => errors.push({ msg, fields }) };
+    const refuseAll = { on: false };
+    const hook: FlushHook = async (_ctx, table, accepted) => {
+      if (table !== "api_request_logs") return;
+      if (refuseAll.on || accepted.some((r) => r.endpoint === "/x.Y/Poison")) throw Object.assign(new Error("rollup refused"), { code: "23514" });
+    };
+    const w = new BatchWriter({
+      specs: tableSpecs(db.orm),
+      source: ormConnectionSource(db.orm.em),
+      log,
+      hooks: [hook],
+      options: { strategy: SERVER_STRATEGY, offerMaxDelayMs: 60_000 },
+    });
+    const logRow = (endpoint: string) => ({ occurred_at: new Date(), endpoint, protocol: "grpc", http_method: "POST", status_code: 0, http_status: 200, response_time_ms: 1 });
+    for (let i = 0; i < 100; i++) w.offer("api_request_logs", logRow(i === 37 ? "/x.Y/Poison" : "/x.Y/Beside"));
+    await w.flush();
+    expect(await rows(`select count(*)::int as n from api_request_logs where endpoint = '/x.Y/Beside'`)).toEqual([{ n: 99 }]);
+    expect(w.stats().failedPermanent).toBe(1);
+    expect(w.stats().flushes).toBeLessThan(20); // halving: ~2·log2(100) flushes, not 100
+    refuseAll.on = true;
+    for (let i = 0; i < 64; i++) w.offer("api_request_logs", logRow("/x.Y/AllRefused"));
+    await w.flush();
+    expect(w.stats().failedPermanent).toBe(65);
+    // One line for the first refusal; the 64 that followed within the interval are counted, not logged.
+    expect(errors.map((e) => e.msg)).toEqual(["storage refused fire-and-forget rows; dropped"]);
+    expect(errors[0]!.fields).toMatchObject({ table: "api_request_logs", rows: 1 });
+    await w.close();
+  });
+
   it("drains buffered rows on close, fire-and-forget ones included", async () => {
     const w = writer({ offerMaxDelayMs: 60_000 });
     for (let i = 0; i < 25; i++) {
