@@ -221,8 +221,10 @@ try {
   const start = Date.now() - 30 * 86_400_000;
   let seed = 1;
 
-  // Warm-up: let both processes' JITs settle on the path.
-  await runStream(newClient(), metadata, batches("warm-up", 20_000, start, "realistic", seed++));
+  // Warm-up: let both processes' JITs settle on the paths, every form's (a server meets them all).
+  for (const toForm of [columnar, (b: Batch) => b, compact]) {
+    await runStream(newClient(), metadata, batches(`warm-up-${seed}`, 20_000, start, "realistic", seed++).map(toForm));
+  }
   await truncate();
 
   /** Per form of the one-stream realistic run: best rate, least CPU per sample over the rounds. */
