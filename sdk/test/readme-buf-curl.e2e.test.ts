@@ -145,7 +145,16 @@ describe("README buf curl examples, verbatim", () => {
     const [logged] = out(/\/LogError\b/).map((s) => JSON.parse(s) as { id: string });
     expect(await rows(`select error_message from error_logs where id = ?`, [logged!.id])).toEqual([{ error_message: "device did not answer" }]);
     for (const s of out(/\/ResolveError\b/)) expect(JSON.parse(s)).toMatchObject({ errorId: logged!.id, resolved: true });
-    for (const s of out(/\/IngestDeviceMetrics\b/)) expect(JSON.parse(s)).toMatchObject({ counts: { received: 1 } });
+    const ingests = all.filter((r) => /\/IngestDeviceMetrics\b/.test(r.command));
+    for (const run of ingests.filter((r) => !r.command.includes('"columns"'))) expect(JSON.parse(run.stdout)).toMatchObject({ counts: { received: 1 } });
+    // The columnar example: its answer as the README comments it, and the rows it stored.
+    const columnar = ingests.filter((r) => r.command.includes('"columns"'));
+    expect(columnar).toHaveLength(1);
+    expect(JSON.parse(columnar[0]!.stdout)).toEqual({ counts: { received: 3, stored: 2, filtered: 1 } });
+    expect(await rows(`select metrics, reason from device_metrics where device_id = 'device-456' order by occurred_at`)).toEqual([
+      { metrics: { cpu: 42.5, error_rate: 0.01 }, reason: "first_contact" },
+      { metrics: { cpu: 97, error_rate: 0.01 }, reason: "significant_change" },
+    ]);
     for (const s of out(/\/GetDeviceMetrics\b/)) expect((JSON.parse(s) as { samples: unknown[] }).samples.length).toBeGreaterThan(0);
   });
 });
