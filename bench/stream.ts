@@ -36,7 +36,7 @@ import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { mintToken } from "../src/auth/mint-token.js";
-import { benchDatabase, copyRowsPerSecond, numberArg, printResult } from "./_support.js";
+import { benchDatabase, copyRowsPerSecond, median, numberArg, printResult } from "./_support.js";
 import { seededRandom as prng } from "../test/support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
@@ -163,7 +163,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
   // BENCH_SERVER_CPU_PROF=DIR writes the server's CPU profile there (for finding where time goes).
   const prof = process.env.BENCH_SERVER_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_SERVER_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(root, "src/main.ts"), "serve"], {
+  const child = spawn(process.execPath, [...prof, "--max-semi-space-size=32", "--import", "tsx", join(root, "src/main.ts"), "serve"], {
     cwd: root,
     env,
     stdio: ["ignore", "inherit", "pipe"],
@@ -227,15 +227,17 @@ try {
   }
   await truncate();
 
-  /** Per form of the one-stream realistic run: best rate, least CPU per sample over the rounds. */
-  type OneStream = { perS: number; serverUs: number; clientUs: number; storedShare: number };
+  /** Per form of the one-stream realistic run, each round's figures (reported as medians). */
+  type OneStream = { perS: number[]; serverUs: number[]; clientUs: number[]; storedShare: number };
   const oneStream: Record<"columns" | "map" | "compact", OneStream> = {
-    columns: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
-    map: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
-    compact: { perS: 0, serverUs: Infinity, clientUs: Infinity, storedShare: 0 },
+    columns: { perS: [], serverUs: [], clientUs: [], storedShare: 0 },
+    map: { perS: [], serverUs: [], clientUs: [], storedShare: 0 },
+    compact: { perS: [], serverUs: [], clientUs: [], storedShare: 0 },
   };
   const toWire: Record<keyof typeof oneStream, (b: Batch) => Batch> = { columns: columnar, map: (b) => b, compact };
-  const figures = { stored: 0, copy: 0, received100: 0, received100Map: 0 };
+  const figures = { received100: [] as number[], received100Map: [] as number[] };
+  /** Each round's stored rows/s and raw COPY rows/s, measured back to back; the ratio is their rounds' median. */
+  const storedRounds: { perS: number; copy: number; serverUs: number }[] = [];
 
   /** 1. One stream, realistic mix, in one form: rate, and server and client CPU per sample. */
   async function measureOneStream(form: keyof typeof oneStream, round: number): Promise<void> {
@@ -249,9 +251,9 @@ try {
     const clientCpu = process.cpuUsage(clientCpu0);
     const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
     const f = oneStream[form];
-    f.perS = Math.max(f.perS, perS);
-    f.serverUs = Math.min(f.serverUs, serverUs);
-    f.clientUs = Math.min(f.clientUs, clientUs);
+    f.perS.push(perS);
+    f.serverUs.push(serverUs);
+    f.clientUs.push(clientUs);
     f.storedShare = totals.stored / totals.received;
     console.log(
       `round ${round} one stream, realistic, ${form} form: ${Math.round(perS)} samples/s received, ${(f.storedShare * 100).toFixed(1)} % stored; ` +
@@ -280,9 +282,12 @@ try {
     if (runs("stored")) {
       await truncate();
       const plain = batches(`all-${round}`, STORED, start, "all-stored", seed++);
+      const messages = plain.map(columnar);
+      const serverCpu0 = await cpuSeconds(child.pid!);
       const t0 = performance.now();
-      const totals = await runStream(newClient(), metadata, plain.map(columnar));
+      const totals = await runStream(newClient(), metadata, messages);
       const perS = totals.stored / ((performance.now() - t0) / 1000);
+      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.stored;
       const { rows } = await sql.query<{ n: string }>(`select count(*) as n from device_metrics`);
       if (Number(rows[0]!.n) !== totals.stored || totals.stored !== STORED) {
         throw new Error(`acks say ${totals.stored} stored, the table holds ${rows[0]!.n}, expected ${STORED}`);
@@ -299,34 +304,33 @@ try {
       const copy = await copyRowsPerSecond(bench.url, "device_metrics", ["device_id", "occurred_at", "metrics", "reason"], copyRows);
       await truncate();
       console.log(
-        `round ${round} one stream, all stored: ${Math.round(perS)} rows/s; raw COPY ${Math.round(copy)} rows/s (ratio ${(perS / copy).toFixed(3)})`,
+        `round ${round} one stream, all stored: ${Math.round(perS)} rows/s (server ${serverUs.toFixed(2)} µs CPU/row); raw COPY ${Math.round(copy)} rows/s (ratio ${(perS / copy).toFixed(3)})`,
       );
-      if (perS / copy > figures.stored / (figures.copy || Number.POSITIVE_INFINITY)) {
-        figures.stored = perS;
-        figures.copy = copy;
-      }
+      storedRounds.push({ perS, copy, serverUs });
     }
-    if (runs("streams")) figures.received100 = Math.max(figures.received100, await measureManyStreams("columns", round));
-    if (runs("streams-map")) figures.received100Map = Math.max(figures.received100Map, await measureManyStreams("map", round));
+    if (runs("streams")) figures.received100.push(await measureManyStreams("columns", round));
+    if (runs("streams-map")) figures.received100Map.push(await measureManyStreams("map", round));
     await truncate();
   }
 
   const { columns, map, compact: compactForm } = oneStream;
-  const us = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(2)) : null);
+  const rate = (xs: number[]) => (xs.length > 0 ? Math.round(median(xs)) : 0);
+  const us = (xs: number[]) => (xs.length > 0 ? Number(median(xs).toFixed(2)) : null);
   printResult({
-    received_per_s: Math.round(columns.perS),
-    stored_per_s: Math.round(figures.stored),
-    ratio_to_copy: figures.copy > 0 ? Number((figures.stored / figures.copy).toFixed(3)) : null,
-    received_per_s_100_streams: Math.round(figures.received100),
-    received_per_s_map: Math.round(map.perS),
-    received_per_s_compact: Math.round(compactForm.perS),
-    received_per_s_100_streams_map: Math.round(figures.received100Map),
+    received_per_s: rate(columns.perS),
+    stored_per_s: storedRounds.length > 0 ? Math.round(median(storedRounds.map((r) => r.perS))) : 0,
+    ratio_to_copy: storedRounds.length > 0 ? Number(median(storedRounds.map((r) => r.perS / r.copy)).toFixed(3)) : null,
+    received_per_s_100_streams: rate(figures.received100),
+    received_per_s_map: rate(map.perS),
+    received_per_s_compact: rate(compactForm.perS),
+    received_per_s_100_streams_map: rate(figures.received100Map),
     server_cpu_us_per_sample: us(columns.serverUs),
     client_cpu_us_per_sample: us(columns.clientUs),
     server_cpu_us_per_sample_map: us(map.serverUs),
     client_cpu_us_per_sample_map: us(map.clientUs),
     server_cpu_us_per_sample_compact: us(compactForm.serverUs),
-    copy_rows_per_s: Math.round(figures.copy),
+    server_cpu_us_per_stored_row: us(storedRounds.map((r) => r.serverUs)),
+    copy_rows_per_s: storedRounds.length > 0 ? Math.round(median(storedRounds.map((r) => r.copy))) : 0,
     stored_share_realistic: Number(columns.storedShare.toFixed(4)),
   });
 } finally {

@@ -105,7 +105,7 @@ export interface Config {
   readonly metricsMaxMessageBytes: number;
   /** Open StreamDeviceMetrics streams per device (`ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE`, default 4). */
   readonly metricsMaxStreamsPerDevice: number;
-  /** Batches of one stream being written and not yet acknowledged (`ANALYTICS_METRICS_MAX_IN_FLIGHT`, default 32). */
+  /** Batches of one stream being written and not yet acknowledged (`ANALYTICS_METRICS_MAX_IN_FLIGHT`, default 128). */
   readonly metricsMaxInFlightBatches: number;
 }
 
@@ -310,7 +310,7 @@ const SPECS = {
   metricsMaxSamplesPerMessage: { name: "ANALYTICS_METRICS_MAX_SAMPLES_PER_MESSAGE", parse: int(1, 1000), fallback: 1000 },
   metricsMaxMessageBytes: { name: "ANALYTICS_METRICS_MAX_MESSAGE_BYTES", parse: int(1024, 64 * 1024 * 1024), fallback: 1024 * 1024 },
   metricsMaxStreamsPerDevice: { name: "ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE", parse: int(1, 1000), fallback: 4 },
-  metricsMaxInFlightBatches: { name: "ANALYTICS_METRICS_MAX_IN_FLIGHT", parse: int(1, 1000), fallback: 32 },
+  metricsMaxInFlightBatches: { name: "ANALYTICS_METRICS_MAX_IN_FLIGHT", parse: int(1, 1000), fallback: 128 },
 } satisfies { [K in keyof Config]: Spec<Config[K]> };
 
 /** Names of all variables the service reads, for help text and the unknown-variable check. */

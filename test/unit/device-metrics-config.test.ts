@@ -16,7 +16,7 @@ describe("device metrics settings", () => {
       metricsMaxSamplesPerMessage: 1000,
       metricsMaxMessageBytes: 1_048_576,
       metricsMaxStreamsPerDevice: 4,
-      metricsMaxInFlightBatches: 32,
+      metricsMaxInFlightBatches: 128,
     });
   });
 

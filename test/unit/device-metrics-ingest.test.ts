@@ -274,7 +274,7 @@ describe("submit (one batch)", () => {
       ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE: "2",
     });
     const ingest = new DeviceMetricsIngest({ writer: new FakeWriter(), log: silentLogger, ...deviceMetricsOptionsFromConfig(config) });
-    expect(ingest.limits).toMatchObject({ maxSamplesPerMessage: 10, maxStreamsPerDevice: 2, maxInFlightBatches: 32 });
+    expect(ingest.limits).toMatchObject({ maxSamplesPerMessage: 10, maxStreamsPerDevice: 2, maxInFlightBatches: 128 });
     expect(ingest.filter.options.snapshotIntervalMs).toBe(60_000);
     expect(ingest.filter.options.metricThresholds).toEqual({
       error_rate: { kind: "relative", threshold: 0.05 }, // left out of the rate list
