@@ -19,7 +19,6 @@ import { createHealthService } from "../../src/server/health.js";
 import { createRoutes } from "../../src/server/routes.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { rpcError } from "../support/rpc-error.js";
-import { JsonText } from "../../src/storage/json-text.js";
 
 const T0 = Date.now() - 3_600_000;
 
@@ -207,7 +206,7 @@ describe("the columnar form (columns)", () => {
       [2, "non_finite_value", 'metric "cpu" is NaN, not a finite number'],
       [4, "non_finite_value", 'metric "temp" is Infinity, not a finite number'],
     ]);
-    expect(writer.rows.map((r) => [r.occurred_at.getTime() - T0, r.metrics instanceof JsonText ? JSON.parse(r.metrics.text) : { ...r.metrics }, r.reason])).toEqual([
+    expect(writer.rows.map((r) => [r.occurred_at.getTime() - T0, { ...r.metrics }, r.reason])).toEqual([
       [100_000, { cpu: 50, temp: 20 }, "first_contact"],
       [103_000, { cpu: 80, temp: 20 }, "significant_change"],
       [200_000, { metric_0: 400 }, "significant_change"],
