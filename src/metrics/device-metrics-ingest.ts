@@ -20,7 +20,6 @@
  *
  * @module
  */
-import type { JsonText } from "../storage/json-text.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MetricSample as MetricSampleMessage } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Config } from "../config.js";
@@ -44,8 +43,7 @@ export interface MetricRowResult {
 export type DeviceMetricRow = {
   readonly device_id: string;
   readonly occurred_at: Date;
-  /** The sample's metrics, or (columnar form) their JSON text. */
-  readonly metrics: Readonly<Record<string, number>> | JsonText;
+  readonly metrics: Readonly<Record<string, number>>;
   readonly reason: string;
 };
 

@@ -9,7 +9,6 @@
  */
 import type { MetricSample as MetricSampleMessage, SampleColumns } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Violation } from "../validation/field-rules.js";
-import type { JsonText } from "../storage/json-text.js";
 import { expandCompactSamples } from "./compact-samples.js";
 import { ColumnarSampleBatch } from "./sample-columns.js";
 import type { FilterDecision, SmartDataFilter } from "./smart-data-filter.js";
@@ -32,8 +31,8 @@ export interface SampleBatch {
   decide(filter: SmartDataFilter, deviceId: string, index: number, nowMs: number): FilterDecision;
   /** The time of sample `index` in epoch ms; valid once `decide` has stored it. */
   occurredAtMs(index: number): number;
-  /** The metrics of sample `index`, as stored in the row's `metrics` column (an object, or its JSON text). */
-  metrics(index: number): Readonly<Record<string, number>> | JsonText;
+  /** The metrics of sample `index`, as stored in the row's `metrics` column. */
+  metrics(index: number): Readonly<Record<string, number>>;
 }
 
 /** The parts of `StreamDeviceMetricsRequest` and `IngestDeviceMetricsRequest` that carry samples. */
