@@ -33,7 +33,7 @@ export async function openDatabase(
   }
   let orm: MikroORM<PostgreSqlDriver> | undefined;
   try {
-    orm = await createOrm({ clientUrl, poolMax: embedded ? 1 : config.dbPoolMax });
+    orm = await createOrm({ clientUrl, poolMax: embedded ? 1 : config.dbPoolMax, log });
     if (config.migrateOnStart) {
       const applied = await migrateUp(orm);
       if (applied.length > 0) log.info("applied migrations", { migrations: applied });

@@ -5,6 +5,7 @@
 import { MikroORM, type Options } from "@mikro-orm/core";
 import { Migrator } from "@mikro-orm/migrations";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
+import type { Logger } from "../util/logger.js";
 import { ENTITIES } from "./entities/index.js";
 import { MIGRATIONS } from "./migrations/index.js";
 
@@ -19,6 +20,11 @@ export interface OrmOptions {
   readonly poolMax: number;
   /** Log SQL (debug). */
   readonly debug?: boolean;
+  /**
+   * Where the query builder's own warnings go (a pooled connection that broke, say). Without it
+   * knex prints them as bare lines on stdout, which breaks the service's JSON log lines.
+   */
+  readonly log?: Logger;
 }
 
 /** The MikroORM configuration, shared by the server, the CLI and tests. */
@@ -46,7 +52,19 @@ export function ormOptions(options: OrmOptions): Options<PostgreSqlDriver> {
     },
     // Timestamps are timestamptz and always UTC on the wire.
     forceUtcTimezone: true,
+    ...(options.log && { driverOptions: { log: knexLog(options.log) } }),
     allowGlobalContext: false,
+  };
+}
+
+/** knex's logger hooks, as fields of our structured log lines. */
+function knexLog(log: Logger): Record<"warn" | "error" | "deprecate" | "debug", (message: unknown) => void> {
+  const text = (message: unknown) => (typeof message === "string" ? message : JSON.stringify(message));
+  return {
+    warn: (m) => log.warn("database driver warning", { detail: text(m) }),
+    error: (m) => log.error("database driver error", { detail: text(m) }),
+    deprecate: (m) => log.debug("database driver deprecation", { detail: text(m) }),
+    debug: (m) => log.debug("database driver", { detail: text(m) }),
   };
 }
 

@@ -24,6 +24,9 @@ let embedded: EmbeddedPostgres | undefined;
 let embeddedDir: string | undefined;
 let proxy: TcpProxy;
 let db: Database;
+/** What the database layer logged (knex's own warnings included), by message. */
+const dbLogged: string[] = [];
+const dbLog = { ...silentLogger, warn: (msg: string) => void dbLogged.push(msg), error: (msg: string) => void dbLogged.push(msg) };
 
 beforeAll(async () => {
   testDb = await createTestDatabase();
@@ -35,7 +38,7 @@ beforeAll(async () => {
   }
   const target = new URL(url);
   proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
-  db = await openDatabase({ ...testDb.config, databaseUrl: proxy.via(url), dbPoolMax: embedded ? 1 : 4 }, silentLogger);
+  db = await openDatabase({ ...testDb.config, databaseUrl: proxy.via(url), dbPoolMax: embedded ? 1 : 4 }, dbLog);
 });
 
 afterAll(async () => {
@@ -186,6 +189,8 @@ describe("failures", () => {
     await w.flush();
     expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'dev-outage'`)).toEqual([{ n: 50 }]);
     expect(await rows(`select count(*)::int as n from api_request_logs where endpoint = '/x.Y/Outage'`)).toEqual([{ n: 1 }]);
+    // The pool's broken connections were reported as structured log lines, not bare stdout.
+    expect(dbLogged).toContain("database driver warning");
     await w.close();
   });
 
