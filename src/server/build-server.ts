@@ -2,6 +2,7 @@
  * Assembles the service: database, routes, one-port HTTP server and graceful shutdown.
  * `buildServer` does not listen, so tests choose the port (0) and production uses `PORT`.
  */
+import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
@@ -50,6 +51,8 @@ export interface AnalyticsServer {
 /** Seams for tests and benchmarks. */
 export interface BuildServerOptions {
   readonly log?: Logger;
+  /** How often the writer's counters are logged (`writer stats`), default 60 s. */
+  readonly writerStatsIntervalMs?: number;
   /** Replaces AnalyticsService methods (the `unary` benchmark's empty-handler baseline). */
   readonly analyticsOverrides?: RouteDeps["analyticsOverrides"];
 }
@@ -88,6 +91,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   // One SmartDataFilter for the process; idle devices are evicted on a timer stopped at close.
   const deviceMetrics = new DeviceMetricsIngest({ writer, log, ...deviceMetricsOptionsFromConfig(config) });
   const stopEviction = deviceMetrics.startEvictionTimer();
+  const stopWriterStatsLog = startWriterStatsLog(writer, log, options.writerStatsIntervalMs ?? 60_000);
   // Order matters: the request log is outermost so it times and records everything after it.
   const interceptors: Interceptor[] = [];
   if (config.analyticsEnabled) {
@@ -167,6 +171,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
         health.setAllNotServing();
         shutdown.abort();
         stopEviction();
+        stopWriterStatsLog();
         await http.close(config.shutdownTimeoutMs);
         await retention?.stop();
         // Drain after the last call has finished (it may still be writing), before the ORM goes.
