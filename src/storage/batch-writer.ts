@@ -123,6 +123,20 @@ export interface WriterStats {
   copyFallbacks: number;
 }
 
+/** Every counter at zero: a new writer's stats. */
+export const NO_WRITER_STATS: Readonly<WriterStats> = Object.freeze({
+  bufferedRows: 0,
+  bufferedBytes: 0,
+  storedRows: 0,
+  droppedOffers: 0,
+  rejectedFull: 0,
+  failedUnavailable: 0,
+  failedPermanent: 0,
+  retries: 0,
+  flushes: 0,
+  copyFallbacks: 0,
+});
+
 /** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
 export interface ConnectionSource {
   acquire(): Promise<SqlClient>;
@@ -182,18 +196,7 @@ export class BatchWriter {
   readonly #source: ConnectionSource;
   readonly #hooks: readonly FlushHook[];
   readonly #log: Logger;
-  readonly #stats: WriterStats = {
-    bufferedRows: 0,
-    bufferedBytes: 0,
-    storedRows: 0,
-    droppedOffers: 0,
-    rejectedFull: 0,
-    failedUnavailable: 0,
-    failedPermanent: 0,
-    retries: 0,
-    flushes: 0,
-    copyFallbacks: 0,
-  };
+  readonly #stats: WriterStats = { ...NO_WRITER_STATS };
   #capacityWaiters: { rows: number; resolve(): void }[] = [];
   #closed = false;
   #abortRetries = false;

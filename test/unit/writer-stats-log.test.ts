@@ -1,19 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { WriterStats } from "../../src/storage/batch-writer.js";
+import { NO_WRITER_STATS, type WriterStats } from "../../src/storage/batch-writer.js";
 import { startWriterStatsLog, writerStatsReport } from "../../src/storage/writer-stats-log.js";
 
-const zero: WriterStats = {
-  bufferedRows: 0,
-  bufferedBytes: 0,
-  storedRows: 0,
-  droppedOffers: 0,
-  rejectedFull: 0,
-  failedUnavailable: 0,
-  failedPermanent: 0,
-  retries: 0,
-  flushes: 0,
-  copyFallbacks: 0,
-};
+const zero: WriterStats = NO_WRITER_STATS;
 
 describe("writerStatsReport", () => {
   it("says nothing for an idle writer", () => {
