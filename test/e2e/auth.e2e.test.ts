@@ -24,10 +24,10 @@ import { createLogger } from "../../src/util/logger.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { bufCurl } from "../support/buf-curl.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
-const buf = join(root, "node_modules/.bin/buf");
 
 const APP = "https://app.example.com";
 const EVIL = "https://evil.example.net";
@@ -170,15 +170,15 @@ describe("on a server with auth", () => {
     it("keeps health and reflection open", async () => {
       const health = createClient(Health, createGrpcTransport({ baseUrl }));
       expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-      const { stdout } = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "--list-services", baseUrl]);
+      const { stdout } = await bufCurl("--list-services", baseUrl);
       expect(stdout).toContain("analytics.v1.AnalyticsService");
     });
 
     it("works for buf curl with a bearer header", async () => {
       const t = await token("service", "buf-curl");
-      const { stdout } = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-H", `authorization: Bearer ${t}`, "-d", '{"errorMessage":"via buf"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`]);
+      const { stdout } = await bufCurl("-H", `authorization: Bearer ${t}`, "-d", '{"errorMessage":"via buf"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`);
       expect(JSON.parse(stdout)).toMatchObject({ outcome: "WRITE_OUTCOME_STORED" });
-      const denied = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-d", '{"errorMessage":"via buf"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`]).catch((e: { stderr: string }) => e);
+      const denied = await bufCurl("-d", '{"errorMessage":"via buf"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`).catch((e: { stderr: string }) => e);
       expect((denied as { stderr: string }).stderr).toContain('"code": "unauthenticated"');
     });
   });
@@ -479,7 +479,7 @@ describe("on a server with reflection switched off", () => {
   });
 
   it("does not serve reflection, and still serves health", async () => {
-    const listed = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "--list-services", baseUrl]).catch((e: { stderr: string }) => e);
+    const listed = await bufCurl("--list-services", baseUrl).catch((e: { stderr: string }) => e);
     expect((listed as { stderr: string }).stderr).toMatch(/unimplemented|not implemented|404/i);
     const health = createClient(Health, createGrpcTransport({ baseUrl }));
     expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);

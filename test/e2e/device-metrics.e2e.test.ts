@@ -6,13 +6,10 @@
  * and from connect-node clients (gRPC and Connect protocols), answered and stored exactly as the
  * map form, resumed without duplicates, and refused as a whole when a message carries both forms.
  */
-import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -26,10 +23,7 @@ import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { seededRandom as prng } from "../support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const run = promisify(execFile);
-const buf = join(root, "node_modules/.bin/buf");
+import { bufCurl } from "../support/buf-curl.js";
 
 let db: TestDatabase;
 let server: AnalyticsServer;
@@ -67,7 +61,6 @@ async function rowCount(deviceId: string): Promise<number> {
 }
 
 const wireTime = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
-
 
 /**
  * A realistic device: 10 metrics with ±1 % noise around a base, now and then one jumping 20 %,
@@ -478,17 +471,13 @@ describe("IngestDeviceMetrics", () => {
   it("works with buf curl as the README shows", async () => {
     const token = await mintTestToken(server.config, "device", "device-123");
     const at = new Date(Date.now() - 5_000).toISOString();
-    const { stdout } = await run(buf, [
-      "curl",
-      "--http2-prior-knowledge",
-      "--protocol",
-      "grpc",
+    const { stdout } = await bufCurl(
       "-H",
       `authorization: Bearer ${token}`,
       "-d",
       `{"deviceId":"device-123","samples":[{"occurredAt":"${at}","metrics":{"cpu":42.5,"error_rate":0.01}}]}`,
       `${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`,
-    ]);
+    );
     expect(JSON.parse(stdout)).toEqual({ counts: { received: 1, stored: 1 } });
   });
 });

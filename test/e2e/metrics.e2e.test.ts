@@ -3,10 +3,6 @@
  * gRPC go through the batch writer and its rollup hook, requests are recorded by the request-log
  * interceptor, and an admin reads the answers over gRPC (connect-node) and with buf curl.
  */
-import { execFile } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,10 +14,7 @@ import { buildServer, type AnalyticsServer } from "../../src/server/build-server
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const run = promisify(execFile);
-const buf = join(root, "node_modules/.bin/buf");
+import { bufCurl } from "../support/buf-curl.js";
 
 let db: TestDatabase;
 let server: AnalyticsServer;
@@ -120,17 +113,13 @@ describe("MetricsService over gRPC", () => {
   });
 
   it("works with buf curl through reflection, as the README shows", async () => {
-    const { stdout } = await run(buf, [
-      "curl",
-      "--http2-prior-knowledge",
-      "--protocol",
-      "grpc",
+    const { stdout } = await bufCurl(
       "-H",
       `authorization: Bearer ${adminToken}`,
       "-d",
       '{"hours":1,"endpoint":"/analytics.v1.AnalyticsService/LogJobOutcome"}',
       `${baseUrl}/analytics.v1.MetricsService/GetApiPerformance`,
-    ]);
+    );
     const body = JSON.parse(stdout) as { endpoints: { endpoint: string; requestCount: string }[] };
     expect(body.endpoints).toEqual([expect.objectContaining({ endpoint: "/analytics.v1.AnalyticsService/LogJobOutcome", requestCount: "4" })]);
   });

@@ -3,10 +3,6 @@
  * gRPC (connect-node), Connect JSON over HTTP/1.1 with plain fetch, gRPC-Web, Connect over HTTP/2,
  * @grpc/grpc-js with the repo's .proto files, and buf curl through reflection.
  */
-import { execFile } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -27,10 +23,7 @@ import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const run = promisify(execFile);
-const buf = join(root, "node_modules/.bin/buf");
+import { bufCurl } from "../support/buf-curl.js";
 
 let db: TestDatabase;
 let server: AnalyticsServer;
@@ -214,7 +207,7 @@ describe("health, reflection and not-yet-implemented RPCs", () => {
   });
 
   it.each(["grpc-v1", "grpc-v1alpha"])("buf curl lists services through reflection (%s) without a schema", async (protocol) => {
-    const { stdout } = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "--reflect-protocol", protocol, "--list-services", baseUrl]);
+    const { stdout } = await bufCurl("--reflect-protocol", protocol, "--list-services", baseUrl);
     expect(stdout.trim().split("\n").sort()).toEqual([
       "analytics.v1.AnalyticsService",
       "analytics.v1.MetricsService",
@@ -225,11 +218,11 @@ describe("health, reflection and not-yet-implemented RPCs", () => {
   });
 
   it("buf curl calls LogError and Health/Check through reflection", async () => {
-    const logged = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-H", `authorization: Bearer ${token}`, "-d", '{"category":"ERROR_CATEGORY_API","errorMessage":"from buf curl"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`]);
+    const logged = await bufCurl("-H", `authorization: Bearer ${token}`, "-d", '{"category":"ERROR_CATEGORY_API","errorMessage":"from buf curl"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`);
     const body = JSON.parse(logged.stdout) as { id: string; outcome: string };
     expect(body.outcome).toBe("WRITE_OUTCOME_STORED");
     expect(await rows(`select error_message from error_logs where id = ?`, [body.id])).toEqual([{ error_message: "from buf curl" }]);
-    const health = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", `${baseUrl}/grpc.health.v1.Health/Check`]);
+    const health = await bufCurl(`${baseUrl}/grpc.health.v1.Health/Check`);
     expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
   });
 

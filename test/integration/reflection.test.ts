@@ -1,8 +1,5 @@
-import { execFile } from "node:child_process";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
@@ -19,9 +16,7 @@ import {
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthService } from "../../src/server/health.js";
 import { createReflectionRoutes } from "../../src/server/reflection.js";
-
-const run = promisify(execFile);
-const buf = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
+import { bufCurl } from "../support/buf-curl.js";
 
 const expectedServices = [
   "analytics.v1.AnalyticsService",
@@ -63,11 +58,8 @@ afterAll(async () => {
   await closed;
 });
 
-async function bufCurl(...args: string[]): Promise<string> {
-  const { stdout } = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", ...args], {
-    timeout: 30_000,
-  });
-  return stdout;
+async function bufCurlOut(...args: string[]): Promise<string> {
+  return (await bufCurl(...args)).stdout;
 }
 
 function lines(out: string): string[] {
@@ -77,13 +69,13 @@ function lines(out: string): string[] {
 describe("buf curl through server reflection", () => {
   for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
     it(`lists services with --reflect-protocol ${protocol}`, async () => {
-      const out = await bufCurl("--list-services", "--reflect-protocol", protocol, `http://${address}`);
+      const out = await bufCurlOut("--list-services", "--reflect-protocol", protocol, `http://${address}`);
       expect(lines(out).sort()).toEqual(expectedServices);
     });
   }
 
   it("lists every method of every advertised service", async () => {
-    const out = await bufCurl("--list-methods", `http://${address}`);
+    const out = await bufCurlOut("--list-methods", `http://${address}`);
     const services = [AnalyticsService, MetricsService, Health, ServerReflection, ServerReflectionV1Alpha];
     const expected = services.flatMap((s) => s.methods.map((m) => `${s.typeName}/${m.name}`));
     expect(lines(out).sort()).toEqual(expected.sort());
@@ -91,7 +83,7 @@ describe("buf curl through server reflection", () => {
   });
 
   it("calls Health/Check with a schema learned through reflection", async () => {
-    const out = await bufCurl("-d", "{}", `http://${address}/grpc.health.v1.Health/Check`);
+    const out = await bufCurlOut("-d", "{}", `http://${address}/grpc.health.v1.Health/Check`);
     expect(JSON.parse(out)).toEqual({ status: "SERVING" });
   });
 
@@ -104,7 +96,7 @@ describe("buf curl through server reflection", () => {
       occurredAt: "2024-05-01T12:00:00Z",
     });
     const url = `http://${address}/analytics.v1.AnalyticsService/LogUserActivity`;
-    const err = await bufCurl("-d", body, url).then(
+    const err = await bufCurlOut("-d", body, url).then(
       () => undefined,
       (e: { stderr?: string }) => e,
     );
