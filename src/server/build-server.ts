@@ -2,7 +2,6 @@
  * Assembles the service: database, routes, one-port HTTP server and graceful shutdown.
  * `buildServer` does not listen, so tests choose the port (0) and production uses `PORT`.
  */
-import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
@@ -12,6 +11,7 @@ import { openDatabase, type Database } from "../db/database.js";
 import { DeviceMetricsIngest, deviceMetricsOptionsFromConfig } from "../metrics/device-metrics-ingest.js";
 import { BatchWriter, ormConnectionSource, type FlushHook } from "../storage/batch-writer.js";
 import { tableSpecs } from "../storage/table-specs.js";
+import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { createHealthService, ServingStatus, type HealthService } from "./health.js";
 import { createOnePortServer } from "./one-port-server.js";
