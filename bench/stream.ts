@@ -163,6 +163,8 @@ async function cpuSeconds(pid: number): Promise<number> {
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
   // BENCH_SERVER_CPU_PROF=DIR writes the server's CPU profile there (for finding where time goes).
   const prof = process.env.BENCH_SERVER_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_SERVER_CPU_PROF] : [];
+  // BENCH_SERVER_NODE_FLAGS adds Node flags to the server (e.g. "--heap-prof --heap-prof-dir=DIR").
+  prof.push(...(process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []));
   const child = spawn(process.execPath, [...prof, "--max-semi-space-size=32", "--import", "tsx", join(root, "src/main.ts"), "serve"], {
     cwd: root,
     env,

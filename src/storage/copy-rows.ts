@@ -5,7 +5,8 @@
 import type pg from "pg";
 import { finished } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import { copyIn, copyText } from "./insert-sql.js";
+import { copyText } from "./copy-text.js";
+import { copyIn } from "./insert-sql.js";
 import type { SqlClient } from "./error-writes.js";
 import type { TableSpec } from "./table-specs.js";
 

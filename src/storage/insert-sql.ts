@@ -86,35 +86,7 @@ export function insertStatements(spec: TableSpec, rows: readonly (readonly unkno
   return strategy === "unnest" ? [unnestInsert(spec, rows)] : multiRowInserts(spec, rows);
 }
 
-/** `COPY table (columns) FROM STDIN` for a table's columns, text format. */
+/** `COPY table (columns) FROM STDIN` for a table's columns, text format (rows: `copy-text.ts`). */
 export function copyIn(spec: TableSpec): string {
   return `copy ${q(spec.table)} (${spec.columns.map((c) => q(c.name)).join(", ")}) from stdin`;
-}
-
-/** Characters COPY's text format gives a meaning to, escaped. */
-const COPY_SPECIAL = /[\\\t\n\r]/g;
-const HAS_COPY_SPECIAL = /[\\\t\n\r]/; // no `g`: a global regex's test() keeps state between calls
-const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
-
-/**
- * One value in COPY's text format: `\N` for null, `Date` as ISO-8601 (UTC), objects as JSON,
- * everything else as its string; backslash, tab, newline and carriage return escaped.
- */
-export function copyTextValue(v: unknown): string {
-  if (v === null || v === undefined) return "\\N";
-  // Numbers, booleans and ISO dates never hold a special character: skip the scan (hot path).
-  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
-  if (v instanceof Date) return v.toISOString();
-  const s = typeof v === "string" ? v : JSON.stringify(v);
-  return HAS_COPY_SPECIAL.test(s) ? s.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!) : s;
-}
-
-/** Rows (values in `spec.columns` order) as COPY text: one line per row, tab-separated. */
-export function copyText(rows: readonly (readonly unknown[])[]): string {
-  let out = "";
-  for (const row of rows) {
-    for (let c = 0; c < row.length; c++) out += (c === 0 ? "" : "\t") + copyTextValue(row[c]);
-    out += "\n";
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { conflictClause, copyIn, copyText, copyTextValue, MAX_BIND_PARAMS, multiRowInserts, unnestInsert } from "../../src/storage/insert-sql.js";
+import { conflictClause, copyIn, MAX_BIND_PARAMS, multiRowInserts, unnestInsert } from "../../src/storage/insert-sql.js";
 import type { TableSpec } from "../../src/storage/table-specs.js";
 
 const spec = (idempotency: TableSpec["idempotency"], width = 3): TableSpec => ({
@@ -53,23 +53,8 @@ describe("conflictClause", () => {
   });
 });
 
-describe("COPY text", () => {
+describe("COPY statement", () => {
   it("names the table's columns in order", () => {
     expect(copyIn(spec("none", 3))).toBe(`copy "device_state_history" ("id", "c1", "c2") from stdin`);
-  });
-
-  it("writes null as \\N, dates as UTC ISO-8601, objects as JSON, and escapes the format's own characters", () => {
-    expect(copyTextValue(null)).toBe("\\N");
-    expect(copyTextValue(undefined)).toBe("\\N");
-    expect(copyTextValue(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)))).toBe("2026-01-02T03:04:05.006Z");
-    expect(copyTextValue({ a: "x\ty" })).toBe('{"a":"x\\\\ty"}');
-    expect(copyTextValue(1.5)).toBe("1.5");
-    expect(copyTextValue(true)).toBe("true");
-    expect(copyTextValue("\\N")).toBe("\\\\N"); // the text "\N", not null
-    expect(copyTextValue("a\tb\nc\rd\\e")).toBe("a\\tb\\nc\\rd\\\\e");
-  });
-
-  it("escapes every value of a row, not only the first (no regex state between calls)", () => {
-    expect(copyText([["a\tb", "c\td", null], ["x", "y\n", 3]])).toBe("a\\tb\tc\\td\t\\N\nx\ty\\n\t3\n");
   });
 });
