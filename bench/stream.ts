@@ -2,9 +2,12 @@
  * Benchmark of the device metrics stream (`StreamDeviceMetrics`), end to end: the real server
  * (`src/main.ts serve`, its own process) on a fresh PostgreSQL database, and devices played by
  * `@grpc/grpc-js` clients (proto-loader on the repo's .proto files) in this process, both on this
- * machine. grpc-js rather than the connect-node client: protobuf-es encodes a 100-sample message
- * of `map<string, double>` ~12x slower than protobufjs (~6 ms against ~0.5 ms here), which would
- * measure the client, not the server.
+ * machine. Each message is encoded (protobufjs, proto-loader's serializer) before the clock
+ * starts and sent as bytes: devices encode on their own CPUs, and on this 2-core box a client
+ * encoding as it sends would take CPU from the server and PostgreSQL, which are what is measured
+ * (the client's CPU per sample is reported). grpc-js rather than the connect-node client for the
+ * same reason: protobuf-es encodes a 100-sample message of `map<string, double>` ~12x slower than
+ * protobufjs (~6 ms against ~0.5 ms here).
  *
  * Samples go in the form the SDK's device streamer sends when a batch's samples share one metric
  * set: the columnar form (`columns`: names once, a base time, packed ms offsets and values).
@@ -46,6 +49,14 @@ const onlyArg = process.argv.indexOf("--only");
 const only = new Set<string>(onlyArg < 0 ? PHASES : process.argv[onlyArg + 1]!.split(","));
 for (const phase of only) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`--only: unknown phase ${phase} (${PHASES.join(", ")})`);
 const runs = (phase: Phase) => only.has(phase);
+const AnalyticsService = await loadAnalyticsServiceClient();
+const streamMethod = () => AnalyticsService.service.StreamDeviceMetrics! as grpc.MethodDefinition<Batch, Ack>;
+/**
+ * Messages encoded before the clock starts (protobufjs, as grpc-js would as it sends): a device
+ * encodes on its own CPU, and on this 2-core box a client encoding as it sends would take CPU
+ * from the server and PostgreSQL, which are what is measured.
+ */
+const encode = (messages: readonly Batch[]): Buffer[] => messages.map((m) => streamMethod().requestSerialize(m));
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
 const REPEAT = numberArg("repeat", 2);
@@ -122,11 +133,15 @@ function columnar(batch: Batch): Batch {
   } as unknown as Batch;
 }
 
-type StreamCall = grpc.ClientDuplexStream<Batch, Ack>;
+type StreamCall = grpc.ClientDuplexStream<Buffer, Ack>;
 
-/** Sends `messages` on one stream as fast as flow control lets it; resolves with the ack totals. */
-async function runStream(client: grpc.Client, metadata: grpc.Metadata, messages: readonly Batch[]) {
-  const call = (client as unknown as { StreamDeviceMetrics(m: grpc.Metadata): StreamCall }).StreamDeviceMetrics(metadata);
+/**
+ * Sends `messages` (encoded by {@link encode}) on one stream as fast as flow control lets it;
+ * resolves with the ack totals.
+ */
+async function runStream(client: grpc.Client, metadata: grpc.Metadata, messages: readonly Buffer[]) {
+  const method = streamMethod();
+  const call: StreamCall = client.makeBidiStreamRequest(method.path, (b: Buffer) => b, method.responseDeserialize, metadata);
   let received = 0;
   let stored = 0;
   let acks = 0;
@@ -210,7 +225,6 @@ try {
   const token = await mintToken(new TextEncoder().encode(secret), { role: "service", sub: "bench", ttlSeconds: 3600 });
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${token}`);
-  const AnalyticsService = await loadAnalyticsServiceClient();
   // One HTTP/2 connection per client (grpc-js would share a channel between equal clients).
   const newClient = () => {
     const client = new AnalyticsService(new URL(url).host, grpc.credentials.createInsecure(), {
@@ -225,11 +239,11 @@ try {
 
   // Warm-up: let both processes' JITs settle on the paths, every form's (a server meets them all).
   for (const toForm of [columnar, (b: Batch) => b, compact]) {
-    await runStream(newClient(), metadata, batches(`warm-up-${seed}`, 20_000, start, "realistic", seed++).map(toForm));
+    await runStream(newClient(), metadata, encode(batches(`warm-up-${seed}`, 20_000, start, "realistic", seed++).map(toForm)));
   }
   // ... and the all-stored path (row building, COPY text), which the realistic mix barely runs:
   // a device streams for hours, so the steady state is what the stored figure should measure.
-  if (runs("stored")) await runStream(newClient(), metadata, batches(`warm-up-stored`, 50_000, start, "all-stored", seed++).map(columnar));
+  if (runs("stored")) await runStream(newClient(), metadata, encode(batches(`warm-up-stored`, 50_000, start, "all-stored", seed++).map(columnar)));
   await truncate();
 
   /** Per form of the one-stream realistic run, each round's figures (reported as medians). */
@@ -246,7 +260,7 @@ try {
 
   /** 1. One stream, realistic mix, in one form: rate, and server and client CPU per sample. */
   async function measureOneStream(form: keyof typeof oneStream, round: number): Promise<void> {
-    const messages = batches(`${form}-${round}`, SAMPLES, start, "realistic", seed++).map(toWire[form]);
+    const messages = encode(batches(`${form}-${round}`, SAMPLES, start, "realistic", seed++).map(toWire[form]));
     const serverCpu0 = await cpuSeconds(child.pid!);
     const clientCpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -271,7 +285,7 @@ try {
     const clients = Array.from({ length: STREAMS / 10 }, newClient);
     const perDevice = Math.ceil(SAMPLES / STREAMS / BATCH) * BATCH;
     const all = Array.from({ length: STREAMS }, (_, d) =>
-      batches(`many-${form}-${round}-${d}`, perDevice, start, "realistic", seed++).map(toWire[form]),
+      encode(batches(`many-${form}-${round}-${d}`, perDevice, start, "realistic", seed++).map(toWire[form])),
     );
     const t0 = performance.now();
     const totals = await Promise.all(all.map((messages, d) => runStream(clients[d % clients.length]!, metadata, messages)));
@@ -287,7 +301,7 @@ try {
     if (runs("stored")) {
       await truncate();
       const plain = batches(`all-${round}`, STORED, start, "all-stored", seed++);
-      const messages = plain.map(columnar);
+      const messages = encode(plain.map(columnar));
       const serverCpu0 = await cpuSeconds(child.pid!);
       const t0 = performance.now();
       const totals = await runStream(newClient(), metadata, messages);
