@@ -24,6 +24,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { MetricSample as MetricSampleMessage } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Config } from "../config.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
+import { JsonText } from "../storage/json-text.js";
 import type { Logger } from "../util/logger.js";
 import { invalidArgument, type Violation } from "../validation/field-rules.js";
 import { MapSampleBatch, type SampleBatch } from "./sample-batch.js";
@@ -43,7 +44,8 @@ export interface MetricRowResult {
 export type DeviceMetricRow = {
   readonly device_id: string;
   readonly occurred_at: Date;
-  readonly metrics: Readonly<Record<string, number>>;
+  /** The sample's metrics, serialized as the row is built (see {@link JsonText}). */
+  readonly metrics: JsonText;
   readonly reason: string;
 };
 
@@ -314,7 +316,7 @@ export class DeviceMetricsIngest {
         rows.push({
           device_id: deviceId,
           occurred_at: new Date(batch.occurredAtMs(index)),
-          metrics: batch.metrics(index),
+          metrics: new JsonText(JSON.stringify(batch.metrics(index))),
           reason: decision.reason,
         });
       }

@@ -26,12 +26,15 @@ import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
 import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
+import { JsonText } from "./json-text.js";
 import type { TableName, TableSpec } from "./table-specs.js";
 
 export type { TableName } from "./table-specs.js";
+export { JsonText } from "./json-text.js";
 
-/** A row to write: database column names; timestamps as `Date`; JSON columns as plain values. */
+/** A row to write: database column names; timestamps as `Date`; JSON columns as plain values or {@link JsonText}. */
 export type Row = Readonly<Record<string, unknown>>;
+
 
 /** What a write did with one row. */
 export interface RowResult {
@@ -390,7 +393,7 @@ export class BatchWriter {
       const col = cols[i]!;
       let v = row[col.name];
       if (v === undefined) v = col.fallback;
-      if (col.json && v !== null && v !== undefined) v = JSON.stringify(v);
+      if (col.json && v !== null && v !== undefined) v = v instanceof JsonText ? v.text : JSON.stringify(v);
       values[i] = v;
       bytes += sizeOf(v);
     }

@@ -11,7 +11,7 @@ import { openDatabase, type Database } from "../../src/db/database.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
 import { writerStrategyOf } from "../../src/config.js";
 import { dedupKey } from "../../src/ingest/error-dedup.js";
-import { BatchWriter, ormConnectionSource, type BatchWriterOptions, type FlushHook, type Row } from "../../src/storage/batch-writer.js";
+import { BatchWriter, JsonText, ormConnectionSource, type BatchWriterOptions, type FlushHook, type Row } from "../../src/storage/batch-writer.js";
 import { tableSpecs } from "../../src/storage/table-specs.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { uuidV7 } from "../../src/util/uuid-v7.js";
@@ -82,13 +82,16 @@ const stateChange = (device: string, extra: Partial<Record<string, unknown>> = {
 });
 
 describe.each(STRATEGIES)("strategy %s", (strategy) => {
-  it("stores every row with its values, nulls and JSON intact", async () => {
+  it("stores every row with its values, nulls and JSON intact (objects and pre-serialized JsonText)", async () => {
     const w = writer({ strategy });
     const device = `dev-${strategy}`;
     // Characters COPY's text format gives a meaning to must come back as sent.
     const awkward = `tab\there, line\nbreak, back\\slash \\N, cr\r, "quoted", \u00e9\u4e2d`;
     const input = Array.from({ length: 2500 }, (_, i) =>
-      stateChange(device, { reason: i % 2 ? null : i % 4 === 0 ? `${awkward} ${i}` : `r${i}`, extra_data: i % 3 ? null : { i, text: awkward } }),
+      stateChange(device, {
+        reason: i % 2 ? null : i % 4 === 0 ? `${awkward} ${i}` : `r${i}`,
+        extra_data: i % 3 ? null : i % 2 ? new JsonText(JSON.stringify({ i, text: awkward })) : { i, text: awkward },
+      }),
     );
     const results = await w.write("device_state_history", input);
     expect(results.every((r) => r.outcome === "stored")).toBe(true);
@@ -98,7 +101,10 @@ describe.each(STRATEGIES)("strategy %s", (strategy) => {
     );
     expect(stored).toHaveLength(2500);
     const byId = new Map(stored.map((r) => [r.id, r]));
-    for (const row of input) expect(byId.get(row.id as string)).toEqual({ id: row.id, reason: row.reason, extra_data: row.extra_data });
+    for (const row of input) {
+      const extra = row.extra_data instanceof JsonText ? row.extra_data.parse() : row.extra_data;
+      expect(byId.get(row.id as string)).toEqual({ id: row.id, reason: row.reason, extra_data: extra });
+    }
     await w.close();
   });
 });

@@ -15,6 +15,7 @@ import {
   type StreamBatch,
 } from "../../src/metrics/device-metrics-ingest.js";
 import { ColumnarSampleBatch } from "../../src/metrics/sample-columns.js";
+import { JsonText } from "../../src/storage/json-text.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { rpcError } from "../support/rpc-error.js";
 
@@ -153,8 +154,8 @@ describe("submit (one batch)", () => {
       { index: 6, code: "empty_metrics", message: "the sample has no metrics" },
     ]);
     expect(writer.committed).toEqual([
-      { device_id: "dev-1", occurred_at: new Date(T0), metrics: { cpu: 50 }, reason: "first_contact" },
-      { device_id: "dev-1", occurred_at: new Date(T0 + 3000), metrics: { cpu: 60 }, reason: "significant_change" },
+      { device_id: "dev-1", occurred_at: new Date(T0), metrics: new JsonText(`{"cpu":50}`), reason: "first_contact" },
+      { device_id: "dev-1", occurred_at: new Date(T0 + 3000), metrics: new JsonText(`{"cpu":60}`), reason: "significant_change" },
     ]);
   });
 
@@ -182,7 +183,7 @@ describe("submit (one batch)", () => {
       [2, "non_finite_value"],
       [4, "future_timestamp"],
     ]);
-    expect(byColumns.writer.committed.map((r) => ({ ...r, metrics: { ...r.metrics } }))).toEqual(byMaps.writer.committed);
+    expect(byColumns.writer.committed).toEqual(byMaps.writer.committed);
     expect(byColumns.writer.committed.map((r) => [r.occurred_at.getTime() - T0, r.reason])).toEqual([
       [0, "first_contact"],
       [3000, "significant_change"],
