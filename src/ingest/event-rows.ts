@@ -3,6 +3,7 @@
  * the defaults are and how enums are stored live here, so every write path (unary calls,
  * `LogEvents`, the batch writer) stores the same thing.
  */
+import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type {
   LogDeviceStateChangeRequest,
@@ -12,6 +13,7 @@ import type {
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import type { Principal } from "../auth/principal.js";
+import { jsonTextOf, type JsonText } from "../storage/json-text.js";
 import { uuidV7 } from "../util/uuid-v7.js";
 import { dedupKey } from "./error-dedup.js";
 
@@ -38,6 +40,8 @@ export function enumFromText<E extends number>(values: Record<string, number | s
 }
 
 const orNull = (s: string): string | null => (s === "" ? null : s);
+/** A JSON payload as stored: the text validation already made when it measured the payload. */
+const jsonColumn = (v: JsonObject | undefined): JsonText | null => (v === undefined ? null : jsonTextOf(v));
 const time = (ts: Timestamp | undefined, nowMs: number): Date => new Date(ts ? timestampMs(ts) : nowMs);
 
 /**
@@ -65,7 +69,7 @@ export function userActivityRow(req: LogUserActivityRequest, principal: Principa
       search_query: orNull(req.searchQuery),
       session_id: orNull(req.sessionId),
       duration_ms: req.durationMs ?? null,
-      extra_data: req.extraData ?? null,
+      extra_data: jsonColumn(req.extraData),
     },
   };
 }
@@ -87,7 +91,7 @@ export function errorRow(req: LogErrorRequest, principal: Principal | undefined,
       endpoint: orNull(req.endpoint),
       device_id: orNull(req.deviceId),
       user_id: principal?.subject ?? null,
-      context: req.context ?? null,
+      context: jsonColumn(req.context),
       dedup_key: dedupKey({ deviceId: req.deviceId, errorCode: req.errorCode, errorMessage: req.errorMessage }),
       occurrence_count: 1,
       last_seen_at: occurredAt,
@@ -108,7 +112,7 @@ export function deviceStateChangeRow(req: LogDeviceStateChangeRequest, principal
       new_state: req.newState,
       changed_by: req.changedBy !== "" ? req.changedBy : (principal?.subject ?? "system"),
       reason: orNull(req.reason),
-      extra_data: req.extraData ?? null,
+      extra_data: jsonColumn(req.extraData),
     },
   };
 }
@@ -130,7 +134,7 @@ export function jobOutcomeRow(req: LogJobOutcomeRequest, principal: Principal | 
       error_message: orNull(req.errorMessage),
       retry_count: req.retryCount,
       initiated_by: req.initiatedBy !== "" ? req.initiatedBy : (principal?.subject ?? null),
-      extra_data: req.extraData ?? null,
+      extra_data: jsonColumn(req.extraData),
     },
   };
 }

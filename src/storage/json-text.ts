@@ -17,3 +17,20 @@ export class JsonText {
     return JSON.parse(this.text);
   }
 }
+
+/** Texts already made, per object: validation measures a payload and the row stores it. */
+const serialized = new WeakMap<object, JsonText>();
+
+/**
+ * `value` serialized, once per object however often it is asked for: the request validation
+ * measures a JSON payload's size and the row then stores the same text, instead of running
+ * `JSON.stringify` on it twice.
+ */
+export function jsonTextOf(value: object): JsonText {
+  let text = serialized.get(value);
+  if (text === undefined) {
+    text = new JsonText(JSON.stringify(value));
+    serialized.set(value, text);
+  }
+  return text;
+}

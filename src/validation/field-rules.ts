@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { jsonTextOf } from "../storage/json-text.js";
 import { isUuid } from "../util/uuid-v7.js";
 
 /** One invalid field: its proto field path and what is wrong, in words safe to show a client. */
@@ -104,6 +105,6 @@ export const MAX_JSON_BYTES = 64 * 1024;
 /** A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES}. */
 export const jsonSize: Check<JsonObject | undefined> = (v) => {
   if (v === undefined) return undefined;
-  const bytes = Buffer.byteLength(JSON.stringify(v));
+  const bytes = Buffer.byteLength(jsonTextOf(v).text);
   return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;
 };
