@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnalyticsService, LogEventsRequestSchema, LogEventsResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
-import { callsPerSecond } from "./_support.js";
+import { callsPerSecond, processCpuSeconds } from "./_support.js";
 import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
 interface Job {
@@ -29,6 +29,8 @@ interface Job {
    * server's (in production the encoding happens on the callers' machines, not the server's).
    */
   client?: "connect" | "grpc-js" | "pre-encoded";
+  /** log-events: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
+  serverPid?: number;
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
@@ -147,6 +149,7 @@ if (job.kind === "unary") {
   } else {
     send = async (events) => (await client.logEvents({ events })).storedCount;
   }
+  const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
   const started = performance.now();
   let next = 0;
   let stored = 0;
@@ -159,5 +162,7 @@ if (job.kind === "unary") {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, events: batches.flat() }));
+  // The server's CPU over exactly this window (not the parent's parsing of this output after it).
+  const serverCpuS = job.serverPid === undefined ? null : (await processCpuSeconds(job.serverPid)) - serverCpu0;
+  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, events: batches.flat() }));
 }

@@ -3,6 +3,7 @@
  * raw COPY as the baseline every write benchmark is compared with, and result printing.
  */
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
@@ -101,4 +102,15 @@ export async function callsPerSecond(seconds: number, inFlight: number, call: ()
     }),
   );
   return done / ((performance.now() - started) / 1000);
+}
+
+/**
+ * CPU seconds (user + system) process `pid` has used, from /proc (Linux): on a shared machine the
+ * wall-clock rate moves with the neighbours' load, the CPU cost per item much less.
+ */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }

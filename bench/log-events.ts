@@ -36,8 +36,7 @@ try {
   /** One client run into the emptied table; the server's CPU per event; the events sent. */
   const logEvents = async (client: "pre-encoded" | "connect") => {
     await truncate();
-    const cpuBefore = process.cpuUsage();
-    const result = await runBenchClient<{ events_per_s: number; stored: number; events: Sent[] }>({
+    const result = await runBenchClient<{ events_per_s: number; stored: number; server_cpu_s: number; events: Sent[] }>({
       kind: "log-events",
       baseUrl: bench.server.url(),
       token,
@@ -45,11 +44,11 @@ try {
       batch: BATCH,
       inFlight: IN_FLIGHT,
       client,
+      serverPid: process.pid,
     });
-    const cpu = process.cpuUsage(cpuBefore);
     const rows = await count();
     if (result.stored !== EVENTS || rows !== EVENTS) throw new Error(`${client}: ${result.stored} acknowledged, ${rows} rows, ${EVENTS} sent`);
-    return { ...result, cpuUsPerEvent: (cpu.user + cpu.system) / EVENTS };
+    return { ...result, cpuUsPerEvent: (result.server_cpu_s * 1e6) / EVENTS };
   };
 
   /** Raw COPY of the rows the server stored for `events`, into the emptied table. */

@@ -31,7 +31,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,7 +39,7 @@ import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { mintToken } from "../src/auth/mint-token.js";
-import { benchDatabase, copyRowsPerSecond, median, numberArg, printResult } from "./_support.js";
+import { benchDatabase, copyRowsPerSecond, median, numberArg, printResult, processCpuSeconds } from "./_support.js";
 import { seededRandom as prng } from "../test/support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
@@ -163,17 +163,6 @@ async function runStream(client: grpc.Client, metadata: grpc.Metadata, messages:
   return { received, stored };
 }
 
-/**
- * CPU seconds (user + system) a process has used, from /proc: on a shared machine the wall-clock
- * rate moves with the neighbours' load, the CPU cost per sample much less.
- */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
 /** Starts `src/main.ts serve` on a free port; resolves with its URL. */
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
   // BENCH_SERVER_CPU_PROF=DIR writes the server's CPU profile there (for finding where time goes).
@@ -261,12 +250,12 @@ try {
   /** 1. One stream, realistic mix, in one form: rate, and server and client CPU per sample. */
   async function measureOneStream(form: keyof typeof oneStream, round: number): Promise<void> {
     const messages = encode(batches(`${form}-${round}`, SAMPLES, start, "realistic", seed++).map(toWire[form]));
-    const serverCpu0 = await cpuSeconds(child.pid!);
+    const serverCpu0 = await processCpuSeconds(child.pid!);
     const clientCpu0 = process.cpuUsage();
     const t0 = performance.now();
     const totals = await runStream(newClient(), metadata, messages);
     const perS = totals.received / ((performance.now() - t0) / 1000);
-    const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
+    const serverUs = ((await processCpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.received;
     const clientCpu = process.cpuUsage(clientCpu0);
     const clientUs = (clientCpu.user + clientCpu.system) / totals.received;
     const f = oneStream[form];
@@ -302,11 +291,11 @@ try {
       await truncate();
       const plain = batches(`all-${round}`, STORED, start, "all-stored", seed++);
       const messages = encode(plain.map(columnar));
-      const serverCpu0 = await cpuSeconds(child.pid!);
+      const serverCpu0 = await processCpuSeconds(child.pid!);
       const t0 = performance.now();
       const totals = await runStream(newClient(), metadata, messages);
       const perS = totals.stored / ((performance.now() - t0) / 1000);
-      const serverUs = ((await cpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.stored;
+      const serverUs = ((await processCpuSeconds(child.pid!)) - serverCpu0) * 1e6 / totals.stored;
       const { rows } = await sql.query<{ n: string }>(`select count(*) as n from device_metrics`);
       if (Number(rows[0]!.n) !== totals.stored || totals.stored !== STORED) {
         throw new Error(`acks say ${totals.stored} stored, the table holds ${rows[0]!.n}, expected ${STORED}`);
