@@ -2,7 +2,7 @@
  * Benchmark runner: `npm run bench -- NAME [args...]` runs `bench/NAME.ts`, which prints its
  * figures as a JSON object on its last line. Benchmarks are programs, not tests: each compares
  * against a baseline measured in the same run, because these machines are shared and noisy.
- * `npm run bench` starts Node with the flags `npm start` gives the server (a 32 MiB young
+ * `npm run bench` starts Node with the flags `npm start` gives the server (a 64 MiB young
  * generation), so servers run in-process are tuned as in production.
  */
 import { readdirSync } from "node:fs";

@@ -22,7 +22,7 @@
  * - `received_per_s_map`, `received_per_s_compact`, `received_per_s_100_streams_map`: the same
  *   with a `metrics` map per sample, and in the compact form (`metric_names` + `values` per sample).
  *
- * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 2] [--only PHASES]`,
+ * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 3] [--only PHASES]`,
  * PHASES a comma list of columns, map, compact, stored, streams, streams-map (default all; e.g.
  * `--only columns` with `BENCH_SERVER_CPU_PROF=DIR` profiles the server on the headline path).
  * Real PostgreSQL: `DATABASE_URL` or postgres://postgres@127.0.0.1:5432/postgres (a database is
@@ -59,7 +59,7 @@ const streamMethod = () => AnalyticsService.service.StreamDeviceMetrics! as grpc
 const encode = (messages: readonly Batch[]): Buffer[] => messages.map((m) => streamMethod().requestSerialize(m));
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
-const REPEAT = numberArg("repeat", 2);
+const REPEAT = numberArg("repeat", 3);
 const BATCH = 100;
 const STREAMS = 100;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -169,7 +169,7 @@ async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child
   const prof = process.env.BENCH_SERVER_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_SERVER_CPU_PROF] : [];
   // BENCH_SERVER_NODE_FLAGS adds Node flags to the server (e.g. "--heap-prof --heap-prof-dir=DIR").
   prof.push(...(process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []));
-  const child = spawn(process.execPath, [...prof, "--max-semi-space-size=32", "--import", "tsx", join(root, "src/main.ts"), "serve"], {
+  const child = spawn(process.execPath, [...prof, "--max-semi-space-size=64", "--import", "tsx", join(root, "src/main.ts"), "serve"], {
     cwd: root,
     env,
     stdio: ["ignore", "inherit", "pipe"],
@@ -232,7 +232,7 @@ try {
   }
   // ... and the all-stored path (row building, COPY text), which the realistic mix barely runs:
   // a device streams for hours, so the steady state is what the stored figure should measure.
-  if (runs("stored")) await runStream(newClient(), metadata, encode(batches(`warm-up-stored`, 50_000, start, "all-stored", seed++).map(columnar)));
+  if (runs("stored")) await runStream(newClient(), metadata, encode(batches(`warm-up-stored`, STORED, start, "all-stored", seed++).map(columnar)));
   await truncate();
 
   /** Per form of the one-stream realistic run, each round's figures (reported as medians). */
