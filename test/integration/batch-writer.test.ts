@@ -162,6 +162,25 @@ describe("failures", () => {
     await w.close();
   });
 
+  it("fails a write that holds a refused row with that row's error, and still stores the rows beside it", async () => {
+    const w = writer({ maxDelayMs: 20 });
+    const batch = [stateChange("dev-poison-in-one"), stateChange("dev-poison-in-one", { new_state: null }), stateChange("dev-poison-in-one")];
+    const err = await rpcError(w.write("device_state_history", batch));
+    expect(err.code).toBe(Code.Internal);
+    expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'dev-poison-in-one'`)).toEqual([{ n: 2 }]);
+    await w.close();
+  });
+
+  it("answers a write split over several flushes with one result per row, in the write's order", async () => {
+    const w = writer({ batchRows: 64 });
+    const batch = Array.from({ length: 300 }, (_, i) => stateChange("dev-split", { event_id: crypto.randomUUID(), reason: `r${i}` }));
+    const results = await w.write("device_state_history", batch);
+    expect(results.map((r) => r.id)).toEqual(batch.map((r) => r.id));
+    expect(w.stats().flushes).toBeGreaterThanOrEqual(5);
+    expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'dev-split'`)).toEqual([{ n: 300 }]);
+    await w.close();
+  });
+
   it("answers ResourceExhausted with a retry hint when the buffer is full, and frees room after a flush", async () => {
     const w = writer({ maxBufferedRows: 10, maxDelayMs: 300 });
     const pending = w.write("device_state_history", Array.from({ length: 10 }, () => stateChange("dev-full")));
