@@ -14,6 +14,10 @@ describe("COPY text", () => {
     expect(copyTextValue("a\tb\nc\rd\\e")).toBe("a\\tb\\nc\\rd\\\\e");
   });
 
+  it("escapes each special character when it is the only one in the value", () => {
+    expect(["a\\b", "a\tb", "a\nb", "a\rb", "plain"].map(copyTextValue)).toEqual(["a\\\\b", "a\\tb", "a\\nb", "a\\rb", "plain"]);
+  });
+
   it("escapes every value of a row, not only the first (no regex state between calls)", () => {
     expect(copyText([["a\tb", "c\td", null], ["x", "y\n", 3]]).toString()).toBe("a\\tb\tc\\td\t\\N\nx\ty\\n\t3\n");
   });
