@@ -150,6 +150,7 @@ if (job.kind === "unary") {
     send = async (events) => (await client.logEvents({ events })).storedCount;
   }
   const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
+  const clientCpu0 = process.cpuUsage();
   const started = performance.now();
   let next = 0;
   let stored = 0;
@@ -164,5 +165,7 @@ if (job.kind === "unary") {
   const seconds = (performance.now() - started) / 1000;
   // The server's CPU over exactly this window (not the parent's parsing of this output after it).
   const serverCpuS = job.serverPid === undefined ? null : (await processCpuSeconds(job.serverPid)) - serverCpu0;
-  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, events: batches.flat() }));
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const clientCpuS = (clientCpu.user + clientCpu.system) / 1e6;
+  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, client_cpu_s: clientCpuS, events: batches.flat() }));
 }

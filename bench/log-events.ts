@@ -36,7 +36,7 @@ try {
   /** One client run into the emptied table; the server's CPU per event; the events sent. */
   const logEvents = async (client: "pre-encoded" | "connect") => {
     await truncate();
-    const result = await runBenchClient<{ events_per_s: number; stored: number; server_cpu_s: number; events: Sent[] }>({
+    const result = await runBenchClient<{ events_per_s: number; stored: number; server_cpu_s: number; client_cpu_s: number; events: Sent[] }>({
       kind: "log-events",
       baseUrl: bench.server.url(),
       token,
@@ -48,7 +48,7 @@ try {
     });
     const rows = await count();
     if (result.stored !== EVENTS || rows !== EVENTS) throw new Error(`${client}: ${result.stored} acknowledged, ${rows} rows, ${EVENTS} sent`);
-    return { ...result, cpuUsPerEvent: (result.server_cpu_s * 1e6) / EVENTS };
+    return { ...result, cpuUsPerEvent: (result.server_cpu_s * 1e6) / EVENTS, clientUsPerEvent: (result.client_cpu_s * 1e6) / EVENTS };
   };
 
   /** Raw COPY of the rows the server stored for `events`, into the emptied table. */
@@ -84,7 +84,7 @@ try {
     ratios.push(run.events_per_s / copyPerS);
     cpus.push(run.cpuUsPerEvent);
     console.log(
-      `round ${r + 1}: LogEvents ${Math.round(run.events_per_s)} events/s (server ${run.cpuUsPerEvent.toFixed(1)} µs/event), COPY ${Math.round(copyPerS)} rows/s, ratio ${ratios.at(-1)!.toFixed(3)}`,
+      `round ${r + 1}: LogEvents ${Math.round(run.events_per_s)} events/s (server ${run.cpuUsPerEvent.toFixed(1)} µs/event, client ${run.clientUsPerEvent.toFixed(1)}), COPY ${Math.round(copyPerS)} rows/s, ratio ${ratios.at(-1)!.toFixed(3)}`,
     );
   }
   const sdk = await logEvents("connect");
