@@ -35,7 +35,6 @@ export { JsonText } from "./json-text.js";
 /** A row to write: database column names; timestamps as `Date`; JSON columns as plain values or {@link JsonText}. */
 export type Row = Readonly<Record<string, unknown>>;
 
-
 /** What a write did with one row. */
 export interface RowResult {
   /** `stored`: new row; `replayed`: already stored (same event_id or key); `deduplicated`: counted on a stored error. */
@@ -160,8 +159,8 @@ const REFUSED_OFFERS_LOG_INTERVAL_MS = 10_000;
 
 /**
  * The rows of one durable `write()` call, answered together: one promise per call rather than
- * one per row (a stream stores ~100k rows/s; a promise and two closures per row were ~10 % of
- * the server's CPU per row, with their garbage).
+ * a promise, two closures and `Promise.all` per row (a stream stores ~100k rows/s; with the COPY
+ * encoder, this took the in-process cost of a stored device metric from ~15 to ~12 µs of CPU).
  */
 class WriteGroup {
   readonly #results: RowResult[];
