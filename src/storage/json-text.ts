@@ -16,6 +16,15 @@ export class JsonText {
   parse(): unknown {
     return JSON.parse(this.text);
   }
+
+  /**
+   * The value, for `JSON.stringify` of anything that holds a row (a log line, a JSON parameter):
+   * it stands for its value, not for a `{ "text": ... }` wrapper. Not on the write path, which
+   * takes `text` as it is.
+   */
+  toJSON(): unknown {
+    return this.parse();
+  }
 }
 
 /** Texts already made, per object: validation measures a payload and the row stores it. */
@@ -24,7 +33,8 @@ const serialized = new WeakMap<object, JsonText>();
 /**
  * `value` serialized, once per object however often it is asked for: the request validation
  * measures a JSON payload's size and the row then stores the same text, instead of running
- * `JSON.stringify` on it twice.
+ * `JSON.stringify` on it twice. For values that do not change once made (a decoded request's
+ * payload): a later change to the object would not be seen.
  */
 export function jsonTextOf(value: object): JsonText {
   let text = serialized.get(value);
