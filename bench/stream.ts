@@ -22,7 +22,7 @@
  * - `received_per_s_map`, `received_per_s_compact`, `received_per_s_100_streams_map`: the same
  *   with a `metrics` map per sample, and in the compact form (`metric_names` + `values` per sample).
  *
- * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 3] [--only PHASES]`,
+ * Run: `npm run bench -- stream [--samples 300000] [--stored 100000] [--repeat 5] [--only PHASES]`,
  * PHASES a comma list of columns, map, compact, stored, streams, streams-map (default all; e.g.
  * `--only columns` with `BENCH_SERVER_CPU_PROF=DIR` profiles the server on the headline path).
  * Real PostgreSQL: `DATABASE_URL` or postgres://postgres@127.0.0.1:5432/postgres (a database is
@@ -59,7 +59,7 @@ const streamMethod = () => AnalyticsService.service.StreamDeviceMetrics! as grpc
 const encode = (messages: readonly Batch[]): Buffer[] => messages.map((m) => streamMethod().requestSerialize(m));
 const SAMPLES = numberArg("samples", 300_000);
 const STORED = numberArg("stored", 100_000);
-const REPEAT = numberArg("repeat", 3);
+const REPEAT = numberArg("repeat", 5);
 const BATCH = 100;
 const STREAMS = 100;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
