@@ -2,7 +2,6 @@
  * Shared pieces of the benchmark programs: a throwaway PostgreSQL database, argument parsing,
  * raw COPY as the baseline every write benchmark is compared with, and result printing.
  */
-import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
@@ -66,13 +65,6 @@ export async function copyRowsPerSecond(url: string, table: string, columns: rea
   }
 }
 
-/** Runs `fn` `times` times and returns the best (highest) figure, to damp noise from neighbours. */
-export async function best(times: number, fn: () => Promise<number>): Promise<number> {
-  let top = 0;
-  for (let i = 0; i < times; i++) top = Math.max(top, await fn());
-  return top;
-}
-
 /** Median of a list of numbers. */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -84,9 +76,6 @@ export function median(xs: readonly number[]): number {
 export function printResult(figures: Record<string, unknown>): void {
   console.log(JSON.stringify(figures));
 }
-
-/** A UUID, for rows. */
-export const uuid = (): string => randomUUID();
 
 /** Keeps `inFlight` calls running for `seconds`; returns completed calls per second. */
 export async function callsPerSecond(seconds: number, inFlight: number, call: () => Promise<unknown>): Promise<number> {

@@ -6,6 +6,7 @@
  */
 import type { MetricSample } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Violation } from "../validation/field-rules.js";
+import { repeatedName } from "./sample-fields.js";
 
 /**
  * Expands compact samples of one message. Returns the violations of a malformed message (names
@@ -15,10 +16,9 @@ import type { Violation } from "../validation/field-rules.js";
  */
 export function expandCompactSamples(metricNames: readonly string[], samples: readonly MetricSample[]): Violation[] {
   const violations: Violation[] = [];
-  if (metricNames.length > 0 && new Set(metricNames).size !== metricNames.length) {
-    const seen = new Set<string>();
-    const dup = metricNames.find((n) => (seen.has(n) ? true : (seen.add(n), false)));
-    violations.push({ field: "metric_names", description: `names "${dup}" more than once` });
+  const repeated = repeatedName(metricNames);
+  if (repeated !== undefined) {
+    violations.push({ field: "metric_names", description: `names "${repeated}" more than once` });
     return violations;
   }
   for (let i = 0; i < samples.length; i++) {

@@ -299,7 +299,15 @@ export class DeviceMetricsIngest {
     const batch = asBatch(samples);
     const violations = this.validate(deviceId, batch);
     if (violations.length > 0) throw invalidBatch(violations);
+    return this.#decideAndWrite(deviceId, batch, options);
+  }
 
+  /** {@link submit} for a batch already validated (the stream validates to name the sequence). */
+  #decideAndWrite(
+    deviceId: string,
+    batch: SampleBatch,
+    options: { signal?: AbortSignal; retryWhenFull?: boolean; onFailure?: () => void },
+  ): Promise<IngestResult> {
     const nowMs = this.#now();
     const counts: IngestCounts = { received: batch.length, stored: 0, filtered: 0, rejected: 0 };
     const rejections: SampleRejection[] = [];
@@ -411,7 +419,7 @@ export class DeviceMetricsIngest {
               sequence,
             );
           }
-          const result = this.submit(deviceId, samples, {
+          const result = this.#decideAndWrite(deviceId, samples, {
             signal,
             retryWhenFull: true,
             onFailure: () => {

@@ -11,6 +11,7 @@ import type { MetricSample as MetricSampleMessage, SampleColumns } from "../../s
 import type { Violation } from "../validation/field-rules.js";
 import { expandCompactSamples } from "./compact-samples.js";
 import { ColumnarSampleBatch } from "./sample-columns.js";
+import { sampleTimeMs } from "./sample-fields.js";
 import type { FilterDecision, SmartDataFilter } from "./smart-data-filter.js";
 
 /** The samples of one message, read by index (the index rejections name). */
@@ -42,18 +43,6 @@ export interface SampleFields {
   readonly columns?: SampleColumns | undefined;
 }
 
-/** Epoch milliseconds of a sample's `occurred_at`, or the reason it has none. */
-function sampleTime(sample: MetricSampleMessage): number | FilterDecision {
-  const ts = sample.occurredAt;
-  if (ts === undefined) return { action: "reject", code: "invalid_timestamp", message: "occurred_at is missing" };
-  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) {
-    return { action: "reject", code: "invalid_timestamp", message: `occurred_at has invalid nanos ${ts.nanos}` };
-  }
-  // Milliseconds: the filter's unit and a JavaScript Date's. Two readings of a device within one
-  // millisecond share the storage key (device_id, occurred_at): the first is kept.
-  return Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000);
-}
-
 /** The map form: one `MetricSample` message with a `metrics` map per sample. */
 export class MapSampleBatch implements SampleBatch {
   readonly field = "samples";
@@ -71,7 +60,7 @@ export class MapSampleBatch implements SampleBatch {
 
   decide(filter: SmartDataFilter, deviceId: string, index: number, nowMs: number): FilterDecision {
     const sample = this.#samples[index]!;
-    const occurredAtMs = sampleTime(sample);
+    const occurredAtMs = sampleTimeMs(sample.occurredAt, "occurred_at");
     if (typeof occurredAtMs !== "number") return occurredAtMs;
     this.#times[index] = occurredAtMs;
     return filter.decide({ deviceId, occurredAtMs, metrics: sample.metrics }, nowMs);

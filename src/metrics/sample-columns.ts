@@ -14,6 +14,7 @@
 import type { SampleColumns } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Violation } from "../validation/field-rules.js";
 import type { SampleBatch } from "./sample-batch.js";
+import { repeatedName, sampleTimeMs } from "./sample-fields.js";
 import type { FilterDecision, MetricNames, SmartDataFilter } from "./smart-data-filter.js";
 
 /** The fields of a `SampleColumns` message. */
@@ -26,11 +27,8 @@ export type SampleColumnsFields = Pick<SampleColumns, "metricNames" | "baseTime"
 export function checkSampleColumns(columns: SampleColumnsFields): Violation[] {
   const violations: Violation[] = [];
   const names = columns.metricNames;
-  if (new Set(names).size !== names.length) {
-    const seen = new Set<string>();
-    const repeated = names.find((n) => (seen.has(n) ? true : (seen.add(n), false)));
-    violations.push({ field: "columns.metric_names", description: `names "${repeated}" more than once` });
-  }
+  const repeated = repeatedName(names);
+  if (repeated !== undefined) violations.push({ field: "columns.metric_names", description: `names "${repeated}" more than once` });
   const want = columns.offsetsMs.length * names.length;
   if (columns.values.length !== want) {
     violations.push({
@@ -41,16 +39,6 @@ export function checkSampleColumns(columns: SampleColumnsFields): Violation[] {
     });
   }
   return violations;
-}
-
-/** Epoch ms of `base_time` (to the millisecond), or the rejection every sample then gets. */
-function baseTimeMs(columns: SampleColumnsFields): number | FilterDecision {
-  const ts = columns.baseTime;
-  if (ts === undefined) return { action: "reject", code: "invalid_timestamp", message: "columns.base_time is missing" };
-  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) {
-    return { action: "reject", code: "invalid_timestamp", message: `columns.base_time has invalid nanos ${ts.nanos}` };
-  }
-  return Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000);
 }
 
 /** A `SampleColumns` message as a {@link SampleBatch}; see the module documentation. */
@@ -70,7 +58,8 @@ export class ColumnarSampleBatch implements SampleBatch {
   constructor(columns: SampleColumnsFields, violations: readonly Violation[] = []) {
     this.#columns = columns;
     this.#width = columns.metricNames.length;
-    this.#base = baseTimeMs(columns);
+    // Epoch ms of `base_time`, or the rejection every sample then gets.
+    this.#base = sampleTimeMs(columns.baseTime, "columns.base_time");
     this.violations = [...violations, ...checkSampleColumns(columns)];
   }
 

@@ -23,7 +23,7 @@ export function isUniqueViolation(err: unknown): boolean {
 export async function copyRows(client: SqlClient, spec: TableSpec, rows: readonly (readonly unknown[])[]): Promise<void> {
   if (rows.length === 0) return;
   const stream = (client as unknown as pg.Client).query(copyFrom(copyIn(spec)));
-  // One write of the whole batch: a flush holds at most `batchRows` rows, a few hundred KB.
+  // One write of the whole batch: a flush holds at most `batchRows` rows (~1 MB at the default 4000).
   stream.end(copyText(rows));
   await finished(stream);
 }
