@@ -7,25 +7,21 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import {
-  EventResultSchema,
   LogDeviceStateChangeResponseSchema,
   LogErrorResponseSchema,
-  LogEventsResponseSchema,
   LogJobOutcomeResponseSchema,
   LogUserActivityResponseSchema,
   ResolveErrorResponseSchema,
   type AnalyticsService,
-  type EventResult,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { authorizeEvent } from "../auth/access-policy.js";
 import { kPrincipal } from "../auth/principal.js";
-import { eventToRow, MAX_EVENTS_PER_BATCH } from "../ingest/log-events.js";
 import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type EventRow } from "../ingest/event-rows.js";
 import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
+import { createLogEventsHandlers, writeOutcome } from "./log-events.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
-import { assertValid, invalidArgument } from "../validation/field-rules.js";
+import { assertValid } from "../validation/field-rules.js";
 import {
   DEVICE_STATE_CHANGE_RULES,
   ERROR_RULES,
@@ -44,23 +40,10 @@ export interface AnalyticsServiceDeps {
   readonly now?: () => number;
 }
 
-const snakeCase = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
-/** Maps a writer result to the proto outcome. */
-export function writeOutcome(result: RowResult): WriteOutcome {
-  switch (result.outcome) {
-    case "replayed":
-      return WriteOutcome.REPLAYED;
-    case "deduplicated":
-      return WriteOutcome.DEDUPLICATED;
-    default:
-      return WriteOutcome.STORED;
-  }
-}
-
 /** Creates the AnalyticsService implementation (device-metrics methods are added by their module). */
 export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<ServiceImpl<typeof AnalyticsService>> {
   const now = deps.now ?? Date.now;
+  const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now });
   const principal = (ctx: HandlerContext) => ctx.values.get(kPrincipal);
   const store = async (row: EventRow, operation: string): Promise<RowResult> => {
     try {
@@ -98,58 +81,7 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
       return create(LogJobOutcomeResponseSchema, { id: result.id, outcome: writeOutcome(result) });
     },
 
-    async logEvents(req, ctx) {
-      if (req.events.length === 0) throw invalidArgument([{ field: "events", description: "must hold at least one event" }]);
-      if (req.events.length > MAX_EVENTS_PER_BATCH) {
-        throw invalidArgument([{ field: "events", description: `must hold at most ${MAX_EVENTS_PER_BATCH} events (got ${req.events.length})` }]);
-      }
-      const who = principal(ctx);
-      const nowMs = now();
-      const results: EventResult[] = new Array(req.events.length);
-      const byTable = new Map<EventRow["table"], { index: number; row: EventRow }[]>();
-      req.events.forEach((event, index) => {
-        // The auth interceptor judged the call; a batch mixes kinds, so each item is judged by
-        // the matrix row of its own unary RPC, on the request as sent (before defaults apply).
-        const denial = authorizeEvent(who, event.kind.case, event.kind.value);
-        if (denial !== undefined) {
-          const kind = snakeCase(event.kind.case!);
-          const field = denial.field === kind ? `events[${index}].${kind}` : `events[${index}].${kind}.${denial.field}`;
-          results[index] = create(EventResultSchema, {
-            outcome: WriteOutcome.REJECTED,
-            violations: [{ field, description: `permission denied: ${denial.reason}` }],
-          });
-          return;
-        }
-        const prepared = eventToRow(event, who, nowMs, `events[${index}].`);
-        if ("violations" in prepared) {
-          results[index] = create(EventResultSchema, { outcome: WriteOutcome.REJECTED, violations: prepared.violations });
-          return;
-        }
-        const group = byTable.get(prepared.row.table) ?? [];
-        group.push({ index, row: prepared.row });
-        byTable.set(prepared.row.table, group);
-      });
-      const accepted = [...byTable.values()].reduce((n, g) => n + g.length, 0);
-      // All or nothing on capacity: never store part of a batch and then refuse the rest (the
-      // refused batch stored nothing, so retrying it whole is safe).
-      if (accepted > 0 && !deps.writer.hasRoom(accepted)) {
-        throw deps.writer.bufferFullError();
-      }
-      try {
-        await Promise.all(
-          [...byTable].map(async ([table, group]) => {
-            const stored = await deps.writer.write(table, group.map((g) => g.row.columns));
-            stored.forEach((r, i) => {
-              results[group[i]!.index] = create(EventResultSchema, { outcome: writeOutcome(r), id: r.id ?? "" });
-            });
-          }),
-        );
-      } catch (err) {
-        throw storageErrorToConnect(err, deps.log, "LogEvents");
-      }
-      const rejected = results.filter((r) => r.outcome === WriteOutcome.REJECTED).length;
-      return create(LogEventsResponseSchema, { results, storedCount: results.length - rejected, rejectedCount: rejected });
-    },
+    logEvents: logEvents.logEvents,
 
     async resolveError(req) {
       assertValid(req, RESOLVE_ERROR_RULES);

@@ -17,7 +17,7 @@ import { createHealthService, ServingStatus, type HealthService } from "./health
 import { createOnePortServer } from "./one-port-server.js";
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
-import { createRoutes, HEALTH_CHECKED_SERVICES, type RouteDeps } from "./routes.js";
+import { createBinaryLogEventsRoutes, createRoutes, HEALTH_CHECKED_SERVICES, routeBinaryLogEvents, type RouteDeps } from "./routes.js";
 import { createRollupFlushHook } from "../queries/rollups.js";
 import { createSqlPool } from "../queries/sql-runner.js";
 import { startRetentionSchedule } from "../storage/retention.js";
@@ -112,7 +112,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     createRateLimitInterceptor({ limits: config.rateLimits }),
     createDeadlineInterceptor({ maxMs: config.deadlineMs }),
   );
-  const routes = createRoutes({
+  const routeDeps: RouteDeps = {
     writer,
     em: db.orm.em,
     log,
@@ -121,19 +121,21 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     deviceMetrics,
     shutdownSignal: shutdown.signal,
     analyticsOverrides: options.analyticsOverrides,
-  });
-  const handler = withCors(
-    meterRequests(
-      connectNodeAdapter({
-        routes,
-        interceptors,
-        readMaxBytes: config.maxMessageBytes,
-        shutdownSignal: shutdown.signal,
-        contextValues: meterContextValues,
-      }),
-    ),
-    { allowedOrigins: config.corsOrigins },
-  );
+  };
+  const adapterOptions = {
+    interceptors,
+    readMaxBytes: config.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    contextValues: meterContextValues,
+  };
+  const main = connectNodeAdapter({ routes: createRoutes(routeDeps), ...adapterOptions });
+  // Binary LogEvents calls take the fast path: the same RPC through the same interceptors, its
+  // events decoded by a compiled decoder instead of protobuf-es reflection (log-events-wire.ts).
+  const binaryLogEventsRoutes = createBinaryLogEventsRoutes(routeDeps);
+  const routed = binaryLogEventsRoutes
+    ? routeBinaryLogEvents(main, connectNodeAdapter({ routes: binaryLogEventsRoutes, ...adapterOptions }))
+    : main;
+  const handler = withCors(meterRequests(routed), { allowedOrigins: config.corsOrigins });
   const http = createOnePortServer(handler, { sniffTimeoutMs: config.sniffTimeoutMs, log });
 
   let retention: { stop(): Promise<void> } | undefined;

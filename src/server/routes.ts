@@ -9,6 +9,9 @@ import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createAnalyticsService, type AnalyticsServiceDeps } from "../handlers/analytics-service.js";
+import { createLogEventsHandlers } from "../handlers/log-events.js";
+import { isBinaryLogEventsRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
+import type { UniversalHandler } from "./one-port-server.js";
 import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
 import { createMetricsService } from "../handlers/metrics-service.js";
 import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
@@ -59,4 +62,23 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     deps.health.register(router);
     reflection?.(router);
   };
+}
+
+/**
+ * The binary fast path of `LogEvents` (`src/wire/log-events-wire.ts`) as its own route
+ * registration, for a second adapter with the same interceptors; undefined when `LogEvents` is
+ * overridden (benchmarks), so the override answers every encoding.
+ */
+export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectRouter) => void) | undefined {
+  if (deps.analyticsOverrides?.logEvents) return undefined;
+  const handlers = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
+  return (router) => {
+    router.rpc(logEventsWireMethod, handlers.logEventsWire);
+  };
+}
+
+/** Sends binary `LogEvents` calls to `binaryLogEvents`, everything else to `main`. */
+export function routeBinaryLogEvents(main: UniversalHandler, binaryLogEvents: UniversalHandler): UniversalHandler {
+  return (req, res) =>
+    isBinaryLogEventsRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
 }

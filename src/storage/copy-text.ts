@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
 
 /** Characters COPY's text format gives a meaning to, escaped. */
 const COPY_SPECIAL = /[\\\t\n\r]/g;
@@ -22,15 +23,6 @@ const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": 
  */
 function hasCopySpecial(s: string): boolean {
   return s.indexOf("\\") >= 0 || s.indexOf("\n") >= 0 || s.indexOf("\t") >= 0 || s.indexOf("\r") >= 0;
-}
-
-/**
- * `Buffer#utf8Write(string, offset, length)`: the native writer behind `Buffer#write`, without
- * its argument normalisation, which cost more than the copy itself for short values (profiled).
- * Not in Node's typings; present on every Buffer since Node 0.x.
- */
-interface Utf8WritableBuffer extends Buffer {
-  utf8Write(s: string, offset: number, length: number): number;
 }
 
 const TAB = 0x09;
@@ -59,13 +51,13 @@ export function copyTextValue(v: unknown): string {
  * per COPY: it keeps the minute prefix of the last timestamp (rows of a flush are close in time).
  */
 export class CopyTextEncoder {
-  #buf: Utf8WritableBuffer;
+  #buf: NativeBuffer;
   #pos = 0;
   #minute = Number.NaN;
   #minutePrefix = "";
 
   constructor(initialBytes = 64 * 1024) {
-    this.#buf = Buffer.allocUnsafe(Math.max(64, initialBytes)) as Utf8WritableBuffer;
+    this.#buf = nativeBuffer(Buffer.allocUnsafe(Math.max(64, initialBytes)));
   }
 
   /** Appends one row (values in column order) as a line. */
@@ -101,7 +93,7 @@ export class CopyTextEncoder {
 
   #room(bytes: number): void {
     if (this.#pos + bytes <= this.#buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + bytes)) as Utf8WritableBuffer;
+    const grown = nativeBuffer(Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + bytes)));
     this.#buf.copy(grown, 0, 0, this.#pos);
     this.#buf = grown;
   }

@@ -1,0 +1,146 @@
+/**
+ * `LogEvents`: a batch of events of any kind, each judged alone (one bad item never costs the
+ * valid ones beside it), stored through the batch writer and answered only once committed.
+ *
+ * Two entry points share {@link LogEventsDeps} and one batch routine: `logEvents` takes the
+ * generated request (Connect JSON, in-process transports), `logEventsWire` the binary fast path
+ * (`src/wire/log-events-wire.ts`), whose events arrive as bytes and are decoded here one by one,
+ * so an undecodable event is rejected as an item too.
+ */
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  EventSchema,
+  type Event,
+  type EventResult,
+  type LogEventsRequest,
+  type LogEventsResponse,
+} from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import { authorizeEvent } from "../auth/access-policy.js";
+import { kPrincipal, type Principal } from "../auth/principal.js";
+import type { EventRow } from "../ingest/event-rows.js";
+import { eventToRow, MAX_EVENTS_PER_BATCH } from "../ingest/log-events.js";
+import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
+import { storageErrorToConnect } from "../storage/storage-errors.js";
+import type { Logger } from "../util/logger.js";
+import { invalidArgument, type Violation } from "../validation/field-rules.js";
+import { encodeEventResult, logEventsResponseWire, type LogEventsRequestWire, type LogEventsResponseWire } from "../wire/log-events-wire.js";
+import { compileDecoder, WireFormatError } from "../wire/message-decoder.js";
+
+/** What `LogEvents` needs. */
+export interface LogEventsDeps {
+  readonly writer: Pick<BatchWriter, "write" | "hasRoom" | "bufferFullError">;
+  readonly log: Logger;
+  /** The server clock (ms). */
+  readonly now: () => number;
+}
+
+/** A batch item: an event, or why its bytes are not one. */
+type Item = Event | Violation;
+
+const snakeCase = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** Maps a writer result to the proto outcome. */
+export function writeOutcome(result: RowResult): WriteOutcome {
+  switch (result.outcome) {
+    case "replayed":
+      return WriteOutcome.REPLAYED;
+    case "deduplicated":
+      return WriteOutcome.DEDUPLICATED;
+    default:
+      return WriteOutcome.STORED;
+  }
+}
+
+/** A result as a plain message object (`create` is not needed for a proto3 message and costs). */
+const result = (outcome: WriteOutcome, id: string, violations: Violation[] = []): EventResult => ({
+  $typeName: "analytics.v1.EventResult",
+  outcome,
+  id,
+  violations: violations.map((v) => ({ $typeName: "analytics.v1.FieldViolation", field: v.field, description: v.description })),
+});
+
+/** Creates both entry points of `LogEvents`. */
+export function createLogEventsHandlers(deps: LogEventsDeps) {
+  const decodeEvent = compileDecoder(EventSchema);
+
+  /** Judges, stores and answers a batch; results in request order. */
+  async function storeBatch(items: readonly Item[], who: Principal | undefined): Promise<{ results: EventResult[]; stored: number; rejected: number }> {
+    if (items.length === 0) throw invalidArgument([{ field: "events", description: "must hold at least one event" }]);
+    if (items.length > MAX_EVENTS_PER_BATCH) {
+      throw invalidArgument([{ field: "events", description: `must hold at most ${MAX_EVENTS_PER_BATCH} events (got ${items.length})` }]);
+    }
+    const nowMs = deps.now();
+    const results: EventResult[] = new Array(items.length);
+    let rejected = 0;
+    const byTable = new Map<EventRow["table"], { index: number; columns: EventRow["columns"] }[]>();
+    items.forEach((item, index) => {
+      if (!("kind" in item)) {
+        results[index] = result(WriteOutcome.REJECTED, "", [item]);
+        rejected++;
+        return;
+      }
+      // The auth interceptor judged the call; a batch mixes kinds, so each item is judged by
+      // the matrix row of its own unary RPC, on the request as sent (before defaults apply).
+      const denial = authorizeEvent(who, item.kind.case, item.kind.value);
+      if (denial !== undefined) {
+        const kind = snakeCase(item.kind.case!);
+        const field = denial.field === kind ? `events[${index}].${kind}` : `events[${index}].${kind}.${denial.field}`;
+        results[index] = result(WriteOutcome.REJECTED, "", [{ field, description: `permission denied: ${denial.reason}` }]);
+        rejected++;
+        return;
+      }
+      const prepared = eventToRow(item, who, nowMs, `events[${index}].`);
+      if ("violations" in prepared) {
+        results[index] = result(WriteOutcome.REJECTED, "", prepared.violations);
+        rejected++;
+        return;
+      }
+      let group = byTable.get(prepared.row.table);
+      if (group === undefined) byTable.set(prepared.row.table, (group = []));
+      group.push({ index, columns: prepared.row.columns });
+    });
+    const accepted = items.length - rejected;
+    // All or nothing on capacity: never store part of a batch and then refuse the rest (the
+    // refused batch stored nothing, so retrying it whole is safe).
+    if (accepted > 0 && !deps.writer.hasRoom(accepted)) throw deps.writer.bufferFullError();
+    try {
+      await Promise.all(
+        [...byTable].map(async ([table, group]) => {
+          const stored = await deps.writer.write(
+            table,
+            group.map((g) => g.columns),
+          );
+          stored.forEach((r, i) => {
+            results[group[i]!.index] = result(writeOutcome(r), r.id ?? "");
+          });
+        }),
+      );
+    } catch (err) {
+      throw storageErrorToConnect(err, deps.log, "LogEvents");
+    }
+    return { results, stored: accepted, rejected };
+  }
+
+  return {
+    /** The generated-types entry point (Connect JSON, in-process transports). */
+    async logEvents(req: LogEventsRequest, ctx: HandlerContext): Promise<LogEventsResponse> {
+      const { results, stored, rejected } = await storeBatch(req.events, ctx.values.get(kPrincipal));
+      return { $typeName: "analytics.v1.LogEventsResponse", results, storedCount: stored, rejectedCount: rejected };
+    },
+
+    /** The binary fast path: events decoded one by one here, results encoded by hand. */
+    async logEventsWire(req: LogEventsRequestWire, ctx: HandlerContext): Promise<LogEventsResponseWire> {
+      const items = req.events.map((bytes, index): Item => {
+        try {
+          return decodeEvent(bytes);
+        } catch (err) {
+          if (!(err instanceof WireFormatError)) throw err;
+          return { field: `events[${index}]`, description: `is not a valid analytics.v1.Event encoding: ${err.message}` };
+        }
+      });
+      const { results, stored, rejected } = await storeBatch(items, ctx.values.get(kPrincipal));
+      return logEventsResponseWire(results.map(encodeEventResult), stored, rejected);
+    },
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * The binary fast path of `LogEvents`: the same RPC on the same path, seen through server-side
+ * message types that are wire-identical to `LogEventsRequest` / `LogEventsResponse` but hold each
+ * event and each result as raw bytes. Connect then only splits the request into events (protobuf-es
+ * reading one `bytes` field per event, a sub-array of the request) and joins the answer; the
+ * events are decoded by a compiled decoder ({@link compileDecoder}) and the results encoded by hand
+ * ({@link encodeEventResult}), which costs a fraction of protobuf-es's reflective codecs.
+ *
+ * Wire-identical because a length-delimited message field and a `bytes` field are the same bytes
+ * on the wire (tag, length, payload). Only the binary encodings can use it: the JSON form of a
+ * `bytes` field is base64, so Connect JSON requests stay on the generated types
+ * ({@link isBinaryLogEventsRequest} tells them apart). These types are never advertised: server
+ * reflection and the SDK know only `analytics.v1`.
+ */
+import { create, createFileRegistry, type DescMethodUnary } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Buffer } from "node:buffer";
+import { nativeBuffer } from "../util/native-buffer.js";
+import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+
+const { REPEATED: LABEL_REPEATED, OPTIONAL: LABEL_OPTIONAL } = FieldDescriptorProto_Label;
+const { BYTES: TYPE_BYTES, UINT32: TYPE_UINT32 } = FieldDescriptorProto_Type;
+
+const registry = createFileRegistry(
+  create(FileDescriptorProtoSchema, {
+    name: "analytics/internal/log_events_wire.proto",
+    package: "analytics.internal",
+    syntax: "proto3",
+    messageType: [
+      {
+        name: "LogEventsRequestWire",
+        field: [{ name: "events", number: 1, label: LABEL_REPEATED, type: TYPE_BYTES, jsonName: "events" }],
+      },
+      {
+        name: "LogEventsResponseWire",
+        field: [
+          { name: "results", number: 1, label: LABEL_REPEATED, type: TYPE_BYTES, jsonName: "results" },
+          { name: "stored_count", number: 2, label: LABEL_OPTIONAL, type: TYPE_UINT32, jsonName: "storedCount" },
+          { name: "rejected_count", number: 3, label: LABEL_OPTIONAL, type: TYPE_UINT32, jsonName: "rejectedCount" },
+        ],
+      },
+    ],
+  }),
+  () => undefined,
+);
+
+/** `LogEventsRequest` with each event's encoding as it arrived. */
+export interface LogEventsRequestWire {
+  readonly $typeName: "analytics.internal.LogEventsRequestWire";
+  events: Uint8Array[];
+}
+
+/** `LogEventsResponse` with each result already encoded. */
+export interface LogEventsResponseWire {
+  readonly $typeName: "analytics.internal.LogEventsResponseWire";
+  results: Uint8Array[];
+  storedCount: number;
+  rejectedCount: number;
+}
+
+const requestSchema = registry.getMessage("analytics.internal.LogEventsRequestWire") as GenMessage<LogEventsRequestWire>;
+const responseSchema = registry.getMessage("analytics.internal.LogEventsResponseWire") as GenMessage<LogEventsResponseWire>;
+
+/**
+ * `AnalyticsService.LogEvents` with the wire types: same service, name and path, so routing,
+ * interceptors (auth, request log) and clients see the one RPC.
+ */
+export const logEventsWireMethod = {
+  ...AnalyticsService.method.logEvents,
+  input: requestSchema,
+  output: responseSchema,
+} as unknown as DescMethodUnary<typeof requestSchema, typeof responseSchema>;
+
+/** A response of the wire type. */
+export function logEventsResponseWire(results: Uint8Array[], storedCount: number, rejectedCount: number): LogEventsResponseWire {
+  return { $typeName: "analytics.internal.LogEventsResponseWire", results, storedCount, rejectedCount };
+}
+
+const BINARY_CONTENT_TYPE = /^application\/(?:grpc(?:-web)?(?:\+proto)?|proto)\s*(?:;|$)/i;
+const LOG_EVENTS_PATH = `/${AnalyticsService.typeName}/${AnalyticsService.method.logEvents.name}`;
+
+/**
+ * Whether an HTTP request is a `LogEvents` call in a binary encoding: gRPC, gRPC-Web or Connect
+ * unary with `application/proto` (not JSON, not a GET).
+ */
+export function isBinaryLogEventsRequest(method: string | undefined, url: string | undefined, contentType: string | undefined): boolean {
+  return method === "POST" && url === LOG_EVENTS_PATH && contentType !== undefined && BINARY_CONTENT_TYPE.test(contentType);
+}
+
+/**
+ * `EventResult` in protobuf binary, as `toBinary(EventResultSchema, result)` writes it: outcome
+ * (1, varint, omitted when 0), id (2, string, omitted when empty), violations (3, each a
+ * `FieldViolation` with field = 1 and description = 2, omitted when empty).
+ */
+export function encodeEventResult(result: EventResult): Uint8Array {
+  let size = 0;
+  if (result.outcome !== 0) size += 1 + varintSize(result.outcome);
+  const idBytes = Buffer.byteLength(result.id);
+  if (idBytes > 0) size += 1 + varintSize(idBytes) + idBytes;
+  const violations = result.violations.map((v) => {
+    const field = Buffer.byteLength(v.field);
+    const description = Buffer.byteLength(v.description);
+    const inner = (field > 0 ? 1 + varintSize(field) + field : 0) + (description > 0 ? 1 + varintSize(description) + description : 0);
+    size += 1 + varintSize(inner) + inner;
+    return { field, description, inner };
+  });
+  const out = nativeBuffer(Buffer.allocUnsafe(size));
+  let pos = 0;
+  const varint = (n: number) => {
+    while (n > 0x7f) {
+      out[pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    out[pos++] = n;
+  };
+  const string = (tag: number, text: string, bytes: number) => {
+    out[pos++] = tag;
+    varint(bytes);
+    pos += out.utf8Write(text, pos, bytes);
+  };
+  if (result.outcome !== 0) {
+    out[pos++] = 0x08;
+    varint(result.outcome);
+  }
+  if (idBytes > 0) string(0x12, result.id, idBytes);
+  result.violations.forEach((v, i) => {
+    const s = violations[i]!;
+    out[pos++] = 0x1a;
+    varint(s.inner);
+    if (s.field > 0) string(0x0a, v.field, s.field);
+    if (s.description > 0) string(0x12, v.description, s.description);
+  });
+  return out;
+}
+
+/** Bytes of `n` (a non-negative 32-bit integer) as a varint. */
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
