@@ -52,13 +52,23 @@ export function writeOutcome(result: RowResult): WriteOutcome {
   }
 }
 
-/** A result as a plain message object (`create` is not needed for a proto3 message and costs). */
-const result = (outcome: WriteOutcome, id: string, violations: Violation[] = []): EventResult => ({
-  $typeName: "analytics.v1.EventResult",
-  outcome,
-  id,
-  violations: violations.map((v) => ({ $typeName: "analytics.v1.FieldViolation", field: v.field, description: v.description })),
-});
+const NO_VIOLATIONS = Object.freeze([]) as unknown as EventResult["violations"];
+
+/**
+ * A result as a plain message object (`create` is not needed for a proto3 message, and costs);
+ * results without violations share one empty list (results are answered, never changed).
+ */
+function result(outcome: WriteOutcome, id: string, violations?: readonly Violation[]): EventResult {
+  return {
+    $typeName: "analytics.v1.EventResult",
+    outcome,
+    id,
+    violations:
+      violations === undefined
+        ? NO_VIOLATIONS
+        : violations.map((v) => ({ $typeName: "analytics.v1.FieldViolation", field: v.field, description: v.description })),
+  };
+}
 
 /** Creates both entry points of `LogEvents`. */
 export function createLogEventsHandlers(deps: LogEventsDeps) {

@@ -55,6 +55,11 @@ export interface BuildServerOptions {
   readonly writerStatsIntervalMs?: number;
   /** Replaces AnalyticsService methods (the `unary` benchmark's empty-handler baseline). */
   readonly analyticsOverrides?: RouteDeps["analyticsOverrides"];
+  /**
+   * Serve binary `LogEvents` calls through the compiled decoder (default true). False sends them
+   * through protobuf-es like every other call: the `log-events` benchmark's same-run baseline.
+   */
+  readonly binaryLogEventsFastPath?: boolean;
 }
 
 /** Builds the server (opens and migrates the database) without listening. */
@@ -131,7 +136,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   const main = connectNodeAdapter({ routes: createRoutes(routeDeps), ...adapterOptions });
   // Binary LogEvents calls take the fast path: the same RPC through the same interceptors, its
   // events decoded by a compiled decoder instead of protobuf-es reflection (log-events-wire.ts).
-  const binaryLogEventsRoutes = createBinaryLogEventsRoutes(routeDeps);
+  const binaryLogEventsRoutes = options.binaryLogEventsFastPath === false ? undefined : createBinaryLogEventsRoutes(routeDeps);
   const routed = binaryLogEventsRoutes
     ? routeBinaryLogEvents(main, connectNodeAdapter({ routes: binaryLogEventsRoutes, ...adapterOptions }))
     : main;

@@ -27,20 +27,25 @@ export class JsonText {
   }
 }
 
-/** Texts already made, per object: validation measures a payload and the row stores it. */
-const serialized = new WeakMap<object, JsonText>();
+/**
+ * Where a text already made is kept, on the object itself: a symbol-keyed property is invisible
+ * to `JSON.stringify`, `Object.keys` and equality checks, and costs a fraction of a `WeakMap`
+ * entry (profiled: `WeakMap#set` was ~0.8 µs per event on the LogEvents path).
+ */
+const kJsonText = Symbol("jsonText");
 
 /**
  * `value` serialized, once per object however often it is asked for: the request validation
  * measures a JSON payload's size and the row then stores the same text, instead of running
  * `JSON.stringify` on it twice. For values that do not change once made (a decoded request's
- * payload): a later change to the object would not be seen.
+ * payload): a later change to the object would not be seen. A frozen or sealed object is
+ * serialized each time it is asked for.
  */
 export function jsonTextOf(value: object): JsonText {
-  let text = serialized.get(value);
-  if (text === undefined) {
-    text = new JsonText(JSON.stringify(value));
-    serialized.set(value, text);
-  }
+  const memo = value as { [kJsonText]?: JsonText };
+  const known = memo[kJsonText];
+  if (known !== undefined) return known;
+  const text = new JsonText(JSON.stringify(value));
+  if (Object.isExtensible(value)) Object.defineProperty(value, kJsonText, { value: text, enumerable: false, writable: false, configurable: true });
   return text;
 }

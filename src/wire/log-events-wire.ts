@@ -16,7 +16,7 @@ import { create, createFileRegistry, type DescMethodUnary } from "@bufbuild/prot
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Buffer } from "node:buffer";
-import { nativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 
 const { REPEATED: LABEL_REPEATED, OPTIONAL: LABEL_OPTIONAL } = FieldDescriptorProto_Label;
@@ -97,41 +97,54 @@ export function encodeEventResult(result: EventResult): Uint8Array {
   let size = 0;
   if (result.outcome !== 0) size += 1 + varintSize(result.outcome);
   const idBytes = Buffer.byteLength(result.id);
-  if (idBytes > 0) size += 1 + varintSize(idBytes) + idBytes;
-  const violations = result.violations.map((v) => {
-    const field = Buffer.byteLength(v.field);
-    const description = Buffer.byteLength(v.description);
-    const inner = (field > 0 ? 1 + varintSize(field) + field : 0) + (description > 0 ? 1 + varintSize(description) + description : 0);
-    size += 1 + varintSize(inner) + inner;
-    return { field, description, inner };
-  });
+  if (idBytes > 0) size += stringSize(idBytes);
+  let violationBytes: number[] | undefined;
+  if (result.violations.length > 0) {
+    violationBytes = result.violations.map((v) => {
+      const inner = stringSize(Buffer.byteLength(v.field)) + stringSize(Buffer.byteLength(v.description));
+      size += 1 + varintSize(inner) + inner;
+      return inner;
+    });
+  }
   const out = nativeBuffer(Buffer.allocUnsafe(size));
   let pos = 0;
-  const varint = (n: number) => {
-    while (n > 0x7f) {
-      out[pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    out[pos++] = n;
-  };
-  const string = (tag: number, text: string, bytes: number) => {
-    out[pos++] = tag;
-    varint(bytes);
-    pos += out.utf8Write(text, pos, bytes);
-  };
   if (result.outcome !== 0) {
     out[pos++] = 0x08;
-    varint(result.outcome);
+    pos = writeVarint(out, pos, result.outcome);
   }
-  if (idBytes > 0) string(0x12, result.id, idBytes);
-  result.violations.forEach((v, i) => {
-    const s = violations[i]!;
-    out[pos++] = 0x1a;
-    varint(s.inner);
-    if (s.field > 0) string(0x0a, v.field, s.field);
-    if (s.description > 0) string(0x12, v.description, s.description);
-  });
+  if (idBytes > 0) pos = writeString(out, pos, 0x12, result.id);
+  if (violationBytes !== undefined) {
+    for (let i = 0; i < violationBytes.length; i++) {
+      const v = result.violations[i]!;
+      out[pos++] = 0x1a;
+      pos = writeVarint(out, pos, violationBytes[i]!);
+      pos = writeString(out, pos, 0x0a, v.field);
+      pos = writeString(out, pos, 0x12, v.description);
+    }
+  }
   return out;
+}
+
+/** Bytes of a string field of `bytes` UTF-8 bytes (tag, length, text); 0 when empty (omitted). */
+const stringSize = (bytes: number): number => (bytes > 0 ? 1 + varintSize(bytes) + bytes : 0);
+
+/** Writes `n` as a varint at `pos`; returns the position after it. */
+function writeVarint(out: Buffer, pos: number, n: number): number {
+  while (n > 0x7f) {
+    out[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[pos++] = n;
+  return pos;
+}
+
+/** Writes a string field (omitted when empty) at `pos`; returns the position after it. */
+function writeString(out: NativeBuffer, pos: number, tag: number, text: string): number {
+  if (text === "") return pos;
+  const bytes = Buffer.byteLength(text);
+  out[pos++] = tag;
+  pos = writeVarint(out, pos, bytes);
+  return pos + out.utf8Write(text, pos, bytes);
 }
 
 /** Bytes of `n` (a non-negative 32-bit integer) as a varint. */
