@@ -100,7 +100,7 @@ export function createLogEventsHandlers(deps: LogEventsDeps) {
         rejected++;
         return;
       }
-      const prepared = eventToRow(item, who, nowMs, `events[${index}].`);
+      const prepared = eventToRow(item, who, nowMs, index);
       if ("violations" in prepared) {
         results[index] = result(WriteOutcome.REJECTED, "", prepared.violations);
         rejected++;

@@ -16,27 +16,42 @@ import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type Ev
 /** Most events one `LogEvents` call may carry (documented in the proto). */
 export const MAX_EVENTS_PER_BATCH = 500;
 
-/** Validates one item and builds its row; `prefix` names the item in violations (`events[3].`). */
-export function eventToRow(
-  event: Event,
-  principal: Principal | undefined,
-  nowMs: number,
-  prefix: string,
-): { row: EventRow } | { violations: Violation[] } {
+/**
+ * Validates item `index` of a batch and builds its row; violations name the item
+ * (`events[3].error.error_message`). No closures or field-path strings unless an item is invalid:
+ * this runs for every event of every batch.
+ */
+export function eventToRow(event: Event, principal: Principal | undefined, nowMs: number, index: number): { row: EventRow } | { violations: Violation[] } {
   const kind = event.kind;
-  const check = (violations: Violation[], build: () => EventRow) => (violations.length > 0 ? { violations } : { row: build() });
+  let violations: Violation[];
   switch (kind.case) {
     case "userActivity":
-      return check(validate(kind.value, USER_ACTIVITY_RULES, `${prefix}user_activity.`), () => userActivityRow(kind.value, principal, nowMs));
+      violations = validate(kind.value, USER_ACTIVITY_RULES);
+      if (violations.length === 0) return { row: userActivityRow(kind.value, principal, nowMs) };
+      break;
     case "error":
-      return check(validate(kind.value, ERROR_RULES, `${prefix}error.`), () => errorRow(kind.value, principal, nowMs));
+      violations = validate(kind.value, ERROR_RULES);
+      if (violations.length === 0) return { row: errorRow(kind.value, principal, nowMs) };
+      break;
     case "deviceStateChange":
-      return check(validate(kind.value, DEVICE_STATE_CHANGE_RULES, `${prefix}device_state_change.`), () =>
-        deviceStateChangeRow(kind.value, principal, nowMs),
-      );
+      violations = validate(kind.value, DEVICE_STATE_CHANGE_RULES);
+      if (violations.length === 0) return { row: deviceStateChangeRow(kind.value, principal, nowMs) };
+      break;
     case "jobOutcome":
-      return check(validate(kind.value, JOB_OUTCOME_RULES, `${prefix}job_outcome.`), () => jobOutcomeRow(kind.value, principal, nowMs));
+      violations = validate(kind.value, JOB_OUTCOME_RULES);
+      if (violations.length === 0) return { row: jobOutcomeRow(kind.value, principal, nowMs) };
+      break;
     default:
-      return { violations: [{ field: `${prefix}kind`, description: "exactly one event kind must be set" }] };
+      return { violations: [{ field: `events[${index}].kind`, description: "exactly one event kind must be set" }] };
   }
+  const prefix = `events[${index}].${KIND_FIELDS[kind.case]}.`;
+  return { violations: violations.map((v) => ({ field: prefix + v.field, description: v.description })) };
 }
+
+/** The proto field name of each `Event.kind` case. */
+const KIND_FIELDS = {
+  userActivity: "user_activity",
+  error: "error",
+  deviceStateChange: "device_state_change",
+  jobOutcome: "job_outcome",
+} as const;

@@ -9,6 +9,8 @@ export interface NativeBuffer extends Buffer {
   utf8Write(s: string, offset: number, length: number): number;
   /** The UTF-8 text of bytes `start` to `end` (invalid sequences become U+FFFD). */
   utf8Slice(start: number, end: number): string;
+  /** The bytes `start` to `end` as one character each. */
+  latin1Slice(start: number, end: number): string;
 }
 
 /** `buffer` with its native methods typed. */

@@ -1,0 +1,223 @@
+/**
+ * The binary fast path of LogEvents (compiled event decoder, hand-encoded results) against the
+ * generic path (protobuf-es), through the real server: every protocol and encoding gives the same
+ * answers and stores the same rows; an undecodable item is rejected alone; the request log and
+ * the auth rules see fast-path calls as any other call.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  AnalyticsService,
+  EventSchema,
+  LogEventsResponseSchema,
+  type LogEventsResponse,
+} from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { ActivityType, ErrorCategory, JobStatus, Severity, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { bearer, mintTestToken } from "../support/auth.js";
+import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+
+let db: TestDatabase;
+let server: AnalyticsServer;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await buildServer(db.config);
+  await server.listen();
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
+}
+
+type Kind = "grpc" | "grpc-web" | "connect-proto" | "connect-json";
+
+async function client(kind: Kind, role: "service" | "device" = "service", subject?: string): Promise<Client<typeof AnalyticsService>> {
+  const token = await mintTestToken(server.config, role, subject);
+  const options = { baseUrl: server.url(), interceptors: [bearer(token)] };
+  const transport =
+    kind === "grpc"
+      ? createGrpcTransport(options)
+      : kind === "grpc-web"
+        ? createGrpcWebTransport({ ...options, httpVersion: "1.1" })
+        : createConnectTransport({ ...options, httpVersion: "1.1", useBinaryFormat: kind === "connect-proto" });
+  return createClient(AnalyticsService, transport);
+}
+
+/** A mixed batch whose device, job and user names carry `tag`, so each protocol's rows can be told apart. */
+function batch(tag: string) {
+  return [
+    {
+      kind: {
+        case: "userActivity" as const,
+        value: { activityType: ActivityType.PAGE_VIEW, pageUrl: `/fleet/${tag}`, userId: `u-${tag}`, durationMs: 0, extraData: { tab: "map", zoom: 3.5 } },
+      },
+    },
+    { kind: { case: "error" as const, value: { errorMessage: "" } } },
+    {
+      kind: {
+        case: "error" as const,
+        value: {
+          category: ErrorCategory.FRONTEND,
+          severity: Severity.WARNING,
+          errorCode: "E-Ü",
+          errorMessage: `TypeError: x is undefined ✓ ${tag}`,
+          deviceId: `d-${tag}`,
+          context: { stack: ["a", "b"], nested: { ok: true, none: null, n: -1.25e-7 } },
+        },
+      },
+    },
+    {
+      kind: {
+        case: "deviceStateChange" as const,
+        value: {
+          deviceId: `d-${tag}`,
+          previousState: "online",
+          newState: "rebooting 😀",
+          reason: "tab\there\nnewline \\ backslash",
+          extraData: { attempt: 2, region: "eu-west", tags: [1, "two", false] },
+          occurredAt: timestampFromMs(Date.now() - 60_000),
+        },
+      },
+    },
+    { kind: { case: "jobOutcome" as const, value: { jobId: `j-${tag}`, jobType: "restart", status: JobStatus.FAILED, errorCode: "E1", retryCount: 3, durationMs: 1500 } } },
+    { kind: { case: undefined } },
+    { kind: { case: "jobOutcome" as const, value: { jobId: `j2-${tag}`, jobType: "restart", status: JobStatus.SUCCESS, occurredAt: timestampFromMs(Date.UTC(1990, 0, 1)) } } },
+  ];
+}
+
+/** The stored rows of a batch tagged `tag`, without the columns that differ per call. */
+async function storedRows(tag: string) {
+  const strip = (r: Record<string, unknown>) => {
+    const { id: _id, occurred_at: _at, received_at: _r, event_id: _e, last_seen_at: _l, dedup_key: _d, ...rest } = r;
+    return JSON.parse(JSON.stringify(rest, (_k, v: unknown) => (typeof v === "string" ? v.replaceAll(tag, "TAG") : v))) as unknown;
+  };
+  return {
+    activities: (await rows(`select * from user_activities where page_url = ?`, [`/fleet/${tag}`])).map(strip),
+    errors: (await rows(`select * from error_logs where device_id = ?`, [`d-${tag}`])).map(strip),
+    states: (await rows(`select * from device_state_history where device_id = ?`, [`d-${tag}`])).map(strip),
+    jobs: (await rows(`select * from job_outcomes where job_id like ?`, [`%-${tag}`])).map(strip),
+  };
+}
+
+const shape = (res: LogEventsResponse) => ({
+  outcomes: res.results.map((r) => r.outcome),
+  hasIds: res.results.map((r) => r.id !== ""),
+  violations: res.results.map((r) => r.violations.map((v) => ({ field: v.field, description: v.description }))),
+  stored: res.storedCount,
+  rejected: res.rejectedCount,
+});
+
+describe("LogEvents fast path", () => {
+  it("answers and stores a mixed batch the same over gRPC, gRPC-Web, Connect binary (fast path) and Connect JSON (protobuf-es)", async () => {
+    const answers: Record<string, unknown> = {};
+    const stored: Record<string, unknown> = {};
+    for (const kind of ["grpc", "grpc-web", "connect-proto", "connect-json"] as const) {
+      const res = await (await client(kind)).logEvents({ events: batch(kind) });
+      answers[kind] = shape(res);
+      stored[kind] = await storedRows(kind);
+    }
+    expect(answers["grpc"]).toEqual({
+      outcomes: [WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.REJECTED],
+      hasIds: [true, false, true, true, true, false, false],
+      violations: [
+        [],
+        [{ field: "events[1].error.error_message", description: "is required" }],
+        [],
+        [],
+        [],
+        [{ field: "events[5].kind", description: "exactly one event kind must be set" }],
+        [{ field: "events[6].job_outcome.occurred_at", description: expect.any(String) }],
+      ],
+      stored: 4,
+      rejected: 3,
+    });
+    for (const kind of ["grpc-web", "connect-proto", "connect-json"]) expect(answers[kind], kind).toEqual(answers["grpc"]);
+    const grpcRows = stored["grpc"] as Record<string, unknown[]>;
+    expect(Object.values(grpcRows).map((r) => r.length)).toEqual([1, 1, 1, 1]);
+    expect(grpcRows["states"]![0]).toMatchObject({
+      new_state: "rebooting 😀",
+      reason: "tab\there\nnewline \\ backslash",
+      extra_data: { attempt: 2, region: "eu-west", tags: [1, "two", false] },
+    });
+    expect(grpcRows["errors"]![0]).toMatchObject({ context: { stack: ["a", "b"], nested: { ok: true, none: null, n: -1.25e-7 } }, error_code: "E-Ü" });
+    for (const kind of ["grpc-web", "connect-proto", "connect-json"]) expect(stored[kind], kind).toEqual(stored["grpc"]);
+  });
+
+  it("rejects an item whose bytes are not an Event, and stores the items beside it", async () => {
+    const token = await mintTestToken(server.config, "service");
+    const good = (deviceId: string) =>
+      toBinary(EventSchema, create(EventSchema, { kind: { case: "deviceStateChange", value: { deviceId, newState: "online" } } }));
+    // Event.device_state_change (field 3) holding device_id (field 1) with invalid UTF-8 (0xC3 0x28).
+    const badUtf8 = Uint8Array.from([0x1a, 0x06, 0x0a, 0x02, 0xc3, 0x28, 0x1a, 0x00]);
+    // Event.device_state_change whose length runs past the item.
+    const truncated = Uint8Array.from([0x1a, 0x40, 0x0a, 0x02, 0x61, 0x62]);
+    const items = [good("d-undecodable-1"), badUtf8, truncated, good("d-undecodable-2")];
+    const request = Buffer.concat(items.flatMap((item) => [Buffer.from([0x0a, item.length]), Buffer.from(item)]));
+
+    const raw = new grpc.Client(new URL(server.url()).host, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
+    const answer = await new Promise<Buffer>((resolve, reject) =>
+      raw.makeUnaryRequest(
+        "/analytics.v1.AnalyticsService/LogEvents",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        request,
+        metadata,
+        (err, res) => (err ? reject(err) : resolve(res!)),
+      ),
+    );
+    raw.close();
+    const res = fromBinary(LogEventsResponseSchema, answer);
+    expect(res.results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.REJECTED, WriteOutcome.STORED]);
+    expect(res.results[1]!.violations).toEqual([
+      expect.objectContaining({ field: "events[1]", description: expect.stringMatching(/^is not a valid analytics\.v1\.Event encoding: .*UTF-8/) }),
+    ]);
+    expect(res.results[2]!.violations[0]!.field).toBe("events[2]");
+    expect([res.storedCount, res.rejectedCount]).toEqual([2, 2]);
+    expect(await rows(`select device_id from device_state_history where device_id like 'd-undecodable-%' order by device_id`)).toEqual([
+      { device_id: "d-undecodable-1" },
+      { device_id: "d-undecodable-2" },
+    ]);
+  });
+
+  it("applies the per-item authorisation rules on the fast path (a device writes only its own device id)", async () => {
+    for (const kind of ["grpc", "connect-json"] as const) {
+      const device = await client(kind, "device", `dev-auth-${kind}`);
+      const res = await device.logEvents({
+        events: [
+          { kind: { case: "error", value: { deviceId: `dev-auth-${kind}`, errorMessage: "overheating" } } },
+          { kind: { case: "error", value: { deviceId: "someone-else", errorMessage: "overheating" } } },
+        ],
+      });
+      expect(res.results.map((r) => r.outcome), kind).toEqual([WriteOutcome.STORED, WriteOutcome.REJECTED]);
+      expect(res.results[1]!.violations[0]!.field, kind).toBe("events[1].error.device_id");
+      expect(res.results[1]!.violations[0]!.description, kind).toMatch(/^permission denied: /);
+    }
+  });
+
+  it("is recorded by the request log as a gRPC call with its sizes and user", async () => {
+    const res = await (await client("grpc")).logEvents({ events: batch("request-log") });
+    expect(res.storedCount).toBe(4);
+    const deadline = Date.now() + 5000;
+    let logged: Record<string, unknown>[] = [];
+    while (logged.length === 0 && Date.now() < deadline) {
+      logged = await rows(`select * from api_request_logs where endpoint = ? and protocol = 'grpc'`, ["/analytics.v1.AnalyticsService/LogEvents"]);
+      if (logged.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(logged[0]).toMatchObject({ status_code: 0, http_status: 200, request_messages: 1, response_messages: 1, user_id: "test-service" });
+    expect(logged[0]!.request_bytes as number).toBeGreaterThan(200);
+    expect(logged[0]!.response_bytes as number).toBeGreaterThan(100);
+  });
+});
