@@ -130,6 +130,12 @@ const stringSize = (bytes: number): number => (bytes > 0 ? 1 + varintSize(bytes)
 
 /** Writes `n` as a varint at `pos`; returns the position after it. */
 function writeVarint(out: Buffer, pos: number, n: number): number {
+  if (n < 0) {
+    // Only an (unknown) negative outcome: toBinary writes an int32 sign-extended to 64 bits.
+    for (let i = 0; i < 9; i++, n >>= 7) out[pos++] = (n & 0x7f) | 0x80;
+    out[pos++] = 0x01;
+    return pos;
+  }
   while (n > 0x7f) {
     out[pos++] = (n & 0x7f) | 0x80;
     n >>>= 7;
@@ -147,7 +153,7 @@ function writeString(out: NativeBuffer, pos: number, tag: number, text: string):
   return pos + out.utf8Write(text, pos, bytes);
 }
 
-/** Bytes of `n` (a non-negative 32-bit integer) as a varint. */
+/** Bytes of `n` (a 32-bit integer; a negative one is sign-extended to 64 bits: 10 bytes) as a varint. */
 function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+  return n < 0 ? 10 : n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }

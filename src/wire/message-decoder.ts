@@ -83,6 +83,11 @@ function planFor(desc: DescMessage, plans: Map<string, Plan>): Plan {
   const plan: Plan = { typeName: desc.typeName, make: zeroFactory(desc), fields };
   plans.set(desc.typeName, plan);
   for (const field of desc.fields) fields.set(field.number, fieldReader(field, plans));
+  // proto2 (and editions fields with explicit presence) keep defaults on a prototype that `make`
+  // does not build: unset fields would read undefined instead of their default.
+  if (Object.getPrototypeOf(create(desc)) !== Object.prototype) {
+    throw new Error(`compileDecoder: ${desc.typeName}: messages with default values on a prototype (proto2) are not supported`);
+  }
   return plan;
 }
 
@@ -98,6 +103,7 @@ function zeroFactory(desc: DescMessage): () => Target {
       Array.isArray(v) ? "[]"
       : typeof v === "bigint" ? `${v}n`
       : v === undefined ? "undefined"
+      : v instanceof Uint8Array ? "new Uint8Array(0)" // a bytes field (an object, but not {})
       : typeof v === "object" && v !== null && "case" in v ? "{ case: undefined }"
       : typeof v === "object" && v !== null ? "{}"
       : JSON.stringify(v);
@@ -285,7 +291,8 @@ function readString(input: Input): string {
   reader.pos = end;
   const text = input.text.utf8Slice(start, end);
   if (text.includes("\uFFFD") && !isUtf8(input.text.subarray(start, end))) throw new WireFormatError("invalid UTF-8 in a string field");
-  return text;
+  // protobuf-es decodes with a default TextDecoder, which drops one leading byte order mark.
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** `google.protobuf.Struct` (map<string, Value> fields = 1) straight to a JSON object. */
@@ -311,6 +318,7 @@ function readStruct(input: Input, length: number, into: JsonObject | undefined):
       const t = readTag(input);
       if (t === ((1 << 3) | WireType.LengthDelimited)) key = readString(input);
       else if (t === ((2 << 3) | WireType.LengthDelimited)) value = readValue(input, reader.uint32());
+      else if (t >>> 3 === 1 || t >>> 3 === 2) throw new WireFormatError(`google.protobuf.Struct.fields: entry field ${t >>> 3} with wire type ${t & 7}`);
       else reader.skip(t & 7, t >>> 3, MAX_DEPTH - input.depth);
     }
     if (reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");

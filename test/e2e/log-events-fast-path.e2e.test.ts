@@ -4,7 +4,7 @@
  * answers and stores the same rows; an undecodable item is rejected alone; the request log and
  * the auth rules see fast-path calls as any other call.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -17,7 +17,6 @@ import {
   type LogEventsResponse,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus, Severity, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { fromBinary } from "@bufbuild/protobuf";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
@@ -55,7 +54,7 @@ async function client(kind: Kind, role: "service" | "device" = "service", subjec
 }
 
 /** A mixed batch whose device, job and user names carry `tag`, so each protocol's rows can be told apart. */
-function batch(tag: string) {
+function batch(tag: string): MessageInitShape<typeof EventSchema>[] {
   return [
     {
       kind: {
