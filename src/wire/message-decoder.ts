@@ -60,12 +60,19 @@ interface Plan {
  */
 export function compileDecoder<Desc extends DescMessage>(schema: Desc): MessageDecoder<Desc> {
   const plan = planFor(schema, new Map());
+  // The items of one request (LogEvents' events) are views of one buffer: one reader and one
+  // Buffer view over the whole buffer serve them all, bounded per item, instead of a reader, a
+  // DataView and a Buffer per item. Only the last buffer is kept.
+  let input: Input | undefined;
   return (bytes) => {
-    const input: Input = {
-      reader: new BinaryReader(bytes),
-      text: nativeBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
-      depth: 0,
-    };
+    if (input === undefined || input.text.buffer !== bytes.buffer) {
+      const whole = new Uint8Array(bytes.buffer);
+      input = { reader: new BinaryReader(whole), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0 };
+    }
+    const { reader } = input;
+    reader.pos = bytes.byteOffset;
+    (reader as { len: number }).len = bytes.byteOffset + bytes.byteLength;
+    input.depth = 0;
     try {
       return readMessage(plan, input, bytes.byteLength, undefined) as MessageShape<Desc>;
     } catch (err) {
