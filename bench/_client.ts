@@ -8,11 +8,11 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnalyticsService, LogEventsRequestSchema, LogEventsResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { callsPerSecond, processCpuSeconds } from "./_support.js";
+import { benchBatches } from "./_events.js";
 import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
 interface Job {
@@ -35,6 +35,8 @@ interface Job {
    * compression (as grpc-go's default client), so the server does not gzip its answers.
    */
   client?: "connect" | "grpc-js" | "pre-encoded" | "h2";
+  /** log-events: the run's seed; the events are `benchBatches(seed, events, batch)` (bench/_events.ts). */
+  seed?: number;
   /** log-events: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
   serverPid?: number;
 }
@@ -164,25 +166,7 @@ if (job.kind === "unary") {
 } else {
   const total = job.events ?? 100_000;
   const size = job.batch ?? 500;
-  const batches = Array.from({ length: Math.ceil(total / size) }, (_, b) =>
-    Array.from({ length: Math.min(size, total - b * size) }, (_, i) => {
-      const n = b * size + i;
-      return {
-        kind: {
-          case: "deviceStateChange" as const,
-          value: {
-            deviceId: `device-${n % 5000}`,
-            previousState: "online",
-            newState: n % 2 ? "offline" : "online",
-            changedBy: "scheduler",
-            reason: "heartbeat missed",
-            extraData: { attempt: n % 3, region: "eu-west" },
-            eventId: randomUUID(),
-          },
-        },
-      };
-    }),
-  );
+  const batches = benchBatches(job.seed ?? 1, total, size);
   let send: (events: (typeof batches)[number]) => Promise<number>;
   let close = () => {};
   if (job.client === "grpc-js") {
@@ -252,5 +236,5 @@ if (job.kind === "unary") {
   const clientCpu = process.cpuUsage(clientCpu0);
   const clientCpuS = (clientCpu.user + clientCpu.system) / 1e6;
   close();
-  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, client_cpu_s: clientCpuS, events: batches.flat() }));
+  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, client_cpu_s: clientCpuS }));
 }
