@@ -29,9 +29,9 @@ try {
   const measure = async (s: typeof real) => {
     const token = await serviceToken(s.server);
     const cpu0 = process.cpuUsage();
-    const r = await runBenchClient<{ calls_per_s: number; total_calls: number; client_cpu_s: number }>({ kind: "unary", baseUrl: s.server.url(), token, seconds: SECONDS, inFlight: 64 });
+    const r = await runBenchClient<{ calls_per_s: number; total_calls: number; timed_calls: number; client_cpu_s: number }>({ kind: "unary", baseUrl: s.server.url(), token, seconds: SECONDS, inFlight: 64 });
     const cpu = process.cpuUsage(cpu0);
-    return { perS: r.calls_per_s, serverUsPerCall: (cpu.user + cpu.system) / r.total_calls, clientUsPerCall: (r.client_cpu_s * 1e6) / r.total_calls };
+    return { perS: r.calls_per_s, serverUsPerCall: (cpu.user + cpu.system) / r.total_calls, clientUsPerCall: (r.client_cpu_s * 1e6) / r.timed_calls };
   };
   const realRuns: Awaited<ReturnType<typeof measure>>[] = [];
   const emptyRuns: Awaited<ReturnType<typeof measure>>[] = [];
