@@ -13,7 +13,7 @@
  * One warm-up run of each server comes first, not counted. Once per run: the same pre-encoded
  * bytes sent by @grpc/grpc-js, and the SDK's own client (connect-node, encoding as it sends).
  *
- * Run: `npm run bench -- log-events [--events 100000] [--in-flight 16] [--rounds 5]`.
+ * Run: `npm run bench -- log-events [--events 100000] [--in-flight 16] [--rounds 5] [--writer-batch-rows N]`.
  * Last line: `{"events_per_s", "copy_per_s", "ratio_to_copy", "server_cpu_us_per_event",
  * "client_cpu_us_per_event", "events_per_s_protobuf_es_path", "server_cpu_us_per_event_protobuf_es_path",
  * "fast_path_speedup", "events_per_s_grpc_js_client", "events_per_s_sdk_client"}` (medians over rounds).
@@ -28,12 +28,15 @@ const EVENTS = numberArg("events", 100_000);
 const BATCH = 500;
 const IN_FLIGHT = numberArg("in-flight", 16);
 const ROUNDS = numberArg("rounds", 5);
+/** The writer's flush size (`ANALYTICS_WRITER_BATCH_ROWS`) for both servers; the default when absent. */
+const WRITER_BATCH_ROWS = numberArg("writer-batch-rows", 0) || undefined;
+const serverConfig = { analyticsEnabled: false, ...(WRITER_BATCH_ROWS ? { writerBatchRows: WRITER_BATCH_ROWS } : {}) };
 
 
-const bench = await startBenchServer("log-events", { analyticsEnabled: false });
+const bench = await startBenchServer("log-events", serverConfig);
 // The same-run baseline: the same server and database with binary LogEvents calls decoded and
 // answered by protobuf-es (the path Connect JSON calls still take).
-const generic = await startBenchServer("log-events-generic", { analyticsEnabled: false }, { databaseUrl: bench.databaseUrl, binaryLogEventsFastPath: false });
+const generic = await startBenchServer("log-events-generic", serverConfig, { databaseUrl: bench.databaseUrl, binaryLogEventsFastPath: false });
 try {
   const token = await serviceToken(bench.server);
   const genericToken = await serviceToken(generic.server); // its own data directory, its own signing secret

@@ -7,8 +7,8 @@
  * are stored: measured on `device_state_history` rows, ~5.5 µs of server CPU per row instead of
  * ~7-9 µs as text (docs/BENCHMARKS.md#writer).
  *
- * Each value must be of the JavaScript type its column expects (a `Date` or ISO text for
- * `timestamptz`, a canonical UUID string, an integer in range...). When one is not, encoding
+ * Each value must be of the JavaScript type its column expects (a `Date` for `timestamptz`, a
+ * canonical UUID string, an integer in range...). When one is not, encoding
  * throws {@link UnsupportedCopyValue} and the caller sends the batch as text instead, where
  * PostgreSQL judges the value as it always has: binary never changes what is accepted or how.
  */
