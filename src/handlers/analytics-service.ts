@@ -18,7 +18,6 @@ import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { kPrincipal } from "../auth/principal.js";
 import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type EventRow } from "../ingest/event-rows.js";
 import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
-import { createLogEventsHandlers, writeOutcome } from "./log-events.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { assertValid } from "../validation/field-rules.js";
@@ -29,6 +28,7 @@ import {
   RESOLVE_ERROR_RULES,
   USER_ACTIVITY_RULES,
 } from "../validation/request-rules.js";
+import { createLogEventsHandlers, writeOutcome } from "./log-events.js";
 
 /** What the AnalyticsService handlers need. */
 export interface AnalyticsServiceDeps {

@@ -70,16 +70,20 @@ function result(outcome: WriteOutcome, id: string, violations?: readonly Violati
   };
 }
 
+/** Refuses an empty or oversized batch, before any of its events is decoded or judged. */
+function assertBatchSize(events: number): void {
+  if (events === 0) throw invalidArgument([{ field: "events", description: "must hold at least one event" }]);
+  if (events > MAX_EVENTS_PER_BATCH) {
+    throw invalidArgument([{ field: "events", description: `must hold at most ${MAX_EVENTS_PER_BATCH} events (got ${events})` }]);
+  }
+}
+
 /** Creates both entry points of `LogEvents`. */
 export function createLogEventsHandlers(deps: LogEventsDeps) {
   const decodeEvent = compileDecoder(EventSchema);
 
   /** Judges, stores and answers a batch; results in request order. */
   async function storeBatch(items: readonly Item[], who: Principal | undefined): Promise<{ results: EventResult[]; stored: number; rejected: number }> {
-    if (items.length === 0) throw invalidArgument([{ field: "events", description: "must hold at least one event" }]);
-    if (items.length > MAX_EVENTS_PER_BATCH) {
-      throw invalidArgument([{ field: "events", description: `must hold at most ${MAX_EVENTS_PER_BATCH} events (got ${items.length})` }]);
-    }
     const nowMs = deps.now();
     const results: EventResult[] = new Array(items.length);
     let rejected = 0;
@@ -135,12 +139,14 @@ export function createLogEventsHandlers(deps: LogEventsDeps) {
   return {
     /** The generated-types entry point (Connect JSON, in-process transports). */
     async logEvents(req: LogEventsRequest, ctx: HandlerContext): Promise<LogEventsResponse> {
+      assertBatchSize(req.events.length);
       const { results, stored, rejected } = await storeBatch(req.events, ctx.values.get(kPrincipal));
       return { $typeName: "analytics.v1.LogEventsResponse", results, storedCount: stored, rejectedCount: rejected };
     },
 
     /** The binary fast path: events decoded one by one here, results encoded by hand. */
     async logEventsWire(req: LogEventsRequestWire, ctx: HandlerContext): Promise<LogEventsResponseWire> {
+      assertBatchSize(req.events.length);
       const items = req.events.map((bytes, index): Item => {
         try {
           return decodeEvent(bytes);

@@ -6,7 +6,7 @@
  */
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -204,6 +204,19 @@ describe("LogEvents fast path", () => {
       expect(res.results[1]!.violations[0]!.field, kind).toBe("events[1].error.device_id");
       expect(res.results[1]!.violations[0]!.description, kind).toMatch(/^permission denied: /);
     }
+  });
+
+  it("refuses empty and oversized batches the same way on both paths", async () => {
+    const big = Array.from({ length: 501 }, () => ({ kind: { case: "deviceStateChange" as const, value: { deviceId: "d-big", newState: "s" } } }));
+    for (const kind of ["grpc", "connect-json"] as const) {
+      const c = await client(kind);
+      await expect(c.logEvents({ events: [] }), kind).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "invalid request: events: must hold at least one event" });
+      await expect(c.logEvents({ events: big }), kind).rejects.toMatchObject({
+        code: Code.InvalidArgument,
+        rawMessage: "invalid request: events: must hold at most 500 events (got 501)",
+      });
+    }
+    expect(await rows(`select 1 from device_state_history where device_id = 'd-big'`)).toEqual([]);
   });
 
   it("is recorded by the request log as a gRPC call with its sizes and user", async () => {
