@@ -13,7 +13,6 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnalyticsService, LogDeviceStateChangeRequestSchema, LogEventsRequestSchema, LogEventsResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { callsPerSecond, processCpuSeconds } from "./_support.js";
 import { benchBatches } from "./_events.js";
-import { loadAnalyticsServiceClient } from "../test/support/grpc-js-service.js";
 
 interface Job {
   kind: "unary" | "log-events";
@@ -24,17 +23,16 @@ interface Job {
   events?: number;
   batch?: number;
   /**
-   * log-events: the client. `connect`: connect-node, as the SDK; `grpc-js`: @grpc/grpc-js with
-   * proto-loader; `pre-encoded`: every request encoded (protobuf-es) before the clock starts and
-   * sent as bytes by @grpc/grpc-js, so the client costs almost nothing and the figure is the
-   * server's (in production the encoding happens on the callers' machines, not the server's);
+   * log-events: the client. `connect`: connect-node, as the SDK; `pre-encoded`: every request
+   * encoded (protobuf-es) before the clock starts and sent as bytes by @grpc/grpc-js (in
+   * production the encoding happens on the callers' machines, not the server's);
    * `h2`: the same bytes framed as gRPC messages before the clock starts and sent over one
    * `node:http2` session, reading only the response's counts (a load generator in the manner
-   * of h2load or ghz: ~10x less client CPU per event than @grpc/grpc-js, whose client would
+   * of h2load or ghz: ~3x less client CPU per event than @grpc/grpc-js, whose client would
    * otherwise take a quarter of the two cores the server runs on). It asks for no response
    * compression (as grpc-go's default client), so the server does not gzip its answers.
    */
-  client?: "connect" | "grpc-js" | "pre-encoded" | "h2";
+  client?: "connect" | "pre-encoded" | "h2";
   /** log-events: the run's seed; the events are `benchBatches(seed, events, batch)` (bench/_events.ts). */
   seed?: number;
   /** log-events: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
@@ -137,19 +135,6 @@ function topLevelVarints(buf: Uint8Array): Record<number, number> {
   return out;
 }
 
-type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
-interface GrpcJsStub {
-  LogDeviceStateChange(req: object, md: grpc.Metadata, cb: Callback): void;
-  LogEvents(req: object, md: grpc.Metadata, cb: Callback): void;
-  close(): void;
-}
-
-/** A @grpc/grpc-js client built from the repo's .proto files. */
-async function grpcJsStub(job: Job): Promise<GrpcJsStub> {
-  const AnalyticsService = await loadAnalyticsServiceClient();
-  return new AnalyticsService(new URL(job.baseUrl).host, grpc.credentials.createInsecure()) as unknown as GrpcJsStub;
-}
-
 if (job.kind === "unary") {
   // A bare HTTP/2 client (h2Caller), not connect-node or @grpc/grpc-js: @grpc/grpc-js still
   // cost the client ~480 µs of CPU per call, as much as the server, on the same two cores.
@@ -182,35 +167,7 @@ if (job.kind === "unary") {
   const batches = benchBatches(job.seed ?? 1, total, size);
   let send: (events: (typeof batches)[number]) => Promise<number>;
   let close = () => {};
-  if (job.client === "grpc-js") {
-    const stub = await grpcJsStub(job);
-    const metadata = new grpc.Metadata();
-    metadata.set("authorization", `Bearer ${job.token}`);
-    // proto-loader takes snake_case fields and Struct in its wire shape.
-    const wire = batches.map((events) =>
-      events.map(({ kind: { value: e } }) => ({
-        device_state_change: {
-          device_id: e.deviceId,
-          previous_state: e.previousState,
-          new_state: e.newState,
-          changed_by: e.changedBy,
-          reason: e.reason,
-          event_id: e.eventId,
-          extra_data: { fields: { attempt: { number_value: e.extraData.attempt }, region: { string_value: e.extraData.region } } },
-        },
-      })),
-    );
-    const index = new Map(batches.map((b, i) => [b, wire[i]!]));
-    send = (events) =>
-      new Promise((resolve, reject) =>
-        stub.LogEvents({ events: index.get(events) }, metadata, (err, res) => {
-          if (err) return reject(err);
-          const r = res as { stored_count: number; rejected_count: number; results: { violations: unknown[] }[] };
-          if (r.rejected_count > 0) console.error(JSON.stringify(r.results.find((x) => x.violations.length > 0)));
-          resolve(r.stored_count);
-        }),
-      );
-  } else if (job.client === "pre-encoded") {
+  if (job.client === "pre-encoded") {
     const raw = new grpc.Client(new URL(job.baseUrl).host, grpc.credentials.createInsecure());
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${job.token}`);

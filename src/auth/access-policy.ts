@@ -102,12 +102,20 @@ export function checkRole(rule: AccessRule, principal: Principal, procedure: str
 /** The kinds of event a `LogEvents` item can hold (the `Event.kind` oneof cases). */
 export type EventKind = NonNullable<Event["kind"]["case"]>;
 
+/** The proto field name of each `LogEvents` item kind (denials and violations name items by it). */
+export const EVENT_KIND_FIELDS: Readonly<Record<EventKind, string>> = {
+  userActivity: "user_activity",
+  error: "error",
+  deviceStateChange: "device_state_change",
+  jobOutcome: "job_outcome",
+};
+
 /** The unary RPC whose matrix row governs each `LogEvents` item kind. */
-const EVENT_RULES: Readonly<Record<EventKind, { procedure: string; field: string }>> = {
-  userActivity: { procedure: "LogUserActivity", field: "user_activity" },
-  error: { procedure: "LogError", field: "error" },
-  deviceStateChange: { procedure: "LogDeviceStateChange", field: "device_state_change" },
-  jobOutcome: { procedure: "LogJobOutcome", field: "job_outcome" },
+const EVENT_PROCEDURES: Readonly<Record<EventKind, string>> = {
+  userActivity: "LogUserActivity",
+  error: "LogError",
+  deviceStateChange: "LogDeviceStateChange",
+  jobOutcome: "LogJobOutcome",
 };
 
 /**
@@ -127,8 +135,8 @@ const EVENT_RULES: Readonly<Record<EventKind, { procedure: string; field: string
  */
 export function authorizeEvent(principal: Principal | undefined, kind: EventKind | undefined, event: unknown): Denial | undefined {
   if (!principal || kind === undefined) return undefined;
-  const { procedure, field } = EVENT_RULES[kind];
-  const rule = accessRule("analytics.v1.AnalyticsService", procedure);
+  const field = EVENT_KIND_FIELDS[kind];
+  const rule = accessRule("analytics.v1.AnalyticsService", EVENT_PROCEDURES[kind]);
   if (rule.allow !== "open" && !rule.allow.includes(principal.role)) {
     return { field, reason: `role "${principal.role}" may not log ${field} events (allowed: ${rule.allow.join(", ")})` };
   }

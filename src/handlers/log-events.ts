@@ -16,7 +16,7 @@ import {
   type LogEventsResponse,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { authorizeEvent } from "../auth/access-policy.js";
+import { authorizeEvent, EVENT_KIND_FIELDS } from "../auth/access-policy.js";
 import { kPrincipal, type Principal } from "../auth/principal.js";
 import type { EventRow } from "../ingest/event-rows.js";
 import { eventToRow, MAX_EVENTS_PER_BATCH } from "../ingest/log-events.js";
@@ -37,8 +37,6 @@ export interface LogEventsDeps {
 
 /** A batch item: an event, or why its bytes are not one. */
 type Item = Event | Violation;
-
-const snakeCase = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** Maps a writer result to the proto outcome. */
 export function writeOutcome(result: RowResult): WriteOutcome {
@@ -98,7 +96,7 @@ export function createLogEventsHandlers(deps: LogEventsDeps) {
       // the matrix row of its own unary RPC, on the request as sent (before defaults apply).
       const denial = authorizeEvent(who, item.kind.case, item.kind.value);
       if (denial !== undefined) {
-        const kind = snakeCase(item.kind.case!);
+        const kind = EVENT_KIND_FIELDS[item.kind.case!];
         const field = denial.field === kind ? `events[${index}].${kind}` : `events[${index}].${kind}.${denial.field}`;
         results[index] = result(WriteOutcome.REJECTED, "", [{ field, description: `permission denied: ${denial.reason}` }]);
         rejected++;

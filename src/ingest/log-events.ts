@@ -3,6 +3,7 @@
  * that one bad item never stops the valid items beside it.
  */
 import type { Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { EVENT_KIND_FIELDS } from "../auth/access-policy.js";
 import type { Principal } from "../auth/principal.js";
 import { validate, type Violation } from "../validation/field-rules.js";
 import {
@@ -44,14 +45,6 @@ export function eventToRow(event: Event, principal: Principal | undefined, nowMs
     default:
       return { violations: [{ field: `events[${index}].kind`, description: "exactly one event kind must be set" }] };
   }
-  const prefix = `events[${index}].${KIND_FIELDS[kind.case]}.`;
+  const prefix = `events[${index}].${EVENT_KIND_FIELDS[kind.case]}.`;
   return { violations: violations.map((v) => ({ field: prefix + v.field, description: v.description })) };
 }
-
-/** The proto field name of each `Event.kind` case. */
-const KIND_FIELDS = {
-  userActivity: "user_activity",
-  error: "error",
-  deviceStateChange: "device_state_change",
-  jobOutcome: "job_outcome",
-} as const;

@@ -17,6 +17,7 @@
  * string, nesting deeper than 100) throws {@link WireFormatError}.
  */
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Buffer, isUtf8 } from "node:buffer";
 import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
@@ -145,7 +146,7 @@ function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
           target[name] = readStruct(input, input.reader.uint32(), target[name] as JsonObject | undefined);
         };
       }
-      if (typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue" || isWrapperTypeName(typeName)) {
+      if (typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue" || isWrapperDesc(field.message)) {
         throw unsupported(typeName);
       }
       const oneof = field.oneof?.localName;
@@ -200,20 +201,42 @@ function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
 /** Reads one message of `length` bytes into `into` (merging) or a new message. */
 function readMessage(plan: Plan, input: Input, length: number, into: Target | undefined): Target {
   const { reader } = input;
-  const end = reader.pos + length;
-  if (end > reader.len) throw new WireFormatError(`${plan.typeName}: length ${length} runs past the end of the input`);
-  if (++input.depth > MAX_DEPTH) throw new WireFormatError(`${plan.typeName}: nested deeper than ${MAX_DEPTH} messages`);
+  const end = enterMessage(input, length, plan.typeName);
   const message = into ?? plan.make();
   while (reader.pos < end) {
     const tag = readTag(input);
     const wireType = tag & 7;
     const read = plan.fields.get(tag >>> 3);
-    if (read === undefined) reader.skip(wireType, tag >>> 3, MAX_DEPTH - input.depth);
+    if (read === undefined) skipUnknownField(input, tag);
     else read(input, wireType, message);
   }
-  if (reader.pos !== end) throw new WireFormatError(`${plan.typeName}: a field runs past the message's length`);
-  input.depth--;
+  leaveMessage(input, end, plan.typeName);
   return message;
+}
+
+/**
+ * Starts reading a nested message of `length` bytes: checks that it fits the input and the
+ * nesting limit; returns where it ends.
+ */
+function enterMessage(input: Input, length: number, typeName: string): number {
+  const end = input.reader.pos + length;
+  if (end > input.reader.len) throw new WireFormatError(`${typeName}: length ${length} runs past the end of the input`);
+  if (++input.depth > MAX_DEPTH) throw new WireFormatError(`${typeName}: nested deeper than ${MAX_DEPTH} messages`);
+  return end;
+}
+
+/** Ends a message begun with {@link enterMessage}: its last field must end exactly at its length. */
+function leaveMessage(input: Input, end: number, typeName: string): void {
+  if (input.reader.pos !== end) throw new WireFormatError(`${typeName}: a field runs past the message's length`);
+  input.depth--;
+}
+
+/**
+ * Passes over a field this decoder does not read (its tag already read), as protobuf requires of
+ * fields unknown to the schema; groups within it count against the nesting limit.
+ */
+function skipUnknownField(input: Input, tag: number): void {
+  input.reader.skip(tag & 7, tag >>> 3, MAX_DEPTH - input.depth);
 }
 
 /** A tag as one number (`fieldNo << 3 | wireType`), checked as protobuf-es checks it. */
@@ -305,14 +328,12 @@ function readString(input: Input): string {
 /** `google.protobuf.Struct` (map<string, Value> fields = 1) straight to a JSON object. */
 function readStruct(input: Input, length: number, into: JsonObject | undefined): JsonObject {
   const { reader } = input;
-  const end = reader.pos + length;
-  if (end > reader.len) throw new WireFormatError(`google.protobuf.Struct: length ${length} runs past the end of the input`);
-  if (++input.depth > MAX_DEPTH) throw new WireFormatError(`google.protobuf.Struct: nested deeper than ${MAX_DEPTH} messages`);
+  const end = enterMessage(input, length, "google.protobuf.Struct");
   const json: JsonObject = into ?? {};
   while (reader.pos < end) {
     const tag = readTag(input);
     if (tag >>> 3 !== 1) {
-      reader.skip(tag & 7, tag >>> 3, MAX_DEPTH - input.depth);
+      skipUnknownField(input, tag);
       continue;
     }
     if ((tag & 7) !== WireType.LengthDelimited) throw new WireFormatError("google.protobuf.Struct.fields: wire type " + (tag & 7));
@@ -326,24 +347,21 @@ function readStruct(input: Input, length: number, into: JsonObject | undefined):
       if (t === ((1 << 3) | WireType.LengthDelimited)) key = readString(input);
       else if (t === ((2 << 3) | WireType.LengthDelimited)) value = readValue(input, reader.uint32());
       else if (t >>> 3 === 1 || t >>> 3 === 2) throw new WireFormatError(`google.protobuf.Struct.fields: entry field ${t >>> 3} with wire type ${t & 7}`);
-      else reader.skip(t & 7, t >>> 3, MAX_DEPTH - input.depth);
+      else skipUnknownField(input, t);
     }
     if (reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");
     // defineProperty, not assignment: a key "__proto__" is data, not the object's prototype.
     if (key === "__proto__") Object.defineProperty(json, key, { value, enumerable: true, writable: true, configurable: true });
     else json[key] = value;
   }
-  if (reader.pos !== end) throw new WireFormatError("google.protobuf.Struct: a field runs past the message's length");
-  input.depth--;
+  leaveMessage(input, end, "google.protobuf.Struct");
   return json;
 }
 
 /** `google.protobuf.Value` to its JSON value (unset kind → null, as protobuf-es). */
 function readValue(input: Input, length: number): JsonValue {
   const { reader } = input;
-  const end = reader.pos + length;
-  if (end > reader.len) throw new WireFormatError(`google.protobuf.Value: length ${length} runs past the end of the input`);
-  if (++input.depth > MAX_DEPTH) throw new WireFormatError(`google.protobuf.Value: nested deeper than ${MAX_DEPTH} messages`);
+  const end = enterMessage(input, length, "google.protobuf.Value");
   let value: JsonValue = null;
   while (reader.pos < end) {
     const tag = readTag(input);
@@ -369,35 +387,26 @@ function readValue(input: Input, length: number): JsonValue {
         break;
       default:
         if (tag >>> 3 >= 1 && tag >>> 3 <= 6) throw new WireFormatError(`google.protobuf.Value: field ${tag >>> 3} with wire type ${tag & 7}`);
-        reader.skip(tag & 7, tag >>> 3, MAX_DEPTH - input.depth);
+        skipUnknownField(input, tag);
     }
   }
-  if (reader.pos !== end) throw new WireFormatError("google.protobuf.Value: a field runs past the message's length");
-  input.depth--;
+  leaveMessage(input, end, "google.protobuf.Value");
   return value;
 }
 
 /** `google.protobuf.ListValue` (repeated Value values = 1) to a JSON array. */
 function readList(input: Input, length: number, into: JsonValue[] | undefined): JsonValue[] {
   const { reader } = input;
-  const end = reader.pos + length;
-  if (end > reader.len) throw new WireFormatError(`google.protobuf.ListValue: length ${length} runs past the end of the input`);
-  if (++input.depth > MAX_DEPTH) throw new WireFormatError(`google.protobuf.ListValue: nested deeper than ${MAX_DEPTH} messages`);
+  const end = enterMessage(input, length, "google.protobuf.ListValue");
   const list = into ?? [];
   while (reader.pos < end) {
     const tag = readTag(input);
     if (tag === ((1 << 3) | WireType.LengthDelimited)) list.push(readValue(input, reader.uint32()));
     else if (tag >>> 3 === 1) throw new WireFormatError(`google.protobuf.ListValue.values: wire type ${tag & 7}`);
-    else reader.skip(tag & 7, tag >>> 3, MAX_DEPTH - input.depth);
+    else skipUnknownField(input, tag);
   }
-  if (reader.pos !== end) throw new WireFormatError("google.protobuf.ListValue: a field runs past the message's length");
-  input.depth--;
+  leaveMessage(input, end, "google.protobuf.ListValue");
   return list;
 }
 
 const isJsonObject = (v: JsonValue): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
-
-const WRAPPERS = new Set(["DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue", "StringValue", "BytesValue"]);
-function isWrapperTypeName(typeName: string): boolean {
-  return typeName.startsWith("google.protobuf.") && WRAPPERS.has(typeName.slice("google.protobuf.".length));
-}
