@@ -319,11 +319,48 @@ function readString(input: Input): string {
   const end = start + length;
   if (end > reader.len) throw new WireFormatError(`string of ${length} bytes runs past the end of the input`);
   reader.pos = end;
-  const text = input.text.utf8Slice(start, end);
-  if (text.includes("\uFFFD") && !isUtf8(input.text.subarray(start, end))) throw new WireFormatError("invalid UTF-8 in a string field");
+  const bytes = input.text;
+  let slot = -1;
+  if (length <= INTERNED_MAX_BYTES) {
+    // FNV-1a over the bytes; a hit is checked byte for byte against the bytes it was made from.
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+    slot = (h ^ (h >>> 16)) & (INTERNED_SLOTS - 1);
+    const known = internedBytes[slot];
+    if (known !== undefined && known.length === length) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (known[i] !== bytes[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return internedText[slot]!;
+    }
+  }
+  let text = bytes.utf8Slice(start, end);
+  if (text.includes("\uFFFD") && !isUtf8(bytes.subarray(start, end))) throw new WireFormatError("invalid UTF-8 in a string field");
   // protobuf-es decodes with a default TextDecoder, which drops one leading byte order mark.
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (slot >= 0) {
+    // A copy: Buffer#slice is a view, which would keep the request's buffer alive and change with it.
+    internedBytes[slot] = Uint8Array.prototype.slice.call(bytes, start, end);
+    internedText[slot] = text;
+  }
+  return text;
 }
+
+/** Longest string kept in the intern table. */
+const INTERNED_MAX_BYTES = 32;
+/** Slots in the intern table (a power of two). */
+const INTERNED_SLOTS = 4096;
+/**
+ * Short strings decoded lately, by a hash of their bytes: states, kinds, names and keys repeat
+ * from event to event, and a hit costs a hash and a compare instead of a native UTF-8 decode, a
+ * new string, and the garbage of it. A collision replaces the slot's entry.
+ */
+const internedBytes: (Uint8Array | undefined)[] = new Array(INTERNED_SLOTS).fill(undefined);
+const internedText: (string | undefined)[] = new Array(INTERNED_SLOTS).fill(undefined);
 
 /** `google.protobuf.Struct` (map<string, Value> fields = 1) straight to a JSON object. */
 function readStruct(input: Input, length: number, into: JsonObject | undefined): JsonObject {

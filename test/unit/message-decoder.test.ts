@@ -628,6 +628,30 @@ describe("compileDecoder: strings", () => {
     expect(decoded.kind.value).toMatchObject({ errorMessage: "hi", endpoint: "\uFEFFx", deviceId: "a\uFEFF", context: { k: "v" } });
   });
 
+  it("decodes short strings seen before to the same text, also after the bytes they came from change", () => {
+    // Short strings are interned by their bytes: a later decode of other bytes in the same place
+    // must give their text, never the text kept for what was there before.
+    const bytes = toBinary(
+      EventSchema,
+      create(EventSchema, { kind: { case: "deviceStateChange", value: { deviceId: "dev-1", newState: "\uFEFFon", extraData: { region: "eu" } } } }),
+    );
+    const value = () => (decodeEvent(bytes).kind.value as { deviceId: string; newState: string; extraData: JsonObject });
+    for (let i = 0; i < 3; i++) expect(value()).toMatchObject({ deviceId: "dev-1", newState: "on", extraData: { region: "eu" } });
+    const at = Buffer.from(bytes).indexOf("dev-1");
+    bytes[at] = 0x78; // "xev-1"
+    expect(value()).toMatchObject({ deviceId: "xev-1", newState: "on" });
+    bytes[at] = 0x64;
+    expect(value()).toMatchObject({ deviceId: "dev-1", newState: "on" });
+  });
+
+  it("decodes more distinct short strings than the intern table holds, each to itself, in any order", () => {
+    const ids = Array.from({ length: 10_000 }, (_, i) => `d${(i * 7919) % 100_003}-${"é".repeat(i % 3)}`);
+    const encoded = ids.map((deviceId) => toBinary(EventSchema, create(EventSchema, { kind: { case: "error", value: { deviceId, errorMessage: deviceId.slice(0, 3) } } })));
+    for (const order of [ids.keys(), [...ids.keys()].reverse()]) {
+      for (const i of order) expect(decodeEvent(encoded[i]!).kind.value).toMatchObject({ deviceId: ids[i], errorMessage: ids[i]!.slice(0, 3) });
+    }
+  });
+
   it("refuses invalid UTF-8 in a string field, a Struct key and Struct string values", () => {
     const invalid = [
       [0xc3, 0x28], // a lead byte followed by a non-continuation
