@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnalyticsService, LogDeviceStateChangeRequestSchema, LogEventsRequestSchema, LogEventsResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
-import { callsPerSecond, processCpuSeconds } from "./_support.js";
+import { callsPerSecond, postgresCpuSeconds, processCpuSeconds } from "./_support.js";
 import { benchBatches } from "./_events.js";
 
 interface Job {
@@ -188,6 +188,7 @@ if (job.kind === "unary") {
     send = async (events) => (await client.logEvents({ events })).storedCount;
   }
   const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
+  const pgCpu0 = await postgresCpuSeconds();
   const clientCpu0 = process.cpuUsage();
   const started = performance.now();
   let next = 0;
@@ -203,8 +204,10 @@ if (job.kind === "unary") {
   const seconds = (performance.now() - started) / 1000;
   // The server's CPU over exactly this window (not the parent's parsing of this output after it).
   const serverCpuS = job.serverPid === undefined ? null : (await processCpuSeconds(job.serverPid)) - serverCpu0;
+  const pgCpu1 = await postgresCpuSeconds();
+  const pgCpuS = pgCpu0 === undefined || pgCpu1 === undefined ? null : pgCpu1 - pgCpu0;
   const clientCpu = process.cpuUsage(clientCpu0);
   const clientCpuS = (clientCpu.user + clientCpu.system) / 1e6;
   close();
-  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, server_cpu_s: serverCpuS, client_cpu_s: clientCpuS }));
+  console.log(JSON.stringify({ events_per_s: stored / seconds, stored, seconds, server_cpu_s: serverCpuS, client_cpu_s: clientCpuS, pg_cpu_s: pgCpuS }));
 }

@@ -76,6 +76,54 @@ export async function runBenchClient<T>(job: Record<string, unknown>): Promise<T
   });
 }
 
+/** A benchmark server running in its own process (`bench/_serve.ts`). */
+export interface ServerProcess {
+  readonly url: string;
+  /** A service token the server accepts. */
+  readonly token: string;
+  /** The server's process id (for its CPU time). */
+  readonly pid: number;
+  /** Stops the server (it closes its database connections) and waits for the process to exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a server on `databaseUrl` in a process of its own, with the Node flags `npm start` uses
+ * (the process's heap and collections are the server's alone, as in production).
+ */
+export async function startServerProcess(
+  name: string,
+  databaseUrl: string,
+  config: Partial<Config> = {},
+  options: Pick<BuildServerOptions, "binaryLogEventsFastPath"> = {},
+): Promise<ServerProcess> {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const script = fileURLToPath(new URL("./_serve.ts", import.meta.url));
+  const child = spawn(
+    process.execPath,
+    ["--max-semi-space-size=64", "--import", import.meta.resolve("tsx"), script, JSON.stringify({ name, databaseUrl, config, options })],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const ready = await new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (line) resolve(JSON.parse(line));
+    });
+    void exited.then((code) => reject(new Error(`bench server ${name} exited (${code}) before it was ready`)));
+  });
+  return {
+    ...ready,
+    async close() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 /** A service token for `server` (for clients in other processes). */
 export async function serviceToken(server: AnalyticsServer): Promise<string> {
   const secret = await loadSigningSecret(server.config);

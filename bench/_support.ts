@@ -2,7 +2,7 @@
  * Shared pieces of the benchmark programs: a throwaway PostgreSQL database, argument parsing,
  * raw COPY as the baseline every write benchmark is compared with, and result printing.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
@@ -98,8 +98,39 @@ export async function callsPerSecond(seconds: number, inFlight: number, call: ()
  * wall-clock rate moves with the neighbours' load, the CPU cost per item much less.
  */
 export async function processCpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const fields = await statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
+
+/** The fields of /proc/PID/stat after the command name (which is in parentheses and may hold spaces). */
+async function statFields(pid: number | string): Promise<string[]> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
+ * CPU seconds the local PostgreSQL server has used: every process named `postgres` (the
+ * postmaster, backends, WAL writer, checkpointer, autovacuum), plus what the postmaster's
+ * children used before they exited (a COPY's connection ends with its backend). Undefined when
+ * the server is not on this machine. The difference over a window is PostgreSQL's share of it:
+ * with the service's own CPU it tells whether a write path is bound by the machine's cores.
+ */
+export async function postgresCpuSeconds(): Promise<number | undefined> {
+  const processes = new Map<string, string[]>();
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    // `comm` is "postgres" for every server process (their titles are set in argv, not comm).
+    if (!(await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).startsWith("postgres")) continue;
+    const fields = await statFields(pid).catch(() => undefined);
+    if (fields !== undefined) processes.set(pid, fields);
+  }
+  if (processes.size === 0) return undefined;
+  let ticks = 0;
+  for (const fields of processes.values()) {
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    // The postmaster (whose parent is not a server process) also holds what its exited children used.
+    if (!processes.has(fields[1]!)) ticks += Number(fields[13]) + Number(fields[14]); // cutime, cstime
+  }
+  return ticks / 100;
+}
+
