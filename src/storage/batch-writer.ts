@@ -165,7 +165,8 @@ const REFUSED_OFFERS_LOG_INTERVAL_MS = 10_000;
 class WriteGroup {
   readonly #results: RowResult[];
   #left: number;
-  #settled = false;
+  #failed = false;
+  #failure: unknown;
   readonly #resolve: (results: RowResult[]) => void;
   readonly #reject: (err: unknown) => void;
 
@@ -178,19 +179,27 @@ class WriteGroup {
 
   /** Row `index` is stored (or replayed): the call resolves when every row is. */
   resolve(index: number, result: RowResult): void {
-    if (this.#settled) return;
     this.#results[index] = result;
-    if (--this.#left === 0) {
-      this.#settled = true;
-      this.#resolve(this.#results);
-    }
+    this.#settleOne();
   }
 
-  /** Row `index` failed: the call fails with the first failure (the other rows' fate is moot). */
+  /**
+   * A row failed: the call fails with the first failure, once every row of it is settled, so a
+   * caller told of a failure knows that the rest of its rows are stored or failed too (none is
+   * still on its way to the database, racing a retry).
+   */
   reject(err: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#reject(err);
+    if (!this.#failed) {
+      this.#failed = true;
+      this.#failure = err;
+    }
+    this.#settleOne();
+  }
+
+  #settleOne(): void {
+    if (--this.#left !== 0) return;
+    if (this.#failed) this.#reject(this.#failure);
+    else this.#resolve(this.#results);
   }
 }
 
