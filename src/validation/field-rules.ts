@@ -99,6 +99,16 @@ export const optionalEventTime =
     return undefined;
   };
 
+/** The largest value of a PostgreSQL `integer` column. */
+export const INTEGER_COLUMN_MAX = 2_147_483_647;
+
+/**
+ * A uint32 field stored in an `integer` column must fit it: above 2^31 - 1 the database would
+ * refuse the row, and with it the batch it was flushed in (an `Internal` error for every caller).
+ */
+export const fitsIntegerColumn: Check<number | undefined> = (v) =>
+  v !== undefined && v > INTEGER_COLUMN_MAX ? `must be at most ${INTEGER_COLUMN_MAX} (got ${v})` : undefined;
+
 /** Encoded size cap for free-form JSON (Struct) fields. */
 export const MAX_JSON_BYTES = 64 * 1024;
 

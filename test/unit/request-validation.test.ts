@@ -80,6 +80,21 @@ describe("LogDeviceStateChange and LogJobOutcome rules", () => {
   });
 });
 
+describe("uint32 fields stored in integer columns", () => {
+  it("accept up to 2^31 - 1 and name the field above it (the column would refuse the row, and its batch)", () => {
+    const job = (init: object) => validate(create(LogJobOutcomeRequestSchema, { jobId: "j", jobType: "t", status: JobStatus.SUCCESS, ...init }), JOB_OUTCOME_RULES);
+    expect(job({ durationMs: 2_147_483_647, retryCount: 2_147_483_647 })).toEqual([]);
+    expect(job({ durationMs: 2_147_483_648, retryCount: 4_294_967_295 })).toEqual([
+      { field: "duration_ms", description: "must be at most 2147483647 (got 2147483648)" },
+      { field: "retry_count", description: "must be at most 2147483647 (got 4294967295)" },
+    ]);
+    const activity = (durationMs: number | undefined) => validate(create(LogUserActivityRequestSchema, { activityType: ActivityType.CLICK, durationMs }), USER_ACTIVITY_RULES);
+    expect(activity(undefined)).toEqual([]);
+    expect(activity(0)).toEqual([]);
+    expect(fields(activity(3_000_000_000))).toEqual(["duration_ms"]);
+  });
+});
+
 describe("assertValid", () => {
   it("throws InvalidArgument naming each field", () => {
     try {

@@ -58,7 +58,8 @@ export type LogUserActivityRequest = Message<"analytics.v1.LogUserActivityReques
   sessionId: string;
 
   /**
-   * duration_ms is how long the activity lasted (time on page, for a page view).
+   * duration_ms is how long the activity lasted (time on page, for a page view);
+   * at most 2147483647 (larger values are rejected with InvalidArgument).
    *
    * @generated from field: optional uint32 duration_ms = 6;
    */
@@ -136,7 +137,8 @@ export type LogUserActivityRequestJson = {
   sessionId?: string;
 
   /**
-   * duration_ms is how long the activity lasted (time on page, for a page view).
+   * duration_ms is how long the activity lasted (time on page, for a page view);
+   * at most 2147483647 (larger values are rejected with InvalidArgument).
    *
    * @generated from field: optional uint32 duration_ms = 6;
    */
@@ -683,7 +685,8 @@ export type LogJobOutcomeRequest = Message<"analytics.v1.LogJobOutcomeRequest"> 
   deviceId: string;
 
   /**
-   * duration_ms is how long the job ran (up to about 49 days).
+   * duration_ms is how long the job ran: at most 2147483647 (about 24.8 days);
+   * larger values are rejected with InvalidArgument.
    *
    * @generated from field: optional uint32 duration_ms = 5;
    */
@@ -704,7 +707,8 @@ export type LogJobOutcomeRequest = Message<"analytics.v1.LogJobOutcomeRequest"> 
   errorMessage: string;
 
   /**
-   * retry_count is how many times the job was retried before this outcome.
+   * retry_count is how many times the job was retried before this outcome
+   * (at most 2147483647).
    *
    * @generated from field: uint32 retry_count = 8;
    */
@@ -774,7 +778,8 @@ export type LogJobOutcomeRequestJson = {
   deviceId?: string;
 
   /**
-   * duration_ms is how long the job ran (up to about 49 days).
+   * duration_ms is how long the job ran: at most 2147483647 (about 24.8 days);
+   * larger values are rejected with InvalidArgument.
    *
    * @generated from field: optional uint32 duration_ms = 5;
    */
@@ -795,7 +800,8 @@ export type LogJobOutcomeRequestJson = {
   errorMessage?: string;
 
   /**
-   * retry_count is how many times the job was retried before this outcome.
+   * retry_count is how many times the job was retried before this outcome
+   * (at most 2147483647).
    *
    * @generated from field: uint32 retry_count = 8;
    */
