@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { create, isMessage, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import {
@@ -32,6 +32,17 @@ import {
   type StreamDeviceMetricsResponse,
 } from "./gen/analytics/v1/analytics_service_pb.js";
 import { newEventId } from "./event-id.js";
+import { isBinaryTransport } from "./wire/binary-transport.js";
+import { encodedLogEventsRequest, logEventsEncodedMethod, type LogEventsRequestWire } from "./wire/log-events-wire.js";
+
+/** A client of `LogEvents` alone, sending pre-encoded events (binary transports only). */
+function createEncodedLogEventsClient(transport: Transport): {
+  logEvents(request: LogEventsRequestWire, options?: CallOptions): Promise<LogEventsResponse>;
+} {
+  // The one method as a service of its own: same service name and method, so the same path.
+  const service = { ...AnalyticsService, methods: [logEventsEncodedMethod], method: { logEvents: logEventsEncodedMethod } };
+  return createClient(service as unknown as DescService, transport) as never;
+}
 
 /** The most events one `LogEvents` call may carry (the server refuses more). */
 export const MAX_EVENTS_PER_BATCH = 500;
@@ -230,6 +241,9 @@ function toSample(sample: MetricSampleInput): MetricSample {
  */
 export function createAnalyticsClient(transport: Transport, options: AnalyticsClientOptions = {}): AnalyticsClient {
   const raw = createClient(AnalyticsService, transport);
+  // Over a binary transport (the SDK's Node and device transports), LogEvents sends events encoded
+  // by the compiled encoder: ~1.5 µs per event instead of protobuf-es's ~20-30.
+  const encoded = isBinaryTransport(transport) ? createEncodedLogEventsClient(transport) : undefined;
   const opts = (o: CallOptions | undefined): CallOptions => ({ ...options.callOptions, ...o });
   return {
     raw,
@@ -246,8 +260,9 @@ export function createAnalyticsClient(transport: Transport, options: AnalyticsCl
             Code.InvalidArgument,
           );
         }
-        const request = create(LogEventsRequestSchema, { events: events.map((e) => toEvent(e, options)) });
-        return raw.logEvents(request, opts(o));
+        const complete = events.map((e) => toEvent(e, options));
+        if (encoded) return encoded.logEvents(encodedLogEventsRequest(complete), opts(o));
+        return raw.logEvents(create(LogEventsRequestSchema, { events: complete }), opts(o));
       }),
     ingestDeviceMetrics: (input, o) =>
       call(() => raw.ingestDeviceMetrics({ deviceId: input.deviceId, samples: input.samples.map(toSample) }, opts(o))),

@@ -8,6 +8,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { encodedRequestIsIdempotent } from "./wire/log-events-wire.js";
 
 /** How often and how patiently to retry. */
 export interface RetryOptions {
@@ -136,6 +137,8 @@ export function isIdempotentCall(method: DescMethod, message: unknown): boolean 
   const path = `${method.parent.typeName}/${method.name}`;
   if (IDEMPOTENT_METHODS.has(path)) return true;
   if (path === "analytics.v1.AnalyticsService/LogEvents") {
+    const encoded = encodedRequestIsIdempotent(message); // events sent pre-encoded (the Node client)
+    if (encoded !== undefined) return encoded;
     const events = (message as { events?: { kind?: { value?: unknown } }[] }).events ?? [];
     return events.length > 0 && events.every((e) => hasEventId(e.kind?.value));
   }

@@ -6,6 +6,7 @@
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRateLimits } from "../../src/auth/rate-limit-policy.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
@@ -150,6 +151,55 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
     expect(res.results[1]!.violations.map((v) => v.field)).toEqual(["events[1].error.error_message"]);
     expect({ stored: res.storedCount, rejected: res.rejectedCount }).toEqual({ stored: 3, rejected: 1 });
     expect(await rows(`select page_url from user_activities where id = ?`, [res.results[0]!.id])).toEqual([{ page_url: "/home" }]);
+  });
+
+  it("logEvents sends pre-encoded events over the SDK's transport, generated messages over any other; both store the same rows", async () => {
+    const seen: string[] = [];
+    const spy: Interceptor = (next) => (req) => {
+      seen.push((req.message as { $typeName: string }).$typeName);
+      return next(req);
+    };
+    const sdkTransport = createAnalyticsClient(createNodeTransport({ baseUrl, token: serviceToken, protocol, interceptors: [spy] }));
+    const plain = createAnalyticsClient(
+      (protocol === "grpc" ? createGrpcTransport : createConnectTransport)({
+        baseUrl,
+        httpVersion: "2",
+        interceptors: [spy, (next) => (req) => (req.header.set("authorization", `Bearer ${serviceToken}`), next(req))],
+      }),
+    );
+    const batch = (tag: string) => [
+      { userActivity: { activityType: ActivityType.SEARCH, searchQuery: `q-${tag}`, extraData: { k: [1, "é😀", null, { n: -0.5 }] }, occurredAt: 1_767_225_600_123 } },
+      { error: { errorMessage: `boom ${tag}`, category: ErrorCategory.DATABASE, context: { "": true }, deviceId: `d-${tag}` } },
+      { deviceStateChange: { deviceId: `d-${tag}`, newState: "x".repeat(256), reason: "\uD800 lone" } },
+      { jobOutcome: { jobId: `j-${tag}`, jobType: "t", status: JobStatus.TIMEOUT, durationMs: 0, retryCount: 2_147_483_647 } },
+    ];
+    const viaEncoded = await sdkTransport.logEvents(batch(protocol));
+    const viaGenerated = await plain.logEvents(batch(protocol));
+    expect(seen).toEqual(["analytics.internal.LogEventsRequestWire", "analytics.v1.LogEventsRequest"]);
+    expect(viaEncoded.results.map((r) => r.outcome)).toEqual(Array(4).fill(WriteOutcome.STORED));
+    // The same error again is de-duplicated (same device, code and message), onto the stored one.
+    expect(viaGenerated.results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED, WriteOutcome.DEDUPLICATED, WriteOutcome.STORED, WriteOutcome.STORED]);
+    const stored = async (ids: string[]) => {
+      const [a] = await rows(`select activity_type, search_query, extra_data, occurred_at from user_activities where id = ?`, [ids[0]]);
+      const [e] = await rows(`select category, error_message, context, device_id from error_logs where id = ?`, [ids[1]]);
+      const [d] = await rows(`select device_id, new_state, reason from device_state_history where id = ?`, [ids[2]]);
+      const [j] = await rows(`select job_id, status, duration_ms, retry_count from job_outcomes where id = ?`, [ids[3]]);
+      return { a, e, d, j };
+    };
+    const ids = (r: typeof viaEncoded) => r.results.map((x) => x.id);
+    expect(viaGenerated.results[1]!.id).toBe(viaEncoded.results[1]!.id);
+    expect(await stored(ids(viaEncoded))).toEqual(await stored(ids(viaGenerated)));
+    expect((await stored(ids(viaEncoded))).d).toEqual({ device_id: `d-${protocol}`, new_state: "x".repeat(256), reason: "\uFFFD lone" });
+
+    // A uint32 beyond its integer column is rejected alone (it used to fail the batch's flush: Internal).
+    const tooMany = await sdkTransport.logEvents([
+      { jobOutcome: { jobId: "j-big", jobType: "t", status: JobStatus.SUCCESS, retryCount: 4_294_967_295 } },
+      { jobOutcome: { jobId: `j-ok-${protocol}`, jobType: "t", status: JobStatus.SUCCESS } },
+    ]);
+    expect(tooMany.results.map((r) => [r.outcome, r.violations.map((v) => v.field)])).toEqual([
+      [WriteOutcome.REJECTED, ["events[0].job_outcome.retry_count"]],
+      [WriteOutcome.STORED, []],
+    ]);
   });
 
   it("ingestDeviceMetrics and the raw streamDeviceMetrics answer with counts", async () => {

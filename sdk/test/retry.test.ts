@@ -3,7 +3,10 @@
  * retried for which codes, how long between attempts, and that the deadline bounds it all.
  */
 import { Code, ConnectError, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { EventSchema } from "../src/gen/analytics/v1/analytics_service_pb.js";
+import { encodedLogEventsRequest, logEventsEncodedMethod } from "../src/wire/log-events-wire.js";
 import {
   AnalyticsService,
   backoffMs,
@@ -56,6 +59,14 @@ describe("isIdempotentCall", () => {
     expect(isIdempotentCall(m.logError, { eventId: "" })).toBe(false);
     expect(isIdempotentCall(m.logEvents, { events: [{ kind: { value: { eventId: "a" } } }, { kind: { value: { eventId: "" } } }] })).toBe(false);
     expect(isIdempotentCall(m.logEvents, { events: [] })).toBe(false);
+  });
+  it("judges a batch of pre-encoded events (the Node client's) by the events it was made from", () => {
+    const event = (eventId: string) => create(EventSchema, { kind: { case: "error", value: { errorMessage: "x", eventId } } });
+    expect(isIdempotentCall(logEventsEncodedMethod, encodedLogEventsRequest([event("a"), event("b")]))).toBe(true);
+    expect(isIdempotentCall(logEventsEncodedMethod, encodedLogEventsRequest([event("a"), event("")]))).toBe(false);
+    expect(isIdempotentCall(logEventsEncodedMethod, encodedLogEventsRequest([create(EventSchema)]))).toBe(false);
+    // The same bytes without the mark (made elsewhere): not known to be safe.
+    expect(isIdempotentCall(logEventsEncodedMethod, { $typeName: "analytics.internal.LogEventsRequestWire", events: [] })).toBe(false);
   });
 });
 

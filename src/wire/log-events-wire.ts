@@ -9,58 +9,21 @@
  * Wire-identical because a length-delimited message field and a `bytes` field are the same bytes
  * on the wire (tag, length, payload). Only the binary encodings can use it: the JSON form of a
  * `bytes` field is base64, so Connect JSON requests stay on the generated types
- * ({@link isBinaryLogEventsRequest} tells them apart). These types are never advertised: server
- * reflection and the SDK know only `analytics.v1`.
+ * ({@link isBinaryLogEventsRequest} tells them apart). The types are the SDK's
+ * (`sdk/src/wire/log-events-wire.ts`), whose Node client sends events through them too; they are
+ * never advertised: server reflection knows only `analytics.v1`.
  */
-import { create, createFileRegistry, type DescMethodUnary } from "@bufbuild/protobuf";
-import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
 import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import {
+  LogEventsRequestWireSchema as requestSchema,
+  LogEventsResponseWireSchema as responseSchema,
+  type LogEventsResponseWire,
+} from "../../sdk/src/wire/log-events-wire.js";
 
-const { REPEATED: LABEL_REPEATED, OPTIONAL: LABEL_OPTIONAL } = FieldDescriptorProto_Label;
-const { BYTES: TYPE_BYTES, UINT32: TYPE_UINT32 } = FieldDescriptorProto_Type;
-
-const registry = createFileRegistry(
-  create(FileDescriptorProtoSchema, {
-    name: "analytics/internal/log_events_wire.proto",
-    package: "analytics.internal",
-    syntax: "proto3",
-    messageType: [
-      {
-        name: "LogEventsRequestWire",
-        field: [{ name: "events", number: 1, label: LABEL_REPEATED, type: TYPE_BYTES, jsonName: "events" }],
-      },
-      {
-        name: "LogEventsResponseWire",
-        field: [
-          { name: "results", number: 1, label: LABEL_REPEATED, type: TYPE_BYTES, jsonName: "results" },
-          { name: "stored_count", number: 2, label: LABEL_OPTIONAL, type: TYPE_UINT32, jsonName: "storedCount" },
-          { name: "rejected_count", number: 3, label: LABEL_OPTIONAL, type: TYPE_UINT32, jsonName: "rejectedCount" },
-        ],
-      },
-    ],
-  }),
-  () => undefined,
-);
-
-/** `LogEventsRequest` with each event's encoding as it arrived. */
-export interface LogEventsRequestWire {
-  readonly $typeName: "analytics.internal.LogEventsRequestWire";
-  events: Uint8Array[];
-}
-
-/** `LogEventsResponse` with each result already encoded. */
-export interface LogEventsResponseWire {
-  readonly $typeName: "analytics.internal.LogEventsResponseWire";
-  results: Uint8Array[];
-  storedCount: number;
-  rejectedCount: number;
-}
-
-const requestSchema = registry.getMessage("analytics.internal.LogEventsRequestWire") as GenMessage<LogEventsRequestWire>;
-const responseSchema = registry.getMessage("analytics.internal.LogEventsResponseWire") as GenMessage<LogEventsResponseWire>;
+export type { LogEventsRequestWire, LogEventsResponseWire } from "../../sdk/src/wire/log-events-wire.js";
 
 /**
  * `AnalyticsService.LogEvents` with the wire types: same service, name and path, so routing,

@@ -8,6 +8,7 @@ import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createBearerTokenInterceptor, type TokenSource } from "../bearer-token.js";
 import { createRetryInterceptor, type RetryOptions } from "../retry.js";
+import { markBinaryTransport } from "../wire/binary-transport.js";
 
 /** Options of {@link createNodeTransport}. */
 export interface NodeTransportOptions {
@@ -78,9 +79,12 @@ export function createNodeTransport(options: NodeTransportOptions): Transport {
   const pingIntervalMs = options.pingIntervalMs ?? 30_000;
   if (options.protocol === "connect") {
     if (options.httpVersion === "1.1") {
-      return createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", useBinaryFormat: true, interceptors, defaultTimeoutMs });
+      return markBinaryTransport(createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", useBinaryFormat: true, interceptors, defaultTimeoutMs }));
     }
-    return createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs });
+    return markBinaryTransport(
+      createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs }),
+    );
   }
-  return createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs });
+  // Binary in every protocol: clients may send pre-encoded messages (LogEvents) through it.
+  return markBinaryTransport(createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs }));
 }

@@ -6,6 +6,7 @@
  */
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { markBinaryTransport } from "../wire/binary-transport.js";
 import { createBearerTokenInterceptor, type TokenSource } from "../bearer-token.js";
 import { createRetryInterceptor, type RetryOptions } from "../retry.js";
 
@@ -57,7 +58,7 @@ export function createWebTransport(options: WebTransportOptions): Transport {
   const credentials = options.credentials ?? "include";
   const baseFetch = options.fetch;
   const timeoutMs = options.timeoutMs ?? 15_000;
-  return createConnectTransport({
+  const transport = createConnectTransport({
     baseUrl: options.baseUrl,
     useBinaryFormat: options.useBinaryFormat ?? false,
     interceptors,
@@ -65,4 +66,5 @@ export function createWebTransport(options: WebTransportOptions): Transport {
     // Looked up per call, so a page (or test) replacing window.fetch later is honoured.
     fetch: (input, init) => (baseFetch ?? globalThis.fetch)(input, { ...init, credentials }),
   });
+  return options.useBinaryFormat === true ? markBinaryTransport(transport) : transport;
 }
