@@ -5,12 +5,12 @@
  * argv[2]: JSON `{ kind: "unary" | "log-events", baseUrl, token, seconds?, inFlight?, events?, batch? }`.
  * Prints one JSON line with the figures.
  */
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnalyticsService, LogDeviceStateChangeRequestSchema, LogEventsRequestSchema, LogEventsResponseSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { createAnalyticsClient } from "../sdk/src/analytics-client.js";
+import { createNodeTransport } from "../sdk/src/node/transport.js";
 import { callsPerSecond, postgresCpuSeconds, processCpuSeconds } from "./_support.js";
 import { benchBatches } from "./_events.js";
 
@@ -23,7 +23,8 @@ interface Job {
   events?: number;
   batch?: number;
   /**
-   * log-events: the client. `connect`: connect-node, as the SDK; `pre-encoded`: every request
+   * log-events: the client. `sdk`: the SDK's own client (`createAnalyticsClient` over
+   * `createNodeTransport`, gRPC), encoding as it sends, as services use it; `pre-encoded`: every request
    * encoded (protobuf-es) before the clock starts and sent as bytes by @grpc/grpc-js (in
    * production the encoding happens on the callers' machines, not the server's);
    * `h2`: the same bytes framed as gRPC messages before the clock starts and sent over one
@@ -32,7 +33,7 @@ interface Job {
    * otherwise take a quarter of the two cores the server runs on). It asks for no response
    * compression (as grpc-go's default client), so the server does not gzip its answers.
    */
-  client?: "connect" | "pre-encoded" | "h2";
+  client?: "sdk" | "pre-encoded" | "h2";
   /** log-events: the run's seed; the events are `benchBatches(seed, events, batch)` (bench/_events.ts). */
   seed?: number;
   /** log-events: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
@@ -40,18 +41,6 @@ interface Job {
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
-const client = createClient(
-  AnalyticsService,
-  createGrpcTransport({
-    baseUrl: job.baseUrl,
-    interceptors: [
-      (next) => (req) => {
-        req.header.set("authorization", `Bearer ${job.token}`);
-        return next(req);
-      },
-    ],
-  }),
-);
 
 /**
  * Unary gRPC calls over one bare `node:http2` session, as a load generator (h2load, ghz) makes
@@ -185,7 +174,10 @@ if (job.kind === "unary") {
   } else if (job.client === "h2") {
     ({ send, close } = h2Sender(job, batches));
   } else {
-    send = async (events) => (await client.logEvents({ events })).storedCount;
+    const analytics = createAnalyticsClient(createNodeTransport({ baseUrl: job.baseUrl, token: job.token, retry: false }));
+    // The SDK's input shape ({ deviceStateChange: {...} }), made before the clock starts.
+    const inputs = new Map(batches.map((events) => [events, events.map((e) => ({ deviceStateChange: e.kind.value }))]));
+    send = async (events) => (await analytics.logEvents(inputs.get(events)!)).storedCount;
   }
   const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
   const pgCpu0 = await postgresCpuSeconds();

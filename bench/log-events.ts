@@ -14,7 +14,8 @@
  * same server with the binary fast path off (`protobuf_es_path`: events decoded and results
  * encoded by protobuf-es, as before the compiled decoder), the same-run baseline of that change.
  * One warm-up run of each server comes first, not counted. Once per run: the same pre-encoded
- * bytes sent by @grpc/grpc-js, and the SDK's own client (connect-node, encoding as it sends).
+ * bytes sent by @grpc/grpc-js, and the SDK's own client (`createAnalyticsClient` over
+ * `createNodeTransport`, encoding as it sends: its compiled encoder over gRPC).
  *
  * Where the time goes: PostgreSQL's CPU per stored row in both paths (all its processes, read from
  * /proc; null when the server is elsewhere) and the share of the machine's cores the run kept busy
@@ -62,7 +63,7 @@ try {
 
   /** One client run into the emptied table; the server's CPU per event; the run's seed (its events). */
   let runs = 0;
-  const logEvents = async (client: "h2" | "pre-encoded" | "connect", target: "fast" | "generic" = "fast", inFlight = IN_FLIGHT) => {
+  const logEvents = async (client: "h2" | "pre-encoded" | "sdk", target: "fast" | "generic" = "fast", inFlight = IN_FLIGHT) => {
     await truncate();
     const seed = (Date.now() ^ (++runs * 0x9e3779b9)) >>> 0; // fresh per run: no run replays another's event ids
     const result = await runBenchClient<{ events_per_s: number; stored: number; seconds: number; server_cpu_s: number; client_cpu_s: number; pg_cpu_s: number | null }>({
@@ -180,8 +181,8 @@ try {
   }
   const grpcJs = await logEvents("pre-encoded");
   console.log(`@grpc/grpc-js client (pre-encoded): ${Math.round(grpcJs.events_per_s)} events/s (client ${grpcJs.clientUsPerEvent.toFixed(1)} µs/event)`);
-  const sdk = await logEvents("connect");
-  console.log(`SDK client (connect-node): ${Math.round(sdk.events_per_s)} events/s (client ${sdk.clientUsPerEvent.toFixed(1)} µs/event)`);
+  const sdk = await logEvents("sdk");
+  console.log(`SDK client (createAnalyticsClient, gRPC): ${Math.round(sdk.events_per_s)} events/s (client ${sdk.clientUsPerEvent.toFixed(1)} µs/event)`);
   printResult({
     events_per_s: Math.round(median(rates)),
     copy_per_s: Math.round(median(copies)),
