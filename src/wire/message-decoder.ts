@@ -21,6 +21,7 @@ import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Buffer, isUtf8 } from "node:buffer";
 import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
+import { wireTypeOf } from "../../sdk/src/wire/scalar-wire-type.js";
 
 /** The input is not a valid encoding of the message; the text says where, safe to show a client. */
 export class WireFormatError extends Error {
@@ -252,24 +253,6 @@ function readTag(input: Input): number {
 
 function expectWireType(field: DescField, actual: number, expected: WireType): void {
   if (actual !== expected) throw new WireFormatError(`${field.parent.typeName}.${field.name}: wire type ${actual}, expected ${expected}`);
-}
-
-function wireTypeOf(scalar: ScalarType): WireType {
-  switch (scalar) {
-    case ScalarType.STRING:
-    case ScalarType.BYTES:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FLOAT:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
-  }
 }
 
 function scalarReader(scalar: ScalarType, longAsString: boolean): (input: Input) => unknown {

@@ -324,3 +324,26 @@ export function randomMessage(desc: DescMessage, random: Random, depth: number):
   return create(desc, init);
 }
 
+
+/**
+ * Schemas a compiled codec must refuse when it is compiled, each with what its error must say:
+ * maps (Struct itself, analytics messages that reach one), wrapper types, Value and ListValue
+ * fields, Struct in a list or oneof, groups, also when reached indirectly. Pass the extra
+ * analytics schemas that reach a map.
+ */
+export function unsupportedSchemas(structSchema: DescMessage, valueSchema: DescMessage, listValueSchema: DescMessage): [DescMessage, RegExp][] {
+  return [
+    [structSchema, /google\.protobuf\.Struct\.fields: a map field is not supported/],
+    [valueSchema, /not supported/],
+    [listValueSchema, /not supported/],
+    [message(testRegistry, "test.decoder.WithWrapper"), /WithWrapper\.w: google\.protobuf\.Int32Value is not supported/],
+    [message(testRegistry, "test.decoder.WithWrapperInOneof"), /StringValue is not supported/],
+    [message(testRegistry, "test.decoder.WithValue"), /google\.protobuf\.Value is not supported/],
+    [message(testRegistry, "test.decoder.WithListValue"), /google\.protobuf\.ListValue is not supported/],
+    [message(testRegistry, "test.decoder.WithStructList"), /a repeated google\.protobuf\.Struct/],
+    [message(testRegistry, "test.decoder.WithValueList"), /a repeated google\.protobuf\.Value/],
+    [message(testRegistry, "test.decoder.WithStructInOneof"), /a Struct in a oneof/],
+    [message(testRegistry, "test.decoder.ReachesWrapper"), /WithWrapper\.w/],
+    [message(proto2Registry, "test.decoder2.WithGroup"), /group encoding/],
+  ];
+}

@@ -20,6 +20,7 @@
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { wireTypeOf } from "./scalar-wire-type.js";
 
 /** Encodes one message. */
 export type MessageEncoder<Desc extends DescMessage> = (message: MessageShape<Desc>) => Uint8Array;
@@ -187,24 +188,6 @@ function isScalarZero(scalar: ScalarType, v: unknown): boolean {
       return Object.is(v, 0); // -0 is written
     default:
       return v == 0; // 0, 0n and "0" (a 64-bit value as a string)
-  }
-}
-
-function wireTypeOf(scalar: ScalarType): WireType {
-  switch (scalar) {
-    case ScalarType.STRING:
-    case ScalarType.BYTES:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FLOAT:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
   }
 }
 
