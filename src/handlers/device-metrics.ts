@@ -14,7 +14,7 @@ import { sampleBatchOf } from "../metrics/sample-batch.js";
 import { resolveWindow, WindowError } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
-import { invalidArgument, type Violation } from "../validation/field-rules.js";
+import { checkNoNul, invalidArgument, type Violation } from "../validation/field-rules.js";
 
 /** What the device metrics handlers need. */
 export interface DeviceMetricsHandlerDeps {
@@ -86,6 +86,7 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
     async getDeviceMetrics(req) {
       const violations: Violation[] = [];
       if (req.deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
+      else checkNoNul("device_id", req.deviceId, violations);
       const limits = DEVICE_METRICS_QUERY_LIMITS;
       const pageSize = req.pageSize === 0 ? limits.pageSize.default : req.pageSize;
       if (pageSize > limits.pageSize.max) {

@@ -15,7 +15,7 @@ import { decodeStateHistoryToken, encodeStateHistoryToken, type StateHistoryToke
 import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
-import { definedEnum, invalidArgument, type Violation } from "../validation/field-rules.js";
+import { checkNoNul, definedEnum, invalidArgument, type Violation } from "../validation/field-rules.js";
 
 /** What the MetricsService handlers need. */
 export interface MetricsServiceDeps {
@@ -78,7 +78,8 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
     async getApiPerformance(req) {
       const violations: Violation[] = [];
       const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.hours, violations);
-      if (window === undefined) throw invalidArgument(violations);
+      checkNoNul("endpoint", req.endpoint, violations);
+      if (window === undefined || violations.length > 0) throw invalidArgument(violations);
       const result = await run("GetApiPerformance", () => q.apiPerformance({ window, endpoint: req.endpoint || undefined }));
       return {
         window: windowMessage(result.window),
@@ -99,7 +100,8 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
     async getJobOutcomes(req) {
       const violations: Violation[] = [];
       const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.hours, violations);
-      if (window === undefined) throw invalidArgument(violations);
+      checkNoNul("job_type", req.jobType, violations);
+      if (window === undefined || violations.length > 0) throw invalidArgument(violations);
       const result = await run("GetJobOutcomes", () => q.jobOutcomes({ window, jobType: req.jobType || undefined }));
       return {
         window: windowMessage(result.window),
@@ -139,6 +141,7 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
     async getDeviceStateHistory(req) {
       const violations: Violation[] = [];
       if (req.deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
+      else checkNoNul("device_id", req.deviceId, violations);
       const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.historyHours, violations);
       const limits = METRICS_QUERY_LIMITS.pageSize;
       const pageSize = req.pageSize === 0 ? limits.default : req.pageSize;

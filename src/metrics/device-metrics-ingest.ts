@@ -273,6 +273,9 @@ export class DeviceMetricsIngest {
     if (deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
     else if (deviceId.length > maxId) {
       violations.push({ field: "device_id", description: `must be at most ${maxId} characters (got ${deviceId.length})` });
+    } else if (deviceId.includes("\u0000")) {
+      // PostgreSQL's text cannot hold it: the rows would be refused at their flush.
+      violations.push({ field: "device_id", description: "must not contain the NUL character (U+0000)" });
     }
     const max = this.limits.maxSamplesPerMessage;
     if (batch.length === 0 || batch.length > max) {

@@ -533,6 +533,7 @@ export class SmartDataFilter {
   /** The rejection of a name {@link invalidNameAt} found. */
   private rejectName(name: string): FilterDecision {
     if (name.length === 0) return this.reject("invalid_metric_name", "a metric name is empty");
+    if (name.length <= this.options.maxIdLength) return this.reject("invalid_metric_name", "a metric name contains the NUL character (U+0000)");
     return this.reject(
       "metric_name_too_long",
       `metric name "${name.slice(0, 32)}…" is ${name.length} characters long; the limit is ${this.options.maxIdLength}`,
@@ -668,8 +669,9 @@ function firstMissing(kept: readonly string[], names: readonly string[]): string
  */
 function invalidNameAt(names: readonly string[], maxIdLength: number): number {
   for (let j = 0; j < names.length; j++) {
-    const length = names[j]!.length;
-    if (length === 0 || length > maxIdLength) return j;
+    const name = names[j]!;
+    // U+0000: the name is a key of the stored jsonb, which cannot hold it.
+    if (name.length === 0 || name.length > maxIdLength || name.includes("\u0000")) return j;
   }
   return -1;
 }

@@ -65,11 +65,26 @@ export function invalidArgument(violations: readonly Violation[]): ConnectError 
 /** The string must not be empty or blank. */
 export const required: Check<string> = (v) => (v.trim() === "" ? "is required" : undefined);
 
+/**
+ * The string must not hold U+0000: PostgreSQL's text and jsonb cannot store it, and the row
+ * would be refused at its flush (an `Internal` error instead of a named field).
+ */
+export const noNul: Check<string> = (v) => (v.includes("\u0000") ? "must not contain the NUL character (U+0000)" : undefined);
+
+/** Adds a violation for `field` when `value` holds U+0000 (a query parameter PostgreSQL would refuse). */
+export function checkNoNul(field: string, value: string, violations: Violation[]): void {
+  const problem = noNul(value);
+  if (problem !== undefined) violations.push({ field, description: problem });
+}
+
 /** The string must be at most `n` characters. */
 export const maxLength =
   (n: number): Check<string> =>
   (v) =>
     v.length > n ? `must be at most ${n} characters (got ${v.length})` : undefined;
+
+/** Text stored in a column: no NUL ({@link noNul}) and at most `n` characters. */
+export const text = (n: number): Check<string>[] => [noNul, maxLength(n)];
 
 /** The string, when present, must be a UUID. */
 export const optionalUuid: Check<string> = (v) => (v !== "" && !isUuid(v) ? "must be a UUID" : undefined);
@@ -112,10 +127,20 @@ export const fitsIntegerColumn: Check<number | undefined> = (v) =>
 /** Encoded size cap for free-form JSON (Struct) fields. */
 export const MAX_JSON_BYTES = 64 * 1024;
 
-/** A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES}. */
-export const jsonSize: Check<JsonObject | undefined> = (v) => {
+/**
+ * `\u0000` in JSON text made by `JSON.stringify`, which writes U+0000 so and a literal backslash
+ * as `\\`: an escape preceded by an even number of backslashes is a NUL.
+ */
+const JSON_NUL = /(?:^|[^\\])(?:\\\\)*\\u0000/;
+
+/**
+ * A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES} of JSON and hold no
+ * U+0000 in a key or string (jsonb cannot store it: the row would be refused at its flush).
+ */
+export const jsonPayload: Check<JsonObject | undefined> = (v) => {
   if (v === undefined) return undefined;
   const text = jsonTextOf(v).text;
+  if (text.includes("\\u0000") && JSON_NUL.test(text)) return "must not contain the NUL character (U+0000) in a key or string";
   if (text.length * 3 <= MAX_JSON_BYTES) return undefined; // UTF-8 takes at most 3 bytes per UTF-16 code unit
   const bytes = Buffer.byteLength(text);
   return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;

@@ -19,11 +19,11 @@ import {
   definedEnum,
   field,
   fitsIntegerColumn,
-  jsonSize,
-  maxLength,
+  jsonPayload,
   optionalEventTime,
   optionalUuid,
   required,
+  text,
   type FieldRule,
 } from "./field-rules.js";
 
@@ -41,55 +41,55 @@ const now = () => Date.now();
 /** LogUserActivity. */
 export const USER_ACTIVITY_RULES: readonly FieldRule<LogUserActivityRequest>[] = [
   field("activity_type", (m) => m.activityType, definedEnum(ActivityType, false)),
-  field("page_url", (m) => m.pageUrl, maxLength(LIMITS.url)),
-  field("element_id", (m) => m.elementId, maxLength(LIMITS.shortText)),
-  field("search_query", (m) => m.searchQuery, maxLength(LIMITS.shortText)),
-  field("session_id", (m) => m.sessionId, maxLength(LIMITS.id)),
+  field("page_url", (m) => m.pageUrl, ...text(LIMITS.url)),
+  field("element_id", (m) => m.elementId, ...text(LIMITS.shortText)),
+  field("search_query", (m) => m.searchQuery, ...text(LIMITS.shortText)),
+  field("session_id", (m) => m.sessionId, ...text(LIMITS.id)),
   field("duration_ms", (m) => m.durationMs, fitsIntegerColumn),
-  field("extra_data", (m) => m.extraData, jsonSize),
+  field("extra_data", (m) => m.extraData, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
-  field("user_id", (m) => m.userId, maxLength(LIMITS.id)),
+  field("user_id", (m) => m.userId, ...text(LIMITS.id)),
 ];
 
 /** LogError. */
 export const ERROR_RULES: readonly FieldRule<LogErrorRequest>[] = [
   field("category", (m) => m.category, definedEnum(ErrorCategory, true)),
   field("severity", (m) => m.severity, definedEnum(Severity, true)),
-  field("error_code", (m) => m.errorCode, maxLength(LIMITS.id)),
-  field("error_message", (m) => m.errorMessage, required, maxLength(LIMITS.message)),
-  field("stack_trace", (m) => m.stackTrace, maxLength(LIMITS.stackTrace)),
-  field("endpoint", (m) => m.endpoint, maxLength(LIMITS.url)),
-  field("device_id", (m) => m.deviceId, maxLength(LIMITS.id)),
-  field("context", (m) => m.context, jsonSize),
+  field("error_code", (m) => m.errorCode, ...text(LIMITS.id)),
+  field("error_message", (m) => m.errorMessage, required, ...text(LIMITS.message)),
+  field("stack_trace", (m) => m.stackTrace, ...text(LIMITS.stackTrace)),
+  field("endpoint", (m) => m.endpoint, ...text(LIMITS.url)),
+  field("device_id", (m) => m.deviceId, ...text(LIMITS.id)),
+  field("context", (m) => m.context, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
 ];
 
 /** LogDeviceStateChange. */
 export const DEVICE_STATE_CHANGE_RULES: readonly FieldRule<LogDeviceStateChangeRequest>[] = [
-  field("device_id", (m) => m.deviceId, required, maxLength(LIMITS.id)),
-  field("previous_state", (m) => m.previousState, maxLength(LIMITS.shortText)),
-  field("new_state", (m) => m.newState, required, maxLength(LIMITS.shortText)),
-  field("changed_by", (m) => m.changedBy, maxLength(LIMITS.shortText)),
-  field("reason", (m) => m.reason, maxLength(LIMITS.message)),
-  field("extra_data", (m) => m.extraData, jsonSize),
+  field("device_id", (m) => m.deviceId, required, ...text(LIMITS.id)),
+  field("previous_state", (m) => m.previousState, ...text(LIMITS.shortText)),
+  field("new_state", (m) => m.newState, required, ...text(LIMITS.shortText)),
+  field("changed_by", (m) => m.changedBy, ...text(LIMITS.shortText)),
+  field("reason", (m) => m.reason, ...text(LIMITS.message)),
+  field("extra_data", (m) => m.extraData, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
 ];
 
 /** LogJobOutcome. */
 export const JOB_OUTCOME_RULES: readonly FieldRule<LogJobOutcomeRequest>[] = [
-  field("job_id", (m) => m.jobId, required, maxLength(LIMITS.id)),
-  field("job_type", (m) => m.jobType, required, maxLength(LIMITS.id)),
+  field("job_id", (m) => m.jobId, required, ...text(LIMITS.id)),
+  field("job_type", (m) => m.jobType, required, ...text(LIMITS.id)),
   field("status", (m) => m.status, definedEnum(JobStatus, false)),
-  field("device_id", (m) => m.deviceId, maxLength(LIMITS.id)),
+  field("device_id", (m) => m.deviceId, ...text(LIMITS.id)),
   field("duration_ms", (m) => m.durationMs, fitsIntegerColumn),
-  field("error_code", (m) => m.errorCode, maxLength(LIMITS.id)),
-  field("error_message", (m) => m.errorMessage, maxLength(LIMITS.message)),
+  field("error_code", (m) => m.errorCode, ...text(LIMITS.id)),
+  field("error_message", (m) => m.errorMessage, ...text(LIMITS.message)),
   field("retry_count", (m) => m.retryCount, fitsIntegerColumn),
-  field("initiated_by", (m) => m.initiatedBy, maxLength(LIMITS.shortText)),
-  field("extra_data", (m) => m.extraData, jsonSize),
+  field("initiated_by", (m) => m.initiatedBy, ...text(LIMITS.shortText)),
+  field("extra_data", (m) => m.extraData, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
 ];

@@ -438,6 +438,30 @@ describe("IngestDeviceMetrics", () => {
     ]);
   });
 
+  it("names a NUL character in the device id (InvalidArgument) and rejects a sample with one in a metric name alone", async () => {
+    const post = async (deviceId: string, samples: unknown[]) =>
+      fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(server.config, "service")}` },
+        body: JSON.stringify({ deviceId, samples }),
+      });
+    const t = Date.now() - 600_000;
+    const badId = await post("dev-\u0000", [{ occurredAt: new Date(t).toISOString(), metrics: { cpu: 1 } }]);
+    expect(badId.status).toBe(400);
+    expect(await badId.json()).toMatchObject({ code: "invalid_argument", message: "invalid request: device_id: must not contain the NUL character (U+0000)" });
+    const badName = await post("dev-e2e-nul", [
+      { occurredAt: new Date(t).toISOString(), metrics: { "cpu\u0000": 1 } },
+      { occurredAt: new Date(t + 1000).toISOString(), metrics: { cpu: 2 } },
+    ]);
+    expect(badName.status).toBe(200);
+    expect(await badName.json()).toEqual({
+      counts: { received: 2, stored: 1, rejected: 1 },
+      // index 0 is the default, which Connect JSON leaves out
+      rejections: [{ code: "invalid_metric_name", message: "a metric name contains the NUL character (U+0000)" }],
+    });
+    expect(await rows(`select metrics from device_metrics where device_id = ?`, ["dev-e2e-nul"])).toEqual([{ metrics: { cpu: 2 } }]);
+  });
+
   it("stores the compact form (metric_names + values) exactly like the map form", async () => {
     const deviceId = "dev-e2e-compact";
     const t = Date.now() - 600_000;

@@ -92,6 +92,11 @@ function batch(tag: string): MessageInitShape<typeof EventSchema>[] {
     { kind: { case: "jobOutcome" as const, value: { jobId: `j-${tag}`, jobType: "restart", status: JobStatus.FAILED, errorCode: "E1", retryCount: 3, durationMs: 1500 } } },
     { kind: { case: undefined } },
     { kind: { case: "jobOutcome" as const, value: { jobId: `j2-${tag}`, jobType: "restart", status: JobStatus.SUCCESS, occurredAt: timestampFromMs(Date.UTC(1990, 0, 1)) } } },
+    // What the database cannot store, named instead of failing the batch at its flush: U+0000 in
+    // text or in a JSON key, a uint32 beyond its integer column.
+    { kind: { case: "error" as const, value: { errorMessage: `nul \u0000 ${tag}` } } },
+    { kind: { case: "deviceStateChange" as const, value: { deviceId: `d-${tag}`, newState: "on", extraData: { "k\u0000": 1 } } } },
+    { kind: { case: "jobOutcome" as const, value: { jobId: `j3-${tag}`, jobType: "restart", status: JobStatus.SUCCESS, retryCount: 4_294_967_295 } } },
   ];
 }
 
@@ -127,8 +132,11 @@ describe("LogEvents fast path", () => {
       stored[kind] = await storedRows(kind);
     }
     expect(answers["grpc"]).toEqual({
-      outcomes: [WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.REJECTED],
-      hasIds: [true, false, true, true, true, false, false],
+      outcomes: [
+        ...[WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.REJECTED],
+        ...[WriteOutcome.REJECTED, WriteOutcome.REJECTED, WriteOutcome.REJECTED],
+      ],
+      hasIds: [true, false, true, true, true, false, false, false, false, false],
       violations: [
         [],
         [{ field: "events[1].error.error_message", description: "is required" }],
@@ -137,9 +145,12 @@ describe("LogEvents fast path", () => {
         [],
         [{ field: "events[5].kind", description: "exactly one event kind must be set" }],
         [{ field: "events[6].job_outcome.occurred_at", description: expect.any(String) }],
+        [{ field: "events[7].error.error_message", description: "must not contain the NUL character (U+0000)" }],
+        [{ field: "events[8].device_state_change.extra_data", description: "must not contain the NUL character (U+0000) in a key or string" }],
+        [{ field: "events[9].job_outcome.retry_count", description: "must be at most 2147483647 (got 4294967295)" }],
       ],
       stored: 4,
-      rejected: 3,
+      rejected: 6,
     });
     for (const kind of ["grpc-web", "connect-proto", "connect-json"]) expect(answers[kind], kind).toEqual(answers["grpc"]);
     const grpcRows = stored["grpc"] as Record<string, unknown[]>;

@@ -110,6 +110,17 @@ describe("MetricsService over gRPC", () => {
     expect(err.rawMessage).toBe("invalid request: hours: must be between 1 and 168, got 169");
     const token = await rpcError(metrics.getDeviceStateHistory({ deviceId: "dev-e2e", pageToken: "bm90LWEtdG9rZW4" }));
     expect(token.rawMessage).toBe("invalid request: page_token: is not a page token of this query");
+    // A NUL in a filter: PostgreSQL would refuse the parameter (it used to answer Internal).
+    for (const [call, field] of [
+      [() => metrics.getApiPerformance({ endpoint: "/x\u0000" }), "endpoint"],
+      [() => metrics.getJobOutcomes({ jobType: "\u0000" }), "job_type"],
+      [() => metrics.getDeviceStateHistory({ deviceId: "d\u0000" }), "device_id"],
+      [() => metrics.getDeviceMetrics({ deviceId: "d\u0000" }), "device_id"],
+    ] as const) {
+      const nul = await rpcError(call());
+      expect(nul.code, field).toBe(Code.InvalidArgument);
+      expect(nul.rawMessage).toBe(`invalid request: ${field}: must not contain the NUL character (U+0000)`);
+    }
   });
 
   it("works with buf curl through reflection, as the README shows", async () => {

@@ -95,6 +95,33 @@ describe("uint32 fields stored in integer columns", () => {
   });
 });
 
+describe("NUL characters (PostgreSQL's text and jsonb cannot store U+0000)", () => {
+  it("names every text field holding one", () => {
+    const v = validate(
+      create(LogErrorRequestSchema, { errorMessage: "a\u0000", errorCode: "\u0000", endpoint: "/x\u0000y", deviceId: "d", stackTrace: "ok" }),
+      ERROR_RULES,
+    );
+    expect(v).toEqual([
+      { field: "error_code", description: "must not contain the NUL character (U+0000)" },
+      { field: "error_message", description: "must not contain the NUL character (U+0000)" },
+      { field: "endpoint", description: "must not contain the NUL character (U+0000)" },
+    ]);
+    expect(fields(validate(create(LogDeviceStateChangeRequestSchema, { deviceId: "d\u0000", newState: "on" }), DEVICE_STATE_CHANGE_RULES))).toEqual(["device_id"]);
+  });
+
+  it("finds one in a JSON payload's keys and strings, at any depth, and not in a literal backslash-u0000", () => {
+    const payload = (extraData: object) =>
+      validate(create(LogJobOutcomeRequestSchema, { jobId: "j", jobType: "t", status: JobStatus.SUCCESS, extraData: extraData as never }), JOB_OUTCOME_RULES);
+    const nul = [{ field: "extra_data", description: "must not contain the NUL character (U+0000) in a key or string" }];
+    expect(payload({ k: "a\u0000" })).toEqual(nul);
+    expect(payload({ "\u0000": 1 })).toEqual(nul);
+    expect(payload({ a: [{ b: ["x", "\\\u0000"] }] })).toEqual(nul); // a backslash, then a NUL
+    expect(payload({ k: "\\u0000" })).toEqual([]); // a backslash, then "u0000": six ordinary characters
+    expect(payload({ k: "\\\\u0000", "\\u0000": "\\" })).toEqual([]);
+    expect(payload({ k: "\u0001\u001f" })).toEqual([]); // other control characters are stored fine
+  });
+});
+
 describe("assertValid", () => {
   it("throws InvalidArgument naming each field", () => {
     try {

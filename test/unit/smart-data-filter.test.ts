@@ -347,6 +347,12 @@ describe("rejection", () => {
       message: expect.stringContaining("is 129 characters long; the limit is 128"),
     });
     expect(reject({ ...ok, metrics: { "": 1 } })).toMatchObject({ code: "invalid_metric_name" });
+    // U+0000 cannot be a key of the stored jsonb.
+    expect(reject({ ...ok, metrics: { "cpu\u0000": 1 } })).toEqual({
+      action: "reject",
+      code: "invalid_metric_name",
+      message: "a metric name contains the NUL character (U+0000)",
+    });
   });
 
   it("caps the number of metrics (default 256)", () => {
@@ -582,6 +588,10 @@ describe("columnar samples (metricNames + decideValues)", () => {
       message: 'metric name "too_long_name…" is 13 characters long; the limit is 8',
     });
     expect(filter.decideValues("dev-1", T0, filter.metricNames(["cpu", ""]), [1, 1], 0, T0)).toMatchObject({ code: "invalid_metric_name" });
+    expect(filter.decideValues("dev-1", T0, filter.metricNames(["cpu", "\u0000"]), [1, 1], 0, T0)).toMatchObject({
+      code: "invalid_metric_name",
+      message: "a metric name contains the NUL character (U+0000)",
+    });
     expect(filter.decideValues("dev-1", T0, filter.metricNames([]), [], 0, T0)).toMatchObject({ code: "empty_metrics" });
     expect(filter.size).toBe(0);
   });
