@@ -26,7 +26,7 @@ import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
 import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
-import { JsonText } from "./json-text.js";
+import { JsonText, wellFormedJson } from "./json-text.js";
 import type { TableName, TableSpec } from "./table-specs.js";
 
 export type { TableName } from "./table-specs.js";
@@ -401,7 +401,7 @@ export class BatchWriter {
       const col = cols[i]!;
       let v = row[col.name];
       if (v === undefined) v = col.fallback;
-      if (col.json && v !== null && v !== undefined) v = v instanceof JsonText ? v.text : JSON.stringify(v);
+      if (col.json && v !== null && v !== undefined) v = v instanceof JsonText ? v.text : wellFormedJson(JSON.stringify(v));
       values[i] = v;
       bytes += sizeOf(v);
     }

@@ -44,8 +44,24 @@ let lastText: JsonText | undefined;
  */
 export function jsonTextOf(value: object): JsonText {
   if (value === lastValue) return lastText!;
-  const text = new JsonText(JSON.stringify(value));
+  const text = new JsonText(wellFormedJson(JSON.stringify(value)));
   lastValue = value;
   lastText = text;
   return text;
+}
+
+/**
+ * A lone UTF-16 surrogate as `JSON.stringify` writes it (`\ud800`; a paired one is written as
+ * the character itself), not itself escaped: preceded by an even number of backslashes.
+ */
+const LONE_SURROGATE = /(?<=(?:^|[^\\])(?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
+
+/**
+ * `json` with every lone surrogate replaced by U+FFFD, as UTF-8 encoders do (and as the text of
+ * a binary request already arrives): PostgreSQL's jsonb refuses the escape of a lone surrogate,
+ * and would fail the row's whole flush. A JavaScript string may hold one (a JSON request's
+ * `"\ud800"`, a truncated emoji), and Struct payloads are not checked for it when decoded.
+ */
+export function wellFormedJson(json: string): string {
+  return json.includes("\\ud") ? json.replace(LONE_SURROGATE, "\\ufffd") : json;
 }

@@ -217,6 +217,19 @@ describe("LogEvents fast path", () => {
     }
   });
 
+  it("stores a JSON payload's lone surrogates as U+FFFD on every path (as UTF-8 encoders do; jsonb refuses their escapes)", async () => {
+    for (const kind of ["grpc", "connect-json"] as const) {
+      const deviceId = `d-surrogate-${kind}`;
+      const res = await (await client(kind)).logEvents({
+        events: [{ kind: { case: "deviceStateChange", value: { deviceId, newState: "on", extraData: { "k\udc00": "v\ud83d", ok: "😀" } } } }],
+      });
+      expect(res.results.map((r) => r.outcome), kind).toEqual([WriteOutcome.STORED]);
+      expect(await rows(`select extra_data from device_state_history where device_id = ?`, [deviceId]), kind).toEqual([
+        { extra_data: { "k\ufffd": "v\ufffd", ok: "😀" } },
+      ]);
+    }
+  });
+
   it("refuses empty and oversized batches the same way on both paths", async () => {
     const big = Array.from({ length: 501 }, () => ({ kind: { case: "deviceStateChange" as const, value: { deviceId: "d-big", newState: "s" } } }));
     for (const kind of ["grpc", "connect-json"] as const) {

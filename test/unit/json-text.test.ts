@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonText, jsonTextOf } from "../../src/storage/json-text.js";
+import { JsonText, jsonTextOf, wellFormedJson } from "../../src/storage/json-text.js";
 
 describe("JsonText", () => {
   it("stands for its value wherever a row is serialized, not for a wrapper", () => {
@@ -18,5 +18,15 @@ describe("JsonText", () => {
     expect(other.text).toBe(first.text);
     // Asked again after another object: serialized again, to the same text.
     expect(jsonTextOf(payload).text).toBe(first.text);
+  });
+
+  it("replaces lone surrogates by U+FFFD (jsonb refuses their escapes), in keys and values, and nothing else", () => {
+    const text = (v: object) => jsonTextOf(v).text;
+    expect(text({ k: "a\ud800b" })).toBe('{"k":"a\\ufffdb"}');
+    expect(text({ "\udc00": ["\ud83d", "\ud83d\ud83d", "x\udfff"] })).toBe('{"\\ufffd":["\\ufffd","\\ufffd\\ufffd","x\\ufffd"]}');
+    expect(JSON.parse(text({ k: "\ud800" }))).toEqual({ k: "\ufffd" });
+    // Paired surrogates are characters, not escapes; a literal backslash before "ud800" is text.
+    expect(text({ e: "😀", l: "\\ud800", m: "\\\ud800" })).toBe('{"e":"😀","l":"\\\\ud800","m":"\\\\\\ufffd"}');
+    expect(wellFormedJson('{"a":1}')).toBe('{"a":1}');
   });
 });
