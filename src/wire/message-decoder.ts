@@ -17,11 +17,10 @@
  * string, nesting deeper than 100) throws {@link WireFormatError}.
  */
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
-import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Buffer, isUtf8 } from "node:buffer";
 import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
-import { wireTypeOf } from "../../sdk/src/wire/scalar-wire-type.js";
+import { unsupportedFieldKind, wireTypeOf } from "../../sdk/src/wire/codec-fields.js";
 
 /** The input is not a valid encoding of the message; the text says where, safe to show a client. */
 export class WireFormatError extends Error {
@@ -123,7 +122,8 @@ function zeroFactory(desc: DescMessage): () => Target {
 
 function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
   const name = field.localName;
-  const unsupported = (what: string) => new Error(`compileDecoder: ${field.parent.typeName}.${field.name}: ${what} is not supported`);
+  const why = unsupportedFieldKind(field);
+  if (why !== undefined) throw new Error(`compileDecoder: ${field.parent.typeName}.${field.name}: ${why} is not supported`);
   switch (field.fieldKind) {
     case "scalar":
     case "enum": {
@@ -138,17 +138,11 @@ function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
       };
     }
     case "message": {
-      const typeName = field.message.typeName;
-      if (field.delimitedEncoding) throw unsupported("group encoding");
-      if (typeName === "google.protobuf.Struct") {
-        if (field.oneof) throw unsupported("a Struct in a oneof");
+      if (field.message.typeName === "google.protobuf.Struct") {
         return (input, wireType, target) => {
           expectWireType(field, wireType, WireType.LengthDelimited);
           target[name] = readStruct(input, input.reader.uint32(), target[name] as JsonObject | undefined);
         };
-      }
-      if (typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue" || isWrapperDesc(field.message)) {
-        throw unsupported(typeName);
       }
       const oneof = field.oneof?.localName;
       // A recursive type gets the plan being made (registered before its fields are compiled).
@@ -167,11 +161,6 @@ function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
     }
     case "list": {
       if (field.listKind === "message") {
-        const typeName = field.message.typeName;
-        if (field.delimitedEncoding) throw unsupported("group encoding");
-        if (typeName === "google.protobuf.Struct" || typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue") {
-          throw unsupported(`a repeated ${typeName}`);
-        }
         const p = planFor(field.message, plans);
         return (input, wireType, target) => {
           expectWireType(field, wireType, WireType.LengthDelimited);
@@ -195,7 +184,7 @@ function fieldReader(field: DescField, plans: Map<string, Plan>): FieldReader {
     }
     case "map":
       // No message the hot path decodes has a map; refusing keeps this decoder small.
-      throw unsupported("a map field");
+      throw new Error("unreachable: maps are refused above");
   }
 }
 

@@ -9,7 +9,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AnalyticsService,
   EventSchema,
@@ -17,33 +17,17 @@ import {
   type LogEventsResponse,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus, Severity, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { useTestServer } from "../support/test-server.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
-
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
-}
+const t = useTestServer();
+const rows = t.rows;
 
 type Kind = "grpc" | "grpc-web" | "connect-proto" | "connect-json";
 
 async function client(kind: Kind, role: "service" | "device" = "service", subject?: string): Promise<Client<typeof AnalyticsService>> {
-  const token = await mintTestToken(server.config, role, subject);
-  const options = { baseUrl: server.url(), interceptors: [bearer(token)] };
+  const token = await mintTestToken(t.server.config, role, subject);
+  const options = { baseUrl: t.server.url(), interceptors: [bearer(token)] };
   const transport =
     kind === "grpc"
       ? createGrpcTransport(options)
@@ -165,7 +149,7 @@ describe("LogEvents fast path", () => {
   });
 
   it("rejects an item whose bytes are not an Event, and stores the items beside it", async () => {
-    const token = await mintTestToken(server.config, "service");
+    const token = await mintTestToken(t.server.config, "service");
     const good = (deviceId: string) =>
       toBinary(EventSchema, create(EventSchema, { kind: { case: "deviceStateChange", value: { deviceId, newState: "online" } } }));
     // Event.device_state_change (field 3) holding device_id (field 1) with invalid UTF-8 (0xC3 0x28).
@@ -175,7 +159,7 @@ describe("LogEvents fast path", () => {
     const items = [good("d-undecodable-1"), badUtf8, truncated, good("d-undecodable-2")];
     const request = Buffer.concat(items.flatMap((item) => [Buffer.from([0x0a, item.length]), Buffer.from(item)]));
 
-    const raw = new grpc.Client(new URL(server.url()).host, grpc.credentials.createInsecure());
+    const raw = new grpc.Client(new URL(t.server.url()).host, grpc.credentials.createInsecure());
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${token}`);
     const answer = await new Promise<Buffer>((resolve, reject) =>

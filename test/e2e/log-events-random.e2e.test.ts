@@ -7,34 +7,21 @@
  */
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { generators } from "../support/random-messages.js";
 import { seededRandom } from "../support/seeded-random.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { useTestServer } from "../support/test-server.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
+const t = useTestServer();
 
 const TABLES = { userActivity: "user_activities", error: "error_logs", deviceStateChange: "device_state_history", jobOutcome: "job_outcomes" } as const;
 
 describe("LogEvents with random batches", () => {
   it.each([1, 2, 3, 42, 20_260_101])("never answers a server error, and stores exactly the items it says it stored (seed %i)", async (seed) => {
-    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl: server.url(), interceptors: [bearer(await mintTestToken(server.config, "service"))] }));
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl: t.server.url(), interceptors: [bearer(await mintTestToken(t.server.config, "service"))] }));
     const random = seededRandom(seed);
     const g = generators(random);
     let stored = 0;
@@ -53,11 +40,7 @@ describe("LogEvents with random batches", () => {
         }
         expect([WriteOutcome.STORED, WriteOutcome.REPLAYED, WriteOutcome.DEDUPLICATED], `events[${i}]`).toContain(r.outcome);
         const kind = events[i]!.kind.case!;
-        const [row] = await server.db.orm.em.fork().getConnection().execute<{ n: number }[]>(
-          `select count(*)::int as n from "${TABLES[kind]}" where id = ?`,
-          [r.id],
-          "all",
-        );
+        const [row] = await t.rows<{ n: number }>(`select count(*)::int as n from "${TABLES[kind]}" where id = ?`, [r.id]);
         expect(row!.n, `events[${i}] (${kind}) stored as ${r.id}`).toBe(1);
       }
       expect(res.storedCount + res.rejectedCount).toBe(events.length);

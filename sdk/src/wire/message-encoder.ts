@@ -19,8 +19,7 @@
  */
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
-import { wireTypeOf } from "./scalar-wire-type.js";
+import { unsupportedFieldKind, wireTypeOf } from "./codec-fields.js";
 
 /** Encodes one message. */
 export type MessageEncoder<Desc extends DescMessage> = (message: MessageShape<Desc>) => Uint8Array;
@@ -72,7 +71,8 @@ function writeMessage(out: Output, plan: Plan, message: Message): void {
 
 function fieldWriter(field: DescField, plans: Map<string, Plan>): FieldWriter {
   const name = field.localName;
-  const unsupported = (what: string) => new Error(`compileEncoder: ${field.parent.typeName}.${field.name}: ${what} is not supported`);
+  const why = unsupportedFieldKind(field);
+  if (why !== undefined) throw new Error(`compileEncoder: ${field.parent.typeName}.${field.name}: ${why} is not supported`);
   const oneof = field.oneof?.localName;
   /** The field's value when set, as protobuf-es's `isSet` decides it; else undefined. */
   const setValue = (isSetImplicit: (v: unknown) => boolean): ((m: Message) => unknown) => {
@@ -101,10 +101,7 @@ function fieldWriter(field: DescField, plans: Map<string, Plan>): FieldWriter {
       };
     }
     case "message": {
-      const typeName = field.message.typeName;
-      if (field.delimitedEncoding) throw unsupported("group encoding");
-      if (typeName === "google.protobuf.Struct") {
-        if (oneof !== undefined) throw unsupported("a Struct in a oneof");
+      if (field.message.typeName === "google.protobuf.Struct") {
         const get = setValue(() => true);
         return (out, m) => {
           const v = get(m);
@@ -118,9 +115,6 @@ function fieldWriter(field: DescField, plans: Map<string, Plan>): FieldWriter {
           out.end(start);
         };
       }
-      if (typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue" || isWrapperDesc(field.message)) {
-        throw unsupported(typeName);
-      }
       const plan = planFor(field.message, plans);
       const get = setValue(() => true);
       return (out, m) => {
@@ -133,11 +127,6 @@ function fieldWriter(field: DescField, plans: Map<string, Plan>): FieldWriter {
     }
     case "list": {
       if (field.listKind === "message") {
-        const typeName = field.message.typeName;
-        if (field.delimitedEncoding) throw unsupported("group encoding");
-        if (typeName === "google.protobuf.Struct" || typeName === "google.protobuf.Value" || typeName === "google.protobuf.ListValue") {
-          throw unsupported(`a repeated ${typeName}`);
-        }
         const plan = planFor(field.message, plans);
         return (out, m) => {
           for (const item of m[name] as Message[]) {
@@ -167,7 +156,7 @@ function fieldWriter(field: DescField, plans: Map<string, Plan>): FieldWriter {
       };
     }
     case "map":
-      throw unsupported("a map field");
+      throw new Error("unreachable: maps are refused above");
   }
 }
 
