@@ -45,7 +45,9 @@ export function compileEncoder<Desc extends DescMessage>(schema: Desc): MessageE
   return (message) => {
     out.pos = 0; // an encode that threw midway leaves nothing behind
     writeMessage(out, plan, message as unknown as Message);
-    return out.buf.slice(0, out.pos);
+    const bytes = out.buf.slice(0, out.pos);
+    if (out.buf.length > KEPT_BUFFER_BYTES) out.shrink(); // one huge message does not pin its buffer
+    return bytes;
   };
 }
 
@@ -303,11 +305,21 @@ const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0
 
 const utf8 = new TextEncoder();
 
+/** Bytes an encoder's buffer starts with, and keeps between messages at most. */
+const KEPT_BUFFER_BYTES = 64 * 1024;
+
 /** A growing buffer with protobuf's primitive writes. */
 class Output {
-  buf = new Uint8Array(64 * 1024);
+  buf = new Uint8Array(KEPT_BUFFER_BYTES);
   view = new DataView(this.buf.buffer);
   pos = 0;
+
+  /** Back to the starting size (between messages). */
+  shrink(): void {
+    this.buf = new Uint8Array(KEPT_BUFFER_BYTES);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
+  }
 
   tag(no: number, wireType: WireType): this {
     this.varint(((no << 3) | wireType) >>> 0);
