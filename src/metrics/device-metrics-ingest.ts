@@ -26,7 +26,7 @@ import type { Config } from "../config.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import { JsonText } from "../storage/json-text.js";
 import type { Logger } from "../util/logger.js";
-import { invalidArgument, type Violation } from "../validation/field-rules.js";
+import { checkNoNul, invalidArgument, type Violation } from "../validation/field-rules.js";
 import { MapSampleBatch, type SampleBatch } from "./sample-batch.js";
 import {
   DEFAULT_SMART_DATA_FILTER_OPTIONS,
@@ -273,10 +273,7 @@ export class DeviceMetricsIngest {
     if (deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
     else if (deviceId.length > maxId) {
       violations.push({ field: "device_id", description: `must be at most ${maxId} characters (got ${deviceId.length})` });
-    } else if (deviceId.includes("\u0000")) {
-      // PostgreSQL's text cannot hold it: the rows would be refused at their flush.
-      violations.push({ field: "device_id", description: "must not contain the NUL character (U+0000)" });
-    }
+    } else checkNoNul("device_id", deviceId, violations);
     const max = this.limits.maxSamplesPerMessage;
     if (batch.length === 0 || batch.length > max) {
       violations.push({ field: batch.field, description: `must hold 1 to ${max} samples (got ${batch.length})` });

@@ -533,11 +533,13 @@ export class SmartDataFilter {
   /** The rejection of a name {@link invalidNameAt} found. */
   private rejectName(name: string): FilterDecision {
     if (name.length === 0) return this.reject("invalid_metric_name", "a metric name is empty");
-    if (name.length <= this.options.maxIdLength) return this.reject("invalid_metric_name", "a metric name contains the NUL character (U+0000)");
-    return this.reject(
-      "metric_name_too_long",
-      `metric name "${name.slice(0, 32)}…" is ${name.length} characters long; the limit is ${this.options.maxIdLength}`,
-    );
+    if (name.length > this.options.maxIdLength) {
+      return this.reject(
+        "metric_name_too_long",
+        `metric name "${name.slice(0, 32)}…" is ${name.length} characters long; the limit is ${this.options.maxIdLength}`,
+      );
+    }
+    return this.reject("invalid_metric_name", "a metric name contains the NUL character (U+0000)");
   }
 
   private touch(state: DeviceState): void {

@@ -51,10 +51,21 @@ export function jsonTextOf(value: object): JsonText {
 }
 
 /**
- * A lone UTF-16 surrogate as `JSON.stringify` writes it (`\ud800`; a paired one is written as
- * the character itself), not itself escaped: preceded by an even number of backslashes.
+ * Where an escape in text made by `JSON.stringify` is one: after an even number of backslashes
+ * (it writes a literal backslash as `\\`, so `\\u0000` is text, not an escape).
  */
-const LONE_SURROGATE = /(?<=(?:^|[^\\])(?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
+const UNESCAPED = String.raw`(?<=(?:^|[^\\])(?:\\\\)*)`;
+
+/** A lone UTF-16 surrogate as `JSON.stringify` writes it (`\ud800`; a paired one is the character itself). */
+const LONE_SURROGATE = new RegExp(UNESCAPED + String.raw`\\ud[89a-f][0-9a-f]{2}`, "g");
+
+/** U+0000 as `JSON.stringify` writes it. */
+const NUL = new RegExp(UNESCAPED + String.raw`\\u0000`);
+
+/** Whether `json` (made by `JSON.stringify`) holds U+0000 in a key or string, which jsonb cannot store. */
+export function jsonHasNul(json: string): boolean {
+  return json.includes("\\u0000") && NUL.test(json);
+}
 
 /**
  * `json` with every lone surrogate replaced by U+FFFD, as UTF-8 encoders do (and as the text of

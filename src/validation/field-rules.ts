@@ -5,7 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { jsonTextOf } from "../storage/json-text.js";
+import { jsonHasNul, jsonTextOf } from "../storage/json-text.js";
 import { isUuid } from "../util/uuid-v7.js";
 
 /** One invalid field: its proto field path and what is wrong, in words safe to show a client. */
@@ -128,19 +128,13 @@ export const fitsIntegerColumn: Check<number | undefined> = (v) =>
 export const MAX_JSON_BYTES = 64 * 1024;
 
 /**
- * `\u0000` in JSON text made by `JSON.stringify`, which writes U+0000 so and a literal backslash
- * as `\\`: an escape preceded by an even number of backslashes is a NUL.
- */
-const JSON_NUL = /(?:^|[^\\])(?:\\\\)*\\u0000/;
-
-/**
  * A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES} of JSON and hold no
  * U+0000 in a key or string (jsonb cannot store it: the row would be refused at its flush).
  */
 export const jsonPayload: Check<JsonObject | undefined> = (v) => {
   if (v === undefined) return undefined;
   const text = jsonTextOf(v).text;
-  if (text.includes("\\u0000") && JSON_NUL.test(text)) return "must not contain the NUL character (U+0000) in a key or string";
+  if (jsonHasNul(text)) return "must not contain the NUL character (U+0000) in a key or string";
   if (text.length * 3 <= MAX_JSON_BYTES) return undefined; // UTF-8 takes at most 3 bytes per UTF-16 code unit
   const bytes = Buffer.byteLength(text);
   return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;
