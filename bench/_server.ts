@@ -102,7 +102,7 @@ export async function startServerProcess(
   const script = fileURLToPath(new URL("./_serve.ts", import.meta.url));
   const child = spawn(
     process.execPath,
-    ["--max-semi-space-size=64", "--import", import.meta.resolve("tsx"), script, JSON.stringify({ name, databaseUrl, config, options })],
+    [...(process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--max-semi-space-size=64", "--import", import.meta.resolve("tsx"), script, JSON.stringify({ name, databaseUrl, config, options })],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));

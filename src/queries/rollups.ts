@@ -23,6 +23,7 @@
  * | `job_outcomes`          | `job_rollup_hourly`                        |
  */
 import type { FlushHook, Row } from "../storage/batch-writer.js";
+import type { TableName } from "../storage/table-specs.js";
 import type { Logger } from "../util/logger.js";
 import { bucketOf, bucketSqlExpression, MAX_BUCKET } from "./latency-histogram.js";
 import { ceilToDay, DAY_MS, FIVE_MINUTES_MS, floorTo, floorToDay } from "./rollup-plan.js";
@@ -339,8 +340,11 @@ export async function applyRollups(ctx: SqlRunner, table: string, rows: readonly
  * in the flush transaction, so raw rows and rollups commit (or roll back) together.
  */
 export function createRollupFlushHook(): FlushHook {
-  return (ctx, table, accepted) => applyRollups(ctx, table, accepted);
+  return { tables: ROLLUP_SOURCE_TABLES, run: (ctx, table, accepted) => applyRollups(ctx, table, accepted) };
 }
+
+/** The raw tables {@link applyRollups} reads (the others' flushes need no transaction for it). */
+const ROLLUP_SOURCE_TABLES: ReadonlySet<TableName> = new Set<TableName>(["api_request_logs", "error_logs", "job_outcomes"]);
 
 /** What {@link rebuildRollups} does. */
 export interface RebuildOptions {

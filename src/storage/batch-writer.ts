@@ -15,7 +15,9 @@
  *   exponential backoff; a durable row that has waited `maxWaitMs` fails `Unavailable` and is never
  *   written afterwards. A non-transient error halves the batch until the bad row is alone, so the
  *   rows beside it are still stored.
- * - Flush hooks (rollups) run inside the same transaction as the insert.
+ * - Flush hooks (rollups) run inside the same transaction as the insert. A COPY into a table no
+ *   hook reads is its own transaction (one statement: atomic, and committed when PostgreSQL
+ *   answers it), without BEGIN and COMMIT round trips.
  * - `close()` stops intake and drains the buffers; call it before closing the ORM.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -52,11 +54,19 @@ export interface FlushContext {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
 }
 
-/**
- * Runs inside the flush transaction after the insert, with the rows that are new (replays
- * excluded). For `error_logs`, one row per occurrence, de-duplicated repeats included.
- */
-export type FlushHook = (ctx: FlushContext, table: TableName, accepted: readonly Row[]) => Promise<void>;
+/** Work done in the flush transaction of some tables (the rollups). */
+export interface FlushHook {
+  /**
+   * The tables whose flushes it runs in. Only these flushes pay for an explicit transaction:
+   * the others, on COPY, commit the statement alone.
+   */
+  readonly tables: ReadonlySet<TableName>;
+  /**
+   * Runs inside the flush transaction after the insert, with the rows that are new (replays
+   * excluded). For `error_logs`, one row per occurrence, de-duplicated repeats included.
+   */
+  run(ctx: FlushContext, table: TableName, accepted: readonly Row[]): Promise<void>;
+}
 
 /** Tuning of the writer; defaults in {@link DEFAULT_WRITER_OPTIONS}. */
 export interface BatchWriterOptions {
@@ -549,34 +559,44 @@ export class BatchWriter {
     }, this.options.attemptTimeoutMs);
     try {
       client = await Promise.race([acquiring, acquireTimeout]);
-      await client.query("begin");
-      try {
+      const hooks = this.#hooks.filter((h) => h.tables.has(spec.table));
+      if (this.options.strategy === "copy" && spec.table !== "error_logs" && hooks.length === 0) {
+        // One COPY statement is a transaction of its own: all its rows or none, committed (as
+        // durably as a COMMIT) when PostgreSQL answers it. BEGIN and COMMIT would add two round
+        // trips per flush, each answered only once the event loop is free again: the database
+        // sat idle through them (bench/log-events.ts, ~10 % of the events per second).
+        try {
+          return (await this.#insert(client, spec, batch, "copy")).results;
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err;
+          // Nothing of it is stored: redo the batch as below.
+          this.#stats.copyFallbacks++;
+          return (await this.#inTransaction(client, () => this.#insert(client!, spec, batch, "unnest"))).results;
+        }
+      }
+      return await this.#inTransaction(client, async () => {
         let written: { results: RowResult[]; accepted: Row[] };
-        if (spec.table === "error_logs") written = await this.#applyErrors(client, spec, batch);
+        if (spec.table === "error_logs") written = await this.#applyErrors(client!, spec, batch);
         else {
           try {
-            written = await this.#insert(client, spec, batch, this.options.strategy);
+            written = await this.#insert(client!, spec, batch, this.options.strategy);
           } catch (err) {
             if (this.options.strategy !== "copy" || !isUniqueViolation(err)) throw err;
             // COPY met a row that is already stored (a resend, a retried event): redo the batch
             // with the insert that skips such rows and says which ones were new.
             this.#stats.copyFallbacks++;
-            await client.query("rollback");
-            await client.query("begin");
-            written = await this.#insert(client, spec, batch, "unnest");
+            await client!.query("rollback");
+            await client!.query("begin");
+            written = await this.#insert(client!, spec, batch, "unnest");
           }
         }
         const { results, accepted } = written;
-        if (this.#hooks.length > 0 && accepted.length > 0) {
+        if (hooks.length > 0 && accepted.length > 0) {
           const ctx: FlushContext = { query: async (sql, params) => (await client!.query(sql, params)).rows as never };
-          for (const hook of this.#hooks) await hook(ctx, spec.table, accepted);
+          for (const hook of hooks) await hook.run(ctx, spec.table, accepted);
         }
-        await client.query("commit");
         return results;
-      } catch (err) {
-        await client.query("rollback").catch(() => undefined);
-        throw err;
-      }
+      });
     } catch (err) {
       const failure = timedOut ? Object.assign(new Error("database write attempt timed out"), { code: "ETIMEDOUT", cause: err }) : err;
       // A connection that failed mid-transaction must not go back to the pool as if healthy.
@@ -585,6 +605,19 @@ export class BatchWriter {
     } finally {
       clearTimeout(timer);
       if (client) await this.#source.release(client);
+    }
+  }
+
+  /** Runs `work` between BEGIN and COMMIT on `client`; rolls back when it fails. */
+  async #inTransaction<T>(client: SqlClient, work: () => Promise<T>): Promise<T> {
+    await client.query("begin");
+    try {
+      const done = await work();
+      await client.query("commit");
+      return done;
+    } catch (err) {
+      await client.query("rollback").catch(() => undefined);
+      throw err;
     }
   }
 

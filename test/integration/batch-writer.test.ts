@@ -11,7 +11,8 @@ import { openDatabase, type Database } from "../../src/db/database.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
 import { writerStrategyOf } from "../../src/config.js";
 import { dedupKey } from "../../src/ingest/error-dedup.js";
-import { BatchWriter, JsonText, ormConnectionSource, type BatchWriterOptions, type FlushHook, type Row } from "../../src/storage/batch-writer.js";
+import { BatchWriter, JsonText, ormConnectionSource, type BatchWriterOptions, type ConnectionSource, type FlushHook, type Row } from "../../src/storage/batch-writer.js";
+import type { SqlClient } from "../../src/storage/error-writes.js";
 import { tableSpecs } from "../../src/storage/table-specs.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { uuidV7 } from "../../src/util/uuid-v7.js";
@@ -257,11 +258,13 @@ describe("failures", () => {
 describe("hooks and shutdown", () => {
   it("runs hooks in the insert's transaction with only the new rows", async () => {
     const seen: number[] = [];
-    const hook: FlushHook = async (ctx, table, accepted) => {
-      if (table !== "device_state_history") return;
-      seen.push(accepted.length);
-      if (accepted.some((r) => r.reason === "hook-fails")) throw Object.assign(new Error("hook refused"), { code: "23514" });
-      await ctx.query(`select 1`);
+    const hook: FlushHook = {
+      tables: new Set(["device_state_history"]),
+      async run(ctx, table, accepted) {
+        seen.push(accepted.length);
+        if (accepted.some((r) => r.reason === "hook-fails")) throw Object.assign(new Error("hook refused"), { code: "23514" });
+        await ctx.query(`select 1`);
+      },
     };
     const w = writer({ maxDelayMs: 20 }, [hook]);
     const eventId = crypto.randomUUID();
@@ -277,13 +280,63 @@ describe("hooks and shutdown", () => {
     await w.close();
   });
 
+  it.runIf(SERVER_STRATEGY === "copy")("commits a COPY into a table no hook reads as one statement, and redoes a replay in a transaction", async () => {
+    // The statements each flush sent, through a source that records them.
+    const sent: string[] = [];
+    const inner = ormConnectionSource(db.orm.em);
+    const wrapped = new Map<SqlClient, SqlClient>();
+    const source: ConnectionSource = {
+      async acquire() {
+        const client = await inner.acquire();
+        const recording: SqlClient = {
+          query: ((q: unknown, ...rest: unknown[]) => {
+            sent.push(typeof q === "string" ? q : /^copy /i.test(String((q as { text?: string }).text)) ? "copy" : "other");
+            return (client.query as (...a: unknown[]) => unknown)(q, ...rest);
+          }) as SqlClient["query"],
+        };
+        wrapped.set(recording, client);
+        return recording;
+      },
+      release: (c) => inner.release(wrapped.get(c)!),
+    };
+    const hook: FlushHook = { tables: new Set(["job_outcomes"]), run: async () => undefined };
+    const w = new BatchWriter({ specs: tableSpecs(db.orm), source, log: silentLogger, hooks: [hook], options: { strategy: "copy", maxDelayMs: 1 } });
+    const eventId = crypto.randomUUID();
+    const [first] = await w.write("device_state_history", [stateChange("dev-autocommit", { event_id: eventId })]);
+    expect(sent).toEqual(["copy"]);
+
+    // The replay makes the COPY fail whole (nothing of it stored); the batch is redone as an
+    // insert that skips stored rows, in a transaction.
+    sent.length = 0;
+    const [again, fresh] = await w.write("device_state_history", [
+      stateChange("dev-autocommit", { event_id: eventId }),
+      stateChange("dev-autocommit", { event_id: crypto.randomUUID() }),
+    ]);
+    expect(again).toEqual({ outcome: "replayed", id: first!.id });
+    expect(fresh!.outcome).toBe("stored");
+    expect(sent[0]).toBe("copy");
+    expect(sent[1]).toBe("begin");
+    expect(sent.at(-1)).toBe("commit");
+    expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'dev-autocommit'`)).toEqual([{ n: 2 }]);
+
+    // A table a hook reads keeps its transaction.
+    sent.length = 0;
+    await w.write("job_outcomes", [
+      { id: uuidV7(), event_id: null, occurred_at: new Date(), job_id: "job-autocommit", job_type: "sync", status: "completed", duration_ms: 5, retry_count: 0 },
+    ]);
+    expect(sent).toEqual(["begin", "copy", "commit"]);
+    await w.close();
+  });
+
   it("stores the offered rows beside a refused one and logs a table-wide refusal once, not per row", async () => {
     const errors: { msg: string; fields?: Record<string, unknown> }[] = [];
     const log = { ...silentLogger, error: (msg: string, fields?: Record<string, unknown>) => errors.push({ msg, fields }) };
     const refuseAll = { on: false };
-    const hook: FlushHook = async (_ctx, table, accepted) => {
-      if (table !== "api_request_logs") return;
-      if (refuseAll.on || accepted.some((r) => r.endpoint === "/x.Y/Poison")) throw Object.assign(new Error("rollup refused"), { code: "23514" });
+    const hook: FlushHook = {
+      tables: new Set(["api_request_logs"]),
+      async run(_ctx, _table, accepted) {
+        if (refuseAll.on || accepted.some((r) => r.endpoint === "/x.Y/Poison")) throw Object.assign(new Error("rollup refused"), { code: "23514" });
+      },
     };
     const w = new BatchWriter({
       specs: tableSpecs(db.orm),
@@ -339,7 +392,7 @@ describe("error de-duplication", () => {
 
   it("counts repeats within the interval, starts a new row after it, and marks a resolved error regressed", async () => {
     const occurrences: Row[] = [];
-    const w = writer({ errorDedupIntervalMs: 300_000 }, [async (_ctx, table, accepted) => void (table === "error_logs" && occurrences.push(...accepted))]);
+    const w = writer({ errorDedupIntervalMs: 300_000 }, [{ tables: new Set(["error_logs"]), run: async (_ctx, _table, accepted) => void occurrences.push(...accepted) }]);
     const t0 = Date.UTC(2026, 3, 1, 10);
     const [first] = await w.write("error_logs", [error(new Date(t0))]);
     expect(first).toMatchObject({ outcome: "stored", occurrenceCount: 1, regressed: false });
