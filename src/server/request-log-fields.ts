@@ -50,6 +50,16 @@ export function clientIpOf(remoteAddress: string | undefined, forwardedFor: stri
   return hops[hops.length - trustedProxyHops] ?? hops[0] ?? peer;
 }
 
+/**
+ * `text` as a request-log column can hold it: PostgreSQL's text refuses U+0000, which would cost
+ * the whole row (a violation text that quotes a client's input, a token's subject), so it becomes
+ * U+FFFD as in any other unreadable text; null stays null.
+ */
+export function storableText(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null;
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
+}
+
 /** True when `procedure` (e.g. `/pkg.Service/Method`) starts with one of `prefixes`. */
 export function isSkipped(procedure: string, prefixes: readonly string[]): boolean {
   return prefixes.some((p) => procedure.startsWith(p));

@@ -7,7 +7,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { kPrincipal } from "../auth/principal.js";
 import type { Row } from "../storage/batch-writer.js";
-import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf } from "./request-log-fields.js";
+import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf, storableText } from "./request-log-fields.js";
 import { kRequestMeter } from "./request-metering.js";
 
 /** Options for {@link createRequestLogInterceptor}. */
@@ -52,14 +52,14 @@ export function createRequestLogInterceptor(options: RequestLogOptions): Interce
           status_code: code,
           http_status: httpStatusOf(code),
           response_time_ms: now() - t0,
-          user_id: req.contextValues.get(kPrincipal)?.subject ?? null,
+          user_id: storableText(req.contextValues.get(kPrincipal)?.subject),
           client_ip: ip === undefined ? null : (options.anonymizeIp ? options.anonymizeIp(ip) : ip) ?? null,
-          user_agent: req.header.get("user-agent"),
+          user_agent: storableText(req.header.get("user-agent")),
           request_bytes: meter?.requestBytes ?? 0,
           response_bytes: meter?.responseBytes ?? 0,
           request_messages: requestMessages,
           response_messages: responseMessages,
-          error_message: errorMessage,
+          error_message: storableText(errorMessage),
         });
       } catch {
         // Logging is best effort by design: the call's outcome never depends on it.

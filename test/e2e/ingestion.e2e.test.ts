@@ -126,6 +126,19 @@ describe("request log", () => {
     });
   });
 
+  it("stores the row of a call whose error quotes a NUL (U+0000 becomes U+FFFD, which PostgreSQL's text can hold)", async () => {
+    // A device token whose subject holds a NUL, writing for another device: the refusal quotes
+    // the subject, which is also the row's user.
+    const token = await mintTestToken(server.config, "device", "dev\u0000nul");
+    const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl: server.url(), interceptors: [bearer(token), userAgent("agent-nul")] }));
+    const err = await rpcError(client.logError({ deviceId: "another-device", errorCode: "E1", errorMessage: "x" }));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.rawMessage).toContain("dev\u0000nul");
+    const [row] = await eventually(logsFor("agent-nul"), 1);
+    expect(row).toMatchObject({ status_code: Code.PermissionDenied, user_id: "dev\uFFFDnul" });
+    expect(row!.error_message).toContain('"dev\uFFFDnul"');
+  });
+
   it("tells the protocols apart on the one port", async () => {
     await (await analytics(server, "service", "agent-proto-connect", "connect")).logDeviceStateChange({ deviceId: "d-2", newState: "x" });
     await (await analytics(server, "service", "agent-proto-web", "grpc-web")).logDeviceStateChange({ deviceId: "d-2", newState: "y" });

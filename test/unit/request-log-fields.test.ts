@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf } from "../../src/server/request-log-fields.js";
+import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf, storableText } from "../../src/server/request-log-fields.js";
 
 describe("protocolOf", () => {
   it.each([
@@ -49,5 +49,14 @@ describe("isSkipped", () => {
     expect(isSkipped("/analytics.v1.MetricsService/GetApiPerformance", DEFAULT_REQUEST_LOG_SKIP)).toBe(true);
     expect(isSkipped("/analytics.v1.AnalyticsService/LogError", DEFAULT_REQUEST_LOG_SKIP)).toBe(false);
     expect(isSkipped("/analytics.v1.AnalyticsService/LogError", [])).toBe(false);
+  });
+});
+
+describe("storableText", () => {
+  it("replaces every U+0000 with U+FFFD and keeps other text, null and absent as they are", () => {
+    expect(storableText("a\u0000b\u0000")).toBe("a\uFFFDb\uFFFD");
+    expect(storableText("plain \u00e9 text")).toBe("plain \u00e9 text");
+    expect(storableText(null)).toBeNull();
+    expect(storableText(undefined)).toBeNull();
   });
 });

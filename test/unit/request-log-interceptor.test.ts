@@ -1,4 +1,4 @@
-import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { kPrincipal } from "../../src/auth/principal.js";
@@ -39,6 +39,29 @@ describe("createRequestLogInterceptor (in-process)", () => {
     const err = await rpcError(client.logError({ errorMessage: "x" }));
     expect(err.code).toBe(Code.Internal);
     expect(rows[0]).toMatchObject({ status_code: Code.Internal, http_status: 500, response_messages: 0, error_message: "internal error" });
+  });
+
+  it("turns U+0000 in the text it records into U+FFFD (PostgreSQL's text cannot hold it; the row would be refused)", async () => {
+    const rows: Row[] = [];
+    const nulUser: Interceptor = (next) => (req) => {
+      req.contextValues.set(kPrincipal, { subject: "user\u000042", role: "user" });
+      return next(req);
+    };
+    const client = createClient(
+      AnalyticsService,
+      createRouterTransport(
+        (router) =>
+          router.service(AnalyticsService, {
+            logUserActivity: () => {
+              throw new ConnectError('names "a\u0000b" more than once', Code.InvalidArgument);
+            },
+          }),
+        { router: { interceptors: [createRequestLogInterceptor({ offer: (r) => rows.push(r) }), nulUser] } },
+      ),
+    );
+    const err = await rpcError(client.logUserActivity({}));
+    expect(err.rawMessage).toBe('names "a\u0000b" more than once'); // the caller's answer is untouched
+    expect(rows[0]).toMatchObject({ user_id: "user\uFFFD42", error_message: 'names "a\uFFFDb" more than once' });
   });
 
   it("never fails a call because logging failed", async () => {
