@@ -9,10 +9,9 @@ import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRateLimits } from "../../src/auth/rate-limit-policy.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { mintTestToken } from "../../test/support/auth.js";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
-import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
+import { useTestServer } from "../../test/support/test-server.js";
 import {
   ActivityType,
   AnalyticsService,
@@ -31,18 +30,13 @@ import {
 } from "../src/index.js";
 import { createEventLogger, createNodeTransport } from "../src/node/index.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
+const t = useTestServer();
 let baseUrl: string;
 let serviceToken: string;
 let adminToken: string;
 
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
-}
-
 async function countByEventIds(table: string, ids: readonly string[]): Promise<{ rows: number; distinct: number }> {
-  const [r] = await rows<{ n: string; d: string }>(
+  const [r] = await t.rows<{ n: string; d: string }>(
     `select count(*) as n, count(distinct event_id) as d from ${table} where event_id = any(?::uuid[])`,
     [`{${ids.join(",")}}`],
   );
@@ -72,17 +66,9 @@ function attemptCounter(): { interceptor: Interceptor; count: () => number } {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-  baseUrl = server.url();
-  serviceToken = await mintTestToken(server.config, "service", "sdk-service");
-  adminToken = await mintTestToken(server.config, "admin", "sdk-admin");
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
+  baseUrl = t.server.url();
+  serviceToken = await mintTestToken(t.server.config, "service", "sdk-service");
+  adminToken = await mintTestToken(t.server.config, "admin", "sdk-admin");
 });
 
 describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol) => {
@@ -107,7 +93,7 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
       occurredAt: at,
     });
     expect(res.outcome).toBe(WriteOutcome.STORED);
-    const [row] = await rows(`select * from user_activities where id = ?`, [res.id]);
+    const [row] = await t.rows(`select * from user_activities where id = ?`, [res.id]);
     expect(row).toMatchObject({ activity_type: "search", search_query: `offline-${protocol}`, user_id: "user-1", duration_ms: 1200, extra_data: { filters: ["offline"] } });
     expect(row!.event_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(new Date(row!.occurred_at as string).toISOString()).toBe(at.toISOString());
@@ -125,17 +111,17 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
     const resolved = await admin.resolveError({ errorId: first.id, resolved: true });
     expect(resolved.resolved).toBe(true);
     expect(resolved.resolvedAt && timestampDate(resolved.resolvedAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
-    const [row] = await rows(`select resolved from error_logs where id = ?`, [first.id]);
+    const [row] = await t.rows(`select resolved from error_logs where id = ?`, [first.id]);
     expect(row).toEqual({ resolved: true });
   });
 
   it("logDeviceStateChange and logJobOutcome store their rows", async () => {
     const change = await analytics.logDeviceStateChange({ deviceId: `dev-${protocol}`, previousState: "online", newState: "offline", reason: "Network timeout" });
-    expect(await rows(`select device_id, new_state, changed_by from device_state_history where id = ?`, [change.id])).toEqual([
+    expect(await t.rows(`select device_id, new_state, changed_by from device_state_history where id = ?`, [change.id])).toEqual([
       { device_id: `dev-${protocol}`, new_state: "offline", changed_by: "sdk-service" },
     ]);
     const job = await analytics.logJobOutcome({ jobId: `job-${protocol}`, jobType: "device_restart", status: JobStatus.FAILED, durationMs: 5000, errorCode: "E_BUSY", retryCount: 2 });
-    expect(await rows(`select job_id, status, duration_ms, retry_count from job_outcomes where id = ?`, [job.id])).toEqual([
+    expect(await t.rows(`select job_id, status, duration_ms, retry_count from job_outcomes where id = ?`, [job.id])).toEqual([
       { job_id: `job-${protocol}`, status: "failed", duration_ms: 5000, retry_count: 2 },
     ]);
   });
@@ -150,7 +136,7 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
     expect(res.results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED, WriteOutcome.REJECTED, WriteOutcome.STORED, WriteOutcome.STORED]);
     expect(res.results[1]!.violations.map((v) => v.field)).toEqual(["events[1].error.error_message"]);
     expect({ stored: res.storedCount, rejected: res.rejectedCount }).toEqual({ stored: 3, rejected: 1 });
-    expect(await rows(`select page_url from user_activities where id = ?`, [res.results[0]!.id])).toEqual([{ page_url: "/home" }]);
+    expect(await t.rows(`select page_url from user_activities where id = ?`, [res.results[0]!.id])).toEqual([{ page_url: "/home" }]);
   });
 
   it("logEvents sends pre-encoded events over the SDK's transport, generated messages over any other; both store the same rows", async () => {
@@ -180,10 +166,10 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
     // The same error again is de-duplicated (same device, code and message), onto the stored one.
     expect(viaGenerated.results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED, WriteOutcome.DEDUPLICATED, WriteOutcome.STORED, WriteOutcome.STORED]);
     const stored = async (ids: string[]) => {
-      const [a] = await rows(`select activity_type, search_query, extra_data, occurred_at from user_activities where id = ?`, [ids[0]]);
-      const [e] = await rows(`select category, error_message, context, device_id from error_logs where id = ?`, [ids[1]]);
-      const [d] = await rows(`select device_id, new_state, reason from device_state_history where id = ?`, [ids[2]]);
-      const [j] = await rows(`select job_id, status, duration_ms, retry_count from job_outcomes where id = ?`, [ids[3]]);
+      const [a] = await t.rows(`select activity_type, search_query, extra_data, occurred_at from user_activities where id = ?`, [ids[0]]);
+      const [e] = await t.rows(`select category, error_message, context, device_id from error_logs where id = ?`, [ids[1]]);
+      const [d] = await t.rows(`select device_id, new_state, reason from device_state_history where id = ?`, [ids[2]]);
+      const [j] = await t.rows(`select job_id, status, duration_ms, retry_count from job_outcomes where id = ?`, [ids[3]]);
       return { a, e, d, j };
     };
     const ids = (r: typeof viaEncoded) => r.results.map((x) => x.id);
@@ -234,7 +220,7 @@ describe("errors are ConnectErrors with precise codes", () => {
   it("Unauthenticated without a token, PermissionDenied for a role that may not call", async () => {
     const anonymous = createAnalyticsClient(createNodeTransport({ baseUrl }));
     expect((await rejection(anonymous.logError({ errorMessage: "x" }))).code).toBe(Code.Unauthenticated);
-    const user = createAnalyticsClient(createNodeTransport({ baseUrl, token: await mintTestToken(server.config, "user", "u-9") }));
+    const user = createAnalyticsClient(createNodeTransport({ baseUrl, token: await mintTestToken(t.server.config, "user", "u-9") }));
     expect((await rejection(user.logJobOutcome({ jobId: "j", jobType: "t", status: JobStatus.SUCCESS }))).code).toBe(Code.PermissionDenied);
     const metrics = createMetricsClient(createNodeTransport({ baseUrl, token: serviceToken }));
     expect((await rejection(metrics.getDeviceMetrics({ deviceId: "d" }))).code).toBe(Code.PermissionDenied);
@@ -300,28 +286,17 @@ describe("MetricsClient (admin)", () => {
 });
 
 describe("retries", () => {
-  let limited: AnalyticsServer;
-  let limitedDb: TestDatabase;
-
-  beforeAll(async () => {
-    limitedDb = await createTestDatabase({ rateLimits: parseRateLimits("user=5/s:1,service=off,admin=off,device=off") });
-    limited = await buildServer(limitedDb.config);
-    await limited.listen();
-  });
-  afterAll(async () => {
-    await limited?.close();
-    await limitedDb?.drop();
-  });
+  const limited = useTestServer({ rateLimits: parseRateLimits("user=5/s:1,service=off,admin=off,device=off") });
 
   it.each(["grpc", "connect"] as const)("waits out a rate limit using the server's retry-after-ms hint (%s)", async (protocol) => {
-    const token = await mintTestToken(limited.config, "user", `u-rl-${protocol}`);
+    const token = await mintTestToken(limited.server.config, "user", `u-rl-${protocol}`);
     const attempts = attemptCounter();
-    const analytics = createAnalyticsClient(createNodeTransport({ baseUrl: limited.url(), token, protocol, interceptors: [attempts.interceptor] }));
+    const analytics = createAnalyticsClient(createNodeTransport({ baseUrl: limited.server.url(), token, protocol, interceptors: [attempts.interceptor] }));
     const results = await Promise.all(Array.from({ length: 3 }, (_, i) => analytics.logUserActivity({ activityType: ActivityType.CLICK, elementId: `b-${i}` })));
     expect(results.every((r) => r.outcome === WriteOutcome.STORED)).toBe(true);
     expect(attempts.count()).toBeGreaterThan(3);
 
-    const noRetry = createAnalyticsClient(createNodeTransport({ baseUrl: limited.url(), token, protocol, retry: false }));
+    const noRetry = createAnalyticsClient(createNodeTransport({ baseUrl: limited.server.url(), token, protocol, retry: false }));
     const errs = await Promise.allSettled([1, 2, 3].map(() => noRetry.logUserActivity({ activityType: ActivityType.CLICK })));
     const refused = errs.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as ConnectError);
     expect(refused.length).toBeGreaterThan(0);
@@ -402,7 +377,7 @@ describe("createEventLogger", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(logger.stats().sent).toBe(0);
     await expect.poll(() => logger.stats().sent, { timeout: 5000 }).toBe(1);
-    const [row] = await rows<{ occurred_at: string }>(`select occurred_at from device_state_history where event_id = ?`, [id]);
+    const [row] = await t.rows<{ occurred_at: string }>(`select occurred_at from device_state_history where event_id = ?`, [id]);
     expect(new Date(row!.occurred_at).getTime()).toBeGreaterThanOrEqual(before - 1);
     expect(new Date(row!.occurred_at).getTime()).toBeLessThan(before + 50);
     await logger.close();

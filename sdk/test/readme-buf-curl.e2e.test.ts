@@ -12,10 +12,9 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { describe, expect, it } from "vitest";
 import { mintTestToken } from "../../test/support/auth.js";
-import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
+import { useTestServer } from "../../test/support/test-server.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -91,25 +90,9 @@ function runBlock(commands: readonly string[], env: NodeJS.ProcessEnv): Promise<
   });
 }
 
-let db: TestDatabase;
-let server: AnalyticsServer;
+const t = useTestServer();
 const readme = readFileSync(join(root, "README.md"), "utf8");
 const blocks = shellBlocks(readme).filter((b) => b.commands.some((c) => c.includes("buf curl")));
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
-
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
-}
 
 describe("README buf curl examples, verbatim", () => {
   it("finds the examples", () => {
@@ -118,15 +101,15 @@ describe("README buf curl examples, verbatim", () => {
   });
 
   it("runs every block against the server and each command succeeds", { timeout: 120_000 }, async () => {
-    const admin = await mintTestToken(server.config, "admin", "readme-admin");
+    const admin = await mintTestToken(t.server.config, "admin", "readme-admin");
     const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ANALYTICS_")));
-    Object.assign(env, { TOKEN: admin, ADMIN_TOKEN: admin, ANALYTICS_DATA_DIR: server.config.dataDir, LOG_LEVEL: "warn" });
+    Object.assign(env, { TOKEN: admin, ADMIN_TOKEN: admin, ANALYTICS_DATA_DIR: t.server.config.dataDir, LOG_LEVEL: "warn" });
     const placeholders = new Map<string, string>();
     const all: CommandRun[] = [];
     for (const block of blocks) {
       if (block.skip !== undefined) continue;
       const commands = block.commands.map((c) => {
-        let out = c.replaceAll("http://localhost:8080", server.url());
+        let out = c.replaceAll("http://localhost:8080", t.server.url());
         for (const [from, to] of placeholders) out = out.replaceAll(from, to);
         return out;
       });
@@ -143,7 +126,7 @@ describe("README buf curl examples, verbatim", () => {
     expect(out(/--list-services/).every((s) => s.includes("analytics.v1.AnalyticsService") && s.includes("analytics.v1.MetricsService"))).toBe(true);
     expect(out(/Health\/Check/)).toEqual(out(/Health\/Check/).map(() => expect.stringContaining("SERVING")));
     const [logged] = out(/\/LogError\b/).map((s) => JSON.parse(s) as { id: string });
-    expect(await rows(`select error_message from error_logs where id = ?`, [logged!.id])).toEqual([{ error_message: "device did not answer" }]);
+    expect(await t.rows(`select error_message from error_logs where id = ?`, [logged!.id])).toEqual([{ error_message: "device did not answer" }]);
     for (const s of out(/\/ResolveError\b/)) expect(JSON.parse(s)).toMatchObject({ errorId: logged!.id, resolved: true });
     const ingests = all.filter((r) => /\/IngestDeviceMetrics\b/.test(r.command));
     for (const run of ingests.filter((r) => !r.command.includes('"columns"'))) expect(JSON.parse(run.stdout)).toMatchObject({ counts: { received: 1 } });
@@ -151,7 +134,7 @@ describe("README buf curl examples, verbatim", () => {
     const columnar = ingests.filter((r) => r.command.includes('"columns"'));
     expect(columnar).toHaveLength(1);
     expect(JSON.parse(columnar[0]!.stdout)).toEqual({ counts: { received: 3, stored: 2, filtered: 1 } });
-    expect(await rows(`select metrics, reason from device_metrics where device_id = 'device-456' order by occurred_at`)).toEqual([
+    expect(await t.rows(`select metrics, reason from device_metrics where device_id = 'device-456' order by occurred_at`)).toEqual([
       { metrics: { cpu: 42.5, error_rate: 0.01 }, reason: "first_contact" },
       { metrics: { cpu: 97, error_rate: 0.01 }, reason: "significant_change" },
     ]);

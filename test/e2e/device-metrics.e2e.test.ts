@@ -13,20 +13,20 @@ import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
+import { buildServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { seededRandom as prng } from "../support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 import { bufCurl } from "../support/buf-curl.js";
+import { useTestServer } from "../support/test-server.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
+// Not `t`: several tests name a time `t`.
+const app = useTestServer();
 let AnalyticsClient: grpc.ServiceClientConstructor;
 
 /** A message as proto-loader (keepCase, longs as numbers) reads and writes it. */
@@ -51,12 +51,8 @@ interface WireAck {
   rejections: { index: number; code: string; message: string }[];
 }
 
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
-}
-
 async function rowCount(deviceId: string): Promise<number> {
-  const [row] = await rows<{ n: string }>(`select count(*) as n from device_metrics where device_id = ?`, [deviceId]);
+  const [row] = await app.rows<{ n: string }>(`select count(*) as n from device_metrics where device_id = ?`, [deviceId]);
   return Number(row!.n);
 }
 
@@ -112,7 +108,7 @@ function toColumns(batch: WireBatch): WireColumnsBatch {
 
 /** Stored rows of a device, oldest first, with times relative to `startMs`. */
 async function storedRows(deviceId: string, startMs: number): Promise<[number, unknown, string][]> {
-  const found = await rows<{ at: string; metrics: unknown; reason: string }>(
+  const found = await app.rows<{ at: string; metrics: unknown; reason: string }>(
     `select (extract(epoch from occurred_at) * 1000)::bigint::text as at, metrics, reason from device_metrics where device_id = ? order by occurred_at`,
     [deviceId],
   );
@@ -132,12 +128,12 @@ function changingBatches(deviceId: string, batches: number, perBatch: number, st
 }
 
 function grpcClient(): grpc.Client {
-  return new AnalyticsClient(new URL(server.url()).host, grpc.credentials.createInsecure());
+  return new AnalyticsClient(new URL(app.server.url()).host, grpc.credentials.createInsecure());
 }
 
 async function metadataFor(role: "device" | "service" | "admin", subject: string): Promise<grpc.Metadata> {
   const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${await mintTestToken(server.config, role, subject)}`);
+  metadata.set("authorization", `Bearer ${await mintTestToken(app.server.config, role, subject)}`);
   return metadata;
 }
 
@@ -175,15 +171,7 @@ async function streamWithGrpcJs(
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
   AnalyticsClient = await loadAnalyticsServiceClient();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 describe("StreamDeviceMetrics with @grpc/grpc-js", () => {
@@ -207,7 +195,7 @@ describe("StreamDeviceMetrics with @grpc/grpc-js", () => {
     expect(total.stored).toBeGreaterThan(30);
     expect(total.stored).toBeLessThan(3_000);
     expect(await rowCount(deviceId)).toBe(total.stored);
-    const reasons = await rows<{ reason: string; n: string }>(
+    const reasons = await app.rows<{ reason: string; n: string }>(
       `select reason, count(*) as n from device_metrics where device_id = ? group by reason order by reason`,
       [deviceId],
     );
@@ -233,7 +221,7 @@ describe("StreamDeviceMetrics with @grpc/grpc-js", () => {
 
     // Every sample is stored exactly once, whichever stream stored it.
     expect(await rowCount(deviceId)).toBe(20 * 50);
-    const [dup] = await rows<{ n: string }>(
+    const [dup] = await app.rows<{ n: string }>(
       `select count(*) as n from (select occurred_at from device_metrics where device_id = ? group by occurred_at having count(*) > 1) d`,
       [deviceId],
     );
@@ -300,10 +288,10 @@ describe("the columnar form (columns)", () => {
 
   it("from connect-node clients over the gRPC and the Connect protocol", async () => {
     const start = Date.now() - 3_600_000;
-    const token = await mintTestToken(server.config, "service", "gateway");
+    const token = await mintTestToken(app.server.config, "service", "gateway");
     const transports = {
-      grpc: createGrpcTransport({ baseUrl: server.url(), interceptors: [bearer(token)] }),
-      connect: createConnectTransport({ baseUrl: server.url(), httpVersion: "2", interceptors: [bearer(token)] }),
+      grpc: createGrpcTransport({ baseUrl: app.server.url(), interceptors: [bearer(token)] }),
+      connect: createConnectTransport({ baseUrl: app.server.url(), httpVersion: "2", interceptors: [bearer(token)] }),
     };
     for (const [protocol, transport] of Object.entries(transports)) {
       const deviceId = `dev-e2e-cols-${protocol}`;
@@ -354,7 +342,7 @@ describe("the columnar form (columns)", () => {
       expect(ack.counts.stored + ack.counts.filtered).toBe(50);
     }
     expect(await rowCount(deviceId)).toBe(20 * 50);
-    const [dup] = await rows<{ n: string }>(
+    const [dup] = await app.rows<{ n: string }>(
       `select count(*) as n from (select occurred_at from device_metrics where device_id = ? group by occurred_at having count(*) > 1) d`,
       [deviceId],
     );
@@ -369,9 +357,9 @@ describe("the columnar form (columns)", () => {
     const deviceId = "dev-e2e-cols-json";
     const t = Date.now() - 600_000;
     const post = async (body: unknown) => {
-      const response = await fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+      const response = await fetch(`${app.server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(server.config, "device", deviceId)}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(app.server.config, "device", deviceId)}` },
         body: JSON.stringify(body),
       });
       return { status: response.status, body: await response.json() };
@@ -403,11 +391,11 @@ describe("IngestDeviceMetrics", () => {
   it("stores one batch sent as Connect JSON over HTTP/1.1 and answers with counts and rejections", async () => {
     const deviceId = "dev-e2e-json";
     const t = Date.now() - 600_000;
-    const response = await fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+    const response = await fetch(`${app.server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
-        authorization: `Bearer ${await mintTestToken(server.config, "device", deviceId)}`,
+        authorization: `Bearer ${await mintTestToken(app.server.config, "device", deviceId)}`,
       },
       body: JSON.stringify({
         deviceId,
@@ -428,7 +416,7 @@ describe("IngestDeviceMetrics", () => {
         { index: 4, code: "invalid_timestamp", message: "occurred_at is missing" },
       ],
     });
-    const stored = await rows<{ occurred_at: Date; metrics: unknown; reason: string }>(
+    const stored = await app.rows<{ occurred_at: Date; metrics: unknown; reason: string }>(
       `select occurred_at, metrics, reason from device_metrics where device_id = ? order by occurred_at`,
       [deviceId],
     );
@@ -440,9 +428,9 @@ describe("IngestDeviceMetrics", () => {
 
   it("names a NUL character in the device id (InvalidArgument) and rejects a sample with one in a metric name alone", async () => {
     const post = async (deviceId: string, samples: unknown[]) =>
-      fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+      fetch(`${app.server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(server.config, "service")}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${await mintTestToken(app.server.config, "service")}` },
         body: JSON.stringify({ deviceId, samples }),
       });
     const t = Date.now() - 600_000;
@@ -459,15 +447,15 @@ describe("IngestDeviceMetrics", () => {
       // index 0 is the default, which Connect JSON leaves out
       rejections: [{ code: "invalid_metric_name", message: "a metric name contains the NUL character (U+0000)" }],
     });
-    expect(await rows(`select metrics from device_metrics where device_id = ?`, ["dev-e2e-nul"])).toEqual([{ metrics: { cpu: 2 } }]);
+    expect(await app.rows(`select metrics from device_metrics where device_id = ?`, ["dev-e2e-nul"])).toEqual([{ metrics: { cpu: 2 } }]);
   });
 
   it("stores the compact form (metric_names + values) exactly like the map form", async () => {
     const deviceId = "dev-e2e-compact";
     const t = Date.now() - 600_000;
-    const auth = { authorization: `Bearer ${await mintTestToken(server.config, "device", deviceId)}` };
+    const auth = { authorization: `Bearer ${await mintTestToken(app.server.config, "device", deviceId)}` };
     const post = (body: unknown) =>
-      fetch(`${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
+      fetch(`${app.server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`, {
         method: "POST",
         headers: { "content-type": "application/json", ...auth },
         body: JSON.stringify(body),
@@ -482,7 +470,7 @@ describe("IngestDeviceMetrics", () => {
       ],
     });
     expect(await response.json()).toEqual({ counts: { received: 3, stored: 2, filtered: 1 } });
-    const stored = await rows<{ metrics: unknown }>(`select metrics from device_metrics where device_id = ? order by occurred_at`, [deviceId]);
+    const stored = await app.rows<{ metrics: unknown }>(`select metrics from device_metrics where device_id = ? order by occurred_at`, [deviceId]);
     expect(stored.map((r) => r.metrics)).toEqual([
       { cpu: 40, error_rate: 0.01 },
       { cpu: 60, error_rate: 0.015 },
@@ -493,14 +481,14 @@ describe("IngestDeviceMetrics", () => {
   });
 
   it("works with buf curl as the README shows", async () => {
-    const token = await mintTestToken(server.config, "device", "device-123");
+    const token = await mintTestToken(app.server.config, "device", "device-123");
     const at = new Date(Date.now() - 5_000).toISOString();
     const { stdout } = await bufCurl(
       "-H",
       `authorization: Bearer ${token}`,
       "-d",
       `{"deviceId":"device-123","samples":[{"occurredAt":"${at}","metrics":{"cpu":42.5,"error_rate":0.01}}]}`,
-      `${server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`,
+      `${app.server.url()}/analytics.v1.AnalyticsService/IngestDeviceMetrics`,
     );
     expect(JSON.parse(stdout)).toEqual({ counts: { received: 1, stored: 1 } });
   });
@@ -521,8 +509,8 @@ describe("GetDeviceMetrics", () => {
     const { error } = await streamWithGrpcJs(await metadataFor("service", "gateway"), batches);
     expect(error).toBeUndefined();
     expect(await rowCount(deviceId)).toBe(250);
-    const token = await mintTestToken(server.config, "admin", "ops");
-    metrics = createClient(MetricsService, createGrpcTransport({ baseUrl: server.url(), interceptors: [bearer(token)] }));
+    const token = await mintTestToken(app.server.config, "admin", "ops");
+    metrics = createClient(MetricsService, createGrpcTransport({ baseUrl: app.server.url(), interceptors: [bearer(token)] }));
   });
 
   it("pages newest first with no gaps or repeats", async () => {
@@ -583,8 +571,8 @@ describe("GetDeviceMetrics", () => {
 describe("server shutdown", () => {
   it("acknowledges the batches a stream took, then ends it Unavailable so the device reconnects", async () => {
     // A server of its own, on the same database (the embedded one allows one server per folder).
-    const dataDir = db.embedded ? await mkdtemp(join(tmpdir(), "metrics-e2e-")) : db.config.dataDir;
-    const other = await buildServer({ ...db.config, dataDir });
+    const dataDir = app.db.embedded ? await mkdtemp(join(tmpdir(), "metrics-e2e-")) : app.db.config.dataDir;
+    const other = await buildServer({ ...app.db.config, dataDir });
     await other.listen();
     const deviceId = "dev-e2e-shutdown";
     const metadata = new grpc.Metadata();
@@ -619,9 +607,9 @@ describe("server shutdown", () => {
     } finally {
       client.close();
       await other.close();
-      if (db.embedded) await rm(dataDir, { recursive: true, force: true });
+      if (app.db.embedded) await rm(dataDir, { recursive: true, force: true });
     }
     // The embedded database of the other server is gone with it; on PostgreSQL, check the rows.
-    if (!db.embedded) expect(await rowCount(deviceId)).toBe(20);
+    if (!app.db.embedded) expect(await rowCount(deviceId)).toBe(20);
   });
 });

@@ -6,30 +6,25 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { bufCurl } from "../support/buf-curl.js";
+import { useTestServer } from "../support/test-server.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
+const t = useTestServer();
 let baseUrl: string;
 let adminToken: string;
 let analytics: ReturnType<typeof createClient<typeof AnalyticsService>>;
 let metrics: ReturnType<typeof createClient<typeof MetricsService>>;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-  baseUrl = server.url();
-  const serviceToken = await mintTestToken(server.config, "service", "metrics-e2e-service");
-  adminToken = await mintTestToken(server.config, "admin", "metrics-e2e-admin");
+  baseUrl = t.server.url();
+  const serviceToken = await mintTestToken(t.server.config, "service", "metrics-e2e-service");
+  adminToken = await mintTestToken(t.server.config, "admin", "metrics-e2e-admin");
   analytics = createClient(AnalyticsService, createGrpcTransport({ baseUrl, interceptors: [bearer(serviceToken)] }));
   metrics = createClient(MetricsService, createGrpcTransport({ baseUrl, interceptors: [bearer(adminToken)] }));
 
@@ -47,12 +42,7 @@ beforeAll(async () => {
   }
   for (let i = 0; i < 5; i++) await analytics.logDeviceStateChange({ deviceId: "dev-e2e", previousState: `s${i}`, newState: `s${i + 1}` });
   // Request logs are fire-and-forget: make them durable before asking about them.
-  await server.writer.flush();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
+  await t.server.writer.flush();
 });
 
 describe("MetricsService over gRPC", () => {

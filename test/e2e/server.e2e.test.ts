@@ -7,7 +7,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import {
   ActivityType,
@@ -18,38 +18,24 @@ import {
 } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
-import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 import { bufCurl } from "../support/buf-curl.js";
+import { useTestServer } from "../support/test-server.js";
 
-let db: TestDatabase;
-let server: AnalyticsServer;
+const t = useTestServer();
 let baseUrl: string;
 /** Every protected RPC needs a token: these tests call as a backend service (admin for queries). */
 let token: string;
 let adminToken: string;
 let auth: { authorization: string };
 
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return server.db.orm.em.fork().getConnection().execute<T[]>(sql, params, "all");
-}
-
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await buildServer(db.config);
-  await server.listen();
-  baseUrl = server.url();
-  token = await mintTestToken(server.config, "service", "e2e-service");
-  adminToken = await mintTestToken(server.config, "admin", "e2e-admin");
+  baseUrl = t.server.url();
+  token = await mintTestToken(t.server.config, "service", "e2e-service");
+  adminToken = await mintTestToken(t.server.config, "admin", "e2e-admin");
   auth = { authorization: `Bearer ${token}` };
-});
-
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 describe("one port, every protocol", () => {
@@ -65,7 +51,7 @@ describe("one port, every protocol", () => {
       occurredAt: timestampFromMs(Date.UTC(2026, 0, 2, 3, 4, 5)),
     });
     expect(res.outcome).toBe(WriteOutcome.STORED);
-    const [row] = await rows(`select * from error_logs where id = ?`, [res.id]);
+    const [row] = await t.rows(`select * from error_logs where id = ?`, [res.id]);
     expect(row).toMatchObject({
       category: "database",
       severity: "critical",
@@ -96,7 +82,7 @@ describe("one port, every protocol", () => {
     expect(response.status).toBe(200);
     const body = (await response.json()) as { id: string; outcome: string };
     expect(body.outcome).toBe("WRITE_OUTCOME_STORED");
-    const [row] = await rows(`select * from user_activities where id = ?`, [body.id]);
+    const [row] = await t.rows(`select * from user_activities where id = ?`, [body.id]);
     expect(row).toMatchObject({
       activity_type: "search",
       page_url: "/devices",
@@ -111,14 +97,14 @@ describe("one port, every protocol", () => {
   it("stores a LogDeviceStateChange sent over gRPC-Web (HTTP/1.1)", async () => {
     const client = createClient(AnalyticsService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
     const res = await client.logDeviceStateChange({ deviceId: "device-9", previousState: "online", newState: "offline", reason: "Network timeout" });
-    const [row] = await rows(`select * from device_state_history where id = ?`, [res.id]);
+    const [row] = await t.rows(`select * from device_state_history where id = ?`, [res.id]);
     expect(row).toMatchObject({ device_id: "device-9", previous_state: "online", new_state: "offline", changed_by: "e2e-service", reason: "Network timeout" });
   });
 
   it("stores a LogJobOutcome sent over the Connect protocol on HTTP/2", async () => {
     const client = createClient(AnalyticsService, createConnectTransport({ baseUrl, httpVersion: "2", interceptors: [bearer(token)] }));
     const res = await client.logJobOutcome({ jobId: "job-456", jobType: "device_restart", status: JobStatus.SUCCESS, deviceId: "device-123", durationMs: 5000, initiatedBy: "user@example.com" });
-    const [row] = await rows(`select * from job_outcomes where id = ?`, [res.id]);
+    const [row] = await t.rows(`select * from job_outcomes where id = ?`, [res.id]);
     expect(row).toMatchObject({ job_id: "job-456", job_type: "device_restart", status: "success", duration_ms: 5000, retry_count: 0, initiated_by: "user@example.com" });
   });
 
@@ -134,7 +120,7 @@ describe("one port, every protocol", () => {
         );
       const res = await call("LogJobOutcome", { job_id: "job-grpcjs", job_type: "firmware_update", status: "JOB_STATUS_TIMEOUT", retry_count: 2 });
       expect(res.outcome).toBe("WRITE_OUTCOME_STORED");
-      const [row] = await rows(`select * from job_outcomes where id = ?`, [res.id]);
+      const [row] = await t.rows(`select * from job_outcomes where id = ?`, [res.id]);
       expect(row).toMatchObject({ job_id: "job-grpcjs", status: "timeout", retry_count: 2 });
 
       const err = (await call("LogError", { error_message: "" }).catch((e: unknown) => e)) as grpc.ServiceError;
@@ -194,7 +180,7 @@ describe("idempotent event_id", () => {
     expect(new Set(results.map((r) => r.id)).size).toBe(1);
     expect(results.filter((r) => r.outcome === WriteOutcome.STORED)).toHaveLength(1);
     expect(results.filter((r) => r.outcome === WriteOutcome.REPLAYED)).toHaveLength(7);
-    const stored = await rows(`select id from device_state_history where event_id = ?`, [eventId]);
+    const stored = await t.rows(`select id from device_state_history where event_id = ?`, [eventId]);
     expect(stored).toHaveLength(1);
   });
 });
@@ -221,7 +207,7 @@ describe("health, reflection and not-yet-implemented RPCs", () => {
     const logged = await bufCurl("-H", `authorization: Bearer ${token}`, "-d", '{"category":"ERROR_CATEGORY_API","errorMessage":"from buf curl"}', `${baseUrl}/analytics.v1.AnalyticsService/LogError`);
     const body = JSON.parse(logged.stdout) as { id: string; outcome: string };
     expect(body.outcome).toBe("WRITE_OUTCOME_STORED");
-    expect(await rows(`select error_message from error_logs where id = ?`, [body.id])).toEqual([{ error_message: "from buf curl" }]);
+    expect(await t.rows(`select error_message from error_logs where id = ?`, [body.id])).toEqual([{ error_message: "from buf curl" }]);
     const health = await bufCurl(`${baseUrl}/grpc.health.v1.Health/Check`);
     expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
   });
