@@ -1,11 +1,11 @@
 /**
- * COPY of a batch of rows through a node-postgres client (pg-copy-streams), inside the caller's
- * transaction. Only for a real PostgreSQL server: over the embedded database's socket COPY hangs.
+ * COPY of a batch of rows through a node-postgres client (`copy-in.ts`), inside the caller's
+ * transaction or as one of its own. Only for a real PostgreSQL server: over the embedded
+ * database's socket COPY hangs.
  */
 import type pg from "pg";
-import { finished } from "node:stream/promises";
-import { from as copyFrom } from "pg-copy-streams";
 import { binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "./copy-binary.js";
+import { copyFromBuffer } from "./copy-in.js";
 import { copyText } from "./copy-text.js";
 import { copyIn } from "./insert-sql.js";
 import type { SqlClient } from "./error-writes.js";
@@ -41,8 +41,7 @@ export async function copyRows(client: SqlClient, spec: TableSpec, rows: readonl
     }
   }
   const statement = data ? `${copyIn(spec)} with (format binary)` : copyIn(spec);
-  const stream = (client as unknown as pg.Client).query(copyFrom(statement));
-  // One write of the whole batch: a flush holds at most `batchRows` rows (~1 MB at the default 4000).
-  stream.end(data ?? copyText(rows));
-  await finished(stream);
+  // The whole batch at once, behind the statement: a flush holds at most `batchRows` rows (~1 MB
+  // at the default 4000).
+  await copyFromBuffer(client as unknown as pg.Client, statement, data ?? copyText(rows));
 }
