@@ -2,7 +2,8 @@
  * Durable events per second through `LogEvents` batches of 500 over gRPC (16 batches in flight,
  * each event a device state change with a jsonb payload and a client event_id, as the SDK sends
  * them; the client in its own process), against raw COPY of the same rows into the same emptied
- * table, round by round. Each server runs in a process of its own with `npm start`'s Node flags
+ * table, round by round: copied right before and right after each LogEvents run, the baseline
+ * being the mean of the two (since session 6; one COPY after the run before). Each server runs in a process of its own with `npm start`'s Node flags
  * (`startServerProcess`), as deployed, not sharing a heap (and its garbage collections) with the
  * baseline's 100k COPY rows or with the other server. (Alternating runs of both set-ups at
  * 19:37-19:47 differed by less than the noise: 0.813 / 0.707 in one process, 0.741 / 0.729 apart.)
@@ -61,11 +62,12 @@ try {
   const truncate = () => sql.query(`truncate "device_state_history"`);
   const count = async () => (await sql.query<{ n: number }>(`select count(*)::int as n from "device_state_history"`)).rows[0]!.n;
 
-  /** One client run into the emptied table; the server's CPU per event; the run's seed (its events). */
   let runs = 0;
-  const logEvents = async (client: "h2" | "pre-encoded" | "sdk", target: "fast" | "generic" = "fast", inFlight = IN_FLIGHT) => {
+  /** A fresh seed per run: no run replays another's event ids. */
+  const freshSeed = () => (Date.now() ^ (++runs * 0x9e3779b9)) >>> 0;
+  /** One client run of `seed`'s events into the emptied table; the server's CPU per event. */
+  const logEvents = async (client: "h2" | "pre-encoded" | "sdk", target: "fast" | "generic" = "fast", inFlight = IN_FLIGHT, seed = freshSeed()) => {
     await truncate();
-    const seed = (Date.now() ^ (++runs * 0x9e3779b9)) >>> 0; // fresh per run: no run replays another's event ids
     const result = await runBenchClient<{ events_per_s: number; stored: number; seconds: number; server_cpu_s: number; client_cpu_s: number; pg_cpu_s: number | null }>({
       kind: "log-events",
       baseUrl: (target === "fast" ? fast : generic).url,
@@ -145,8 +147,19 @@ try {
   await logEvents("h2");
   await logEvents("h2", "generic");
   for (let r = 0; r < ROUNDS; r++) {
-    const run = await logEvents("h2");
-    const baselineCopy = await copy(benchBatches(run.seed, EVENTS, BATCH).flat());
+    // The baseline brackets the run, its rows copied right before and right after it: the box's
+    // speed drifts within a round (one COPY moved 88k -> 142k rows/s between adjacent rounds), and
+    // the mean of the two is the baseline as of the run's own time.
+    const seed = freshSeed();
+    const rows = benchBatches(seed, EVENTS, BATCH).flat();
+    const copyBefore = await copy(rows);
+    const run = await logEvents("h2", "fast", IN_FLIGHT, seed);
+    const copyAfter = await copy(rows);
+    const baselineCopy = {
+      perS: (copyBefore.perS + copyAfter.perS) / 2,
+      pgUsPerRow: copyBefore.pgUsPerRow === null || copyAfter.pgUsPerRow === null ? null : (copyBefore.pgUsPerRow + copyAfter.pgUsPerRow) / 2,
+      utilization: copyBefore.utilization === null || copyAfter.utilization === null ? null : (copyBefore.utilization + copyAfter.utilization) / 2,
+    };
     const copyPerS = baselineCopy.perS;
     const baseline = await logEvents("h2", "generic");
     rates.push(run.events_per_s);
@@ -163,7 +176,7 @@ try {
     utilizationsCopy.push(baselineCopy.utilization);
     console.log(
       `round ${r + 1}: LogEvents ${Math.round(run.events_per_s)} events/s (server ${run.cpuUsPerEvent.toFixed(1)} µs/event, client ${run.clientUsPerEvent.toFixed(1)}), ` +
-        `COPY ${Math.round(copyPerS)} rows/s, ratio ${ratios.at(-1)!.toFixed(3)}; protobuf-es path ${Math.round(baseline.events_per_s)} events/s ` +
+        `COPY ${Math.round(copyPerS)} rows/s (before ${Math.round(copyBefore.perS)}, after ${Math.round(copyAfter.perS)}), ratio ${ratios.at(-1)!.toFixed(3)}; protobuf-es path ${Math.round(baseline.events_per_s)} events/s ` +
         `(server ${baseline.cpuUsPerEvent.toFixed(1)} µs/event), fast path ×${speedups.at(-1)!.toFixed(2)}; ` +
         `PostgreSQL ${run.pgUsPerRow?.toFixed(1)} µs/row (COPY ${baselineCopy.pgUsPerRow?.toFixed(1)}), ` +
         `cores busy ${run.utilization?.toFixed(2)} (COPY ${baselineCopy.utilization?.toFixed(2)})`,
