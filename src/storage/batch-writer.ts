@@ -559,40 +559,42 @@ export class BatchWriter {
     }, this.options.attemptTimeoutMs);
     try {
       client = await Promise.race([acquiring, acquireTimeout]);
+      const conn = client;
       const hooks = this.#hooks.filter((h) => h.tables.has(spec.table));
-      if (this.options.strategy === "copy" && spec.table !== "error_logs" && hooks.length === 0) {
+      let strategy = this.options.strategy;
+      if (strategy === "copy" && spec.table !== "error_logs" && hooks.length === 0) {
         // One COPY statement is a transaction of its own: all its rows or none, committed (as
         // durably as a COMMIT) when PostgreSQL answers it. BEGIN and COMMIT would add two round
         // trips per flush, each answered only once the event loop is free again: the database
         // sat idle through them (bench/log-events.ts, ~10 % of the events per second).
         try {
-          return (await this.#insert(client, spec, batch, "copy")).results;
+          return (await this.#insert(conn, spec, batch, "copy")).results;
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
-          // Nothing of it is stored: redo the batch as below.
+          // Nothing of it is stored: redo the batch with the insert that skips stored rows.
           this.#stats.copyFallbacks++;
-          return (await this.#inTransaction(client, () => this.#insert(client!, spec, batch, "unnest"))).results;
+          strategy = "unnest";
         }
       }
-      return await this.#inTransaction(client, async () => {
+      return await this.#inTransaction(conn, async () => {
         let written: { results: RowResult[]; accepted: Row[] };
-        if (spec.table === "error_logs") written = await this.#applyErrors(client!, spec, batch);
+        if (spec.table === "error_logs") written = await this.#applyErrors(conn, spec, batch);
         else {
           try {
-            written = await this.#insert(client!, spec, batch, this.options.strategy);
+            written = await this.#insert(conn, spec, batch, strategy);
           } catch (err) {
-            if (this.options.strategy !== "copy" || !isUniqueViolation(err)) throw err;
+            if (strategy !== "copy" || !isUniqueViolation(err)) throw err;
             // COPY met a row that is already stored (a resend, a retried event): redo the batch
             // with the insert that skips such rows and says which ones were new.
             this.#stats.copyFallbacks++;
-            await client!.query("rollback");
-            await client!.query("begin");
-            written = await this.#insert(client!, spec, batch, "unnest");
+            await conn.query("rollback");
+            await conn.query("begin");
+            written = await this.#insert(conn, spec, batch, "unnest");
           }
         }
         const { results, accepted } = written;
         if (hooks.length > 0 && accepted.length > 0) {
-          const ctx: FlushContext = { query: async (sql, params) => (await client!.query(sql, params)).rows as never };
+          const ctx: FlushContext = { query: async (sql, params) => (await conn.query(sql, params)).rows as never };
           for (const hook of hooks) await hook.run(ctx, spec.table, accepted);
         }
         return results;
