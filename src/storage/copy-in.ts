@@ -19,14 +19,8 @@ import type pg from "pg";
 const COPY_DATA = 0x64; // 'd'
 const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]); // 'c', length 4
 
-/** The part of node-postgres' connection this uses (as pg-copy-streams does). */
-interface PgConnection {
-  query(text: string): void;
-  readonly stream: { write(chunk: Uint8Array): boolean };
-}
-
 /** One COPY FROM STDIN of `data`, for `client.query()`; `done` settles when PostgreSQL has answered. */
-class PipelinedCopyIn {
+class PipelinedCopyIn implements pg.Submittable {
   /** node-postgres reads `text` for its logs and timeouts. */
   readonly text: string;
   readonly done: Promise<number>;
@@ -45,7 +39,7 @@ class PipelinedCopyIn {
   }
 
   /** Called by node-postgres when the connection is free: sends everything at once. */
-  submit(connection: PgConnection): void {
+  submit(connection: pg.Connection): void {
     connection.query(this.text);
     const header = Buffer.allocUnsafe(5);
     header[0] = COPY_DATA;
@@ -83,6 +77,6 @@ class PipelinedCopyIn {
  */
 export function copyFromBuffer(client: pg.Client, statement: string, data: Buffer): Promise<number> {
   const query = new PipelinedCopyIn(statement, data);
-  void client.query(query as unknown as pg.QueryConfig);
+  client.query(query);
   return query.done;
 }
