@@ -637,8 +637,9 @@ export class BatchWriter {
       return { results, accepted };
     }
     const returned: Record<string, unknown>[] = [];
-    // Rows without an event_id cannot conflict on it: insert them without the ON CONFLICT /
-    // RETURNING tail, which costs the database 10-20 % (bench/writer.ts).
+    // Rows without an event_id cannot conflict on it, only on their own id: when that is already
+    // stored, an earlier attempt of this very flush committed and its answer was lost (the
+    // connection died after COMMIT), so the row is stored, not a conflict to report.
     const plain = spec.idempotency === "event_id" ? batch.filter((e) => e.row.event_id == null) : [];
     const keyed = plain.length === 0 ? batch : batch.filter((e) => e.row.event_id != null);
     const run = async (tableSpec: TableSpec, entries: readonly Pending[], collect: boolean) => {
@@ -648,9 +649,8 @@ export class BatchWriter {
         if (collect) returned.push(...res.rows);
       }
     };
-    await run({ ...spec, idempotency: "none" }, plain, false);
+    await run({ ...spec, idempotency: "own_id" }, plain, true);
     await run(spec, keyed, spec.idempotency !== "none");
-    for (const e of plain) returned.push({ id: e.row.id });
     if (spec.idempotency === "none") {
       return { results: batch.map(() => ({ outcome: "stored" })), accepted: batch.map((e) => e.row) };
     }
@@ -664,9 +664,10 @@ export class BatchWriter {
       });
       return { results, accepted };
     }
-    // event_id tables: rows not returned were already stored under their event_id.
+    // event_id tables: rows not returned were already stored, under their event_id or (rows
+    // without one) as themselves by an earlier attempt, whose hooks ran in its own transaction.
     const fresh = new Set(returned.map((r) => r.id as string));
-    const replayedEventIds = batch.filter((e) => !fresh.has(e.row.id as string)).map((e) => e.row.event_id as string);
+    const replayedEventIds = batch.filter((e) => !fresh.has(e.row.id as string) && e.row.event_id != null).map((e) => e.row.event_id as string);
     const idByEventId = new Map<string, string>();
     if (replayedEventIds.length > 0) {
       const { rows } = await client.query<{ id: string; event_id: string }>(
@@ -681,6 +682,7 @@ export class BatchWriter {
         accepted.push(e.row);
         return { outcome: "stored", id: e.row.id as string };
       }
+      if (e.row.event_id == null) return { outcome: "stored", id: e.row.id as string };
       const id = idByEventId.get(e.row.event_id as string);
       if (id === undefined) throw new Error(`event_id conflict on ${spec.table} without a stored row`);
       return { outcome: "replayed", id };

@@ -35,6 +35,8 @@ export function conflictClause(spec: TableSpec): string {
       return ` on conflict (${spec.key.map(q).join(", ")}) do nothing returning ${spec.key
         .map((k) => (k === "occurred_at" ? `(extract(epoch from "occurred_at") * 1000)::float8 as "occurred_at"` : q(k)))
         .join(", ")}`;
+    case "own_id":
+      return ` on conflict ("id") do nothing returning "id"`;
     case "none":
       return "";
   }

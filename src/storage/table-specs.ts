@@ -39,9 +39,11 @@ export interface TableSpec {
   /**
    * `event_id`: client events, idempotent on the partial unique index (rows carry `id`);
    * `primary_key`: idempotent on the primary key (device metrics);
-   * `none`: plain append (request logs).
+   * `none`: plain append (request logs);
+   * `own_id`: rows that carry the id the service made for them (the rows of an `event_id` table
+   * that have no event_id): one already stored is the same row, from an earlier attempt.
    */
-  readonly idempotency: "event_id" | "primary_key" | "none";
+  readonly idempotency: "event_id" | "primary_key" | "none" | "own_id";
   /** The unique key columns that identify a row for `primary_key` idempotency. */
   readonly key: readonly string[];
 }

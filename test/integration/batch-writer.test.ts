@@ -127,6 +127,42 @@ describe.each(STRATEGIES)("idempotency with %s", (strategy) => {
     await w.close();
   });
 
+  it("answers stored for rows an earlier attempt committed whose answer was lost, without running hooks for them again", async () => {
+    // The earlier attempt of the flush: committed (its hook ran then), then the connection died
+    // before the answer, and the writer retries the same rows (same ids).
+    const hooked: unknown[] = [];
+    const hook: FlushHook = { tables: new Set(["job_outcomes"]), run: async (_ctx, _table, accepted) => void hooked.push(...accepted.map((r) => r.id)) };
+    const w = writer({ strategy, maxDelayMs: 1 }, [hook]);
+    const job = (extra: Partial<Record<string, unknown>> = {}): Row => ({
+      id: uuidV7(),
+      event_id: null,
+      occurred_at: new Date(),
+      job_id: `job-lost-${strategy}`,
+      job_type: "sync",
+      status: "completed",
+      duration_ms: 5,
+      retry_count: 0,
+      ...extra,
+    });
+    const committed = job();
+    const committedWithEventId = job({ event_id: crypto.randomUUID() });
+    for (const r of [committed, committedWithEventId]) {
+      await rows(`insert into job_outcomes (id, event_id, occurred_at, job_id, job_type, status, duration_ms, retry_count) values (?, ?, ?, ?, ?, ?, ?, ?)`, [
+        r.id, r.event_id, r.occurred_at, r.job_id, r.job_type, r.status, r.duration_ms, r.retry_count,
+      ]);
+    }
+    const fresh = job();
+    const results = await w.write("job_outcomes", [committed, committedWithEventId, fresh]);
+    expect(results).toEqual([
+      { outcome: "stored", id: committed.id },
+      { outcome: "replayed", id: committedWithEventId.id },
+      { outcome: "stored", id: fresh.id },
+    ]);
+    expect(hooked).toEqual([fresh.id]);
+    expect(await rows(`select count(*)::int as n from job_outcomes where job_id = ?`, [`job-lost-${strategy}`])).toEqual([{ n: 3 }]);
+    await w.close();
+  });
+
   it("treats a device metric with the same device and time as a replay", async () => {
     const w = writer({ strategy });
     const at = new Date(Date.UTC(2026, 5, 1, 12));
