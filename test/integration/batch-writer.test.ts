@@ -129,10 +129,11 @@ describe.each(STRATEGIES)("idempotency with %s", (strategy) => {
 
   it("answers stored for rows an earlier attempt committed whose answer was lost, without running hooks for them again", async () => {
     // The earlier attempt of the flush: committed (its hook ran then), then the connection died
-    // before the answer, and the writer retries the same rows (same ids).
+    // before the answer, and the writer retries the same rows (same ids). Played here by rows
+    // stored beforehand and a first attempt that fails.
     const hooked: unknown[] = [];
     const hook: FlushHook = { tables: new Set(["job_outcomes"]), run: async (_ctx, _table, accepted) => void hooked.push(...accepted.map((r) => r.id)) };
-    const w = writer({ strategy, maxDelayMs: 1 }, [hook]);
+    const w = writer({ strategy, maxDelayMs: 1, maxWaitMs: 20_000, initialBackoffMs: 20, maxBackoffMs: 100 }, [hook]);
     const job = (extra: Partial<Record<string, unknown>> = {}): Row => ({
       id: uuidV7(),
       event_id: null,
@@ -152,7 +153,12 @@ describe.each(STRATEGIES)("idempotency with %s", (strategy) => {
       ]);
     }
     const fresh = job();
-    const results = await w.write("job_outcomes", [committed, committedWithEventId, fresh]);
+    // The first attempt fails on the way (the database unreachable), so the rows go again as a retry.
+    proxy.cut();
+    const writing = w.write("job_outcomes", [committed, committedWithEventId, fresh]);
+    while (w.stats().retries === 0) await new Promise((r) => setTimeout(r, 10));
+    proxy.restore();
+    const results = await writing;
     expect(results).toEqual([
       { outcome: "stored", id: committed.id },
       { outcome: "replayed", id: committedWithEventId.id },
