@@ -39,6 +39,18 @@ export interface OnePortServer {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/**
+ * HTTP/2 flow-control windows the server grants: how much a client may send ahead of what the
+ * handlers have read. HTTP/2's default, 64 KiB for each stream and for the whole connection, is
+ * less than one `LogEvents` batch (500 events: ~75 kB and up), and Node grants more only as the
+ * handlers read, i.e. when the event loop is free: a client's batches then trickled in 64 KiB at a
+ * time behind each request being decoded. 1 MiB per stream and 4 MiB per connection (grpc-java's
+ * stream default is 1 MiB) let a client keep several batches on the way; a stream whose handler
+ * stops reading (back-pressure from the write buffer) still stops its client at the window.
+ */
+export const HTTP2_STREAM_WINDOW_BYTES = 1024 * 1024;
+export const HTTP2_CONNECTION_WINDOW_BYTES = 4 * HTTP2_STREAM_WINDOW_BYTES;
+
 /** True when `head` may still become (or is) the start of the HTTP/2 preface. */
 export function classifyPreface(head: Buffer): "h2" | "h1" | "undecided" {
   const n = Math.min(head.length, PREFACE.length);
@@ -61,11 +73,12 @@ export function createOnePortServer(handler: UniversalHandler, options: OnePortS
   };
 
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, counted);
-  const h2 = http2.createServer({}, counted);
+  const h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES } }, counted);
   const sessions = new Set<http2.ServerHttp2Session>();
   const h1Sockets = new Map<net.Socket, number>(); // socket -> requests in flight on it
   h2.on("session", (s) => {
     sessions.add(s);
+    s.setLocalWindowSize(HTTP2_CONNECTION_WINDOW_BYTES);
     s.once("close", () => sessions.delete(s));
     if (closing) s.close();
   });
