@@ -11,7 +11,9 @@
  * (PostgreSQL protocol, "COPY Operations"); the error is then reported as for any statement.
  *
  * It is a node-postgres "submittable" (the interface pg-copy-streams and pg-cursor implement):
- * `client.query(copyIn)` queues it behind the connection's other statements.
+ * `client.query(submittable)` queues it behind the connection's other statements. The socket's
+ * back-pressure is not waited for: the batch is already in memory whole (at most `batchRows`
+ * rows), and the socket stream keeps what the kernel does not take yet.
  */
 import type pg from "pg";
 
