@@ -100,9 +100,12 @@ export async function startServerProcess(
   const { spawn } = await import("node:child_process");
   const { fileURLToPath } = await import("node:url");
   const script = fileURLToPath(new URL("./_serve.ts", import.meta.url));
+  // BENCH_SERVER_NODE_FLAGS adds Node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=DIR"),
+  // as in bench/stream.ts.
+  const extraFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [];
   const child = spawn(
     process.execPath,
-    [...(process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--max-semi-space-size=64", "--import", import.meta.resolve("tsx"), script, JSON.stringify({ name, databaseUrl, config, options })],
+    [...extraFlags, "--max-semi-space-size=64", "--import", import.meta.resolve("tsx"), script, JSON.stringify({ name, databaseUrl, config, options })],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
