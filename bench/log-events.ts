@@ -129,6 +129,7 @@ try {
   };
   const fixed = (x: number | null, digits: number) => (x === null ? null : Number(x.toFixed(digits)));
   const medianOf = (xs: (number | null)[]) => (xs.some((x) => x === null) ? null : median(xs as number[]));
+  const mean = (a: number | null, b: number | null) => (a === null || b === null ? null : (a + b) / 2);
 
   const rates: number[] = [];
   const copies: number[] = [];
@@ -157,8 +158,8 @@ try {
     const copyAfter = await copy(rows);
     const baselineCopy = {
       perS: (copyBefore.perS + copyAfter.perS) / 2,
-      pgUsPerRow: copyBefore.pgUsPerRow === null || copyAfter.pgUsPerRow === null ? null : (copyBefore.pgUsPerRow + copyAfter.pgUsPerRow) / 2,
-      utilization: copyBefore.utilization === null || copyAfter.utilization === null ? null : (copyBefore.utilization + copyAfter.utilization) / 2,
+      pgUsPerRow: mean(copyBefore.pgUsPerRow, copyAfter.pgUsPerRow),
+      utilization: mean(copyBefore.utilization, copyAfter.utilization),
     };
     const copyPerS = baselineCopy.perS;
     const baseline = await logEvents("h2", "generic");

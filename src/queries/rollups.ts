@@ -302,49 +302,48 @@ const text = (v: unknown): string => String(v);
 const nullableInt = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /**
- * Applies flushed rows to the rollups, inside the flush transaction: one upsert statement per
- * rollup table. Called by the hook and usable directly (tests, tools).
+ * The rollup upserts of each raw table that feeds rollups, run inside the flush transaction: one
+ * statement per rollup table. Its keys are the tables the flush hook names.
  */
-export async function applyRollups(ctx: SqlRunner, table: string, rows: readonly Row[]): Promise<void> {
-  if (rows.length === 0) return;
-  switch (table) {
-    case "api_request_logs": {
-      for (const level of ["5min", "hour", "day"] as const) {
-        await ctx.query(apiRollupUpsertAggregatedSql(level), aggregatedParams(aggregateApiRows(rows, API_LEVELS[level].periodMs)));
-      }
-      return;
+const ROLLUP_UPSERTS: Readonly<Partial<Record<TableName, (ctx: SqlRunner, rows: readonly Row[]) => Promise<void>>>> = {
+  async api_request_logs(ctx, rows) {
+    for (const level of ["5min", "hour", "day"] as const) {
+      await ctx.query(apiRollupUpsertAggregatedSql(level), aggregatedParams(aggregateApiRows(rows, API_LEVELS[level].periodMs)));
     }
-    case "error_logs": {
-      const params = [column(rows, "occurred_at", iso), column(rows, "category", text), column(rows, "severity", text)];
-      await ctx.query(errorOccurrenceUpsertSql(HOOK_SOURCES.errors), params);
-      await ctx.query(errorRollupUpsertSql(HOOK_SOURCES.errors), params);
-      return;
-    }
-    case "job_outcomes": {
-      const params = [
-        column(rows, "occurred_at", iso),
-        column(rows, "job_type", text),
-        column(rows, "status", text),
-        column(rows, "duration_ms", nullableInt),
-      ];
-      await ctx.query(jobRollupUpsertSql(HOOK_SOURCES.jobs), params);
-      return;
-    }
-    default:
-      return;
-  }
+  },
+  async error_logs(ctx, rows) {
+    const params = [column(rows, "occurred_at", iso), column(rows, "category", text), column(rows, "severity", text)];
+    await ctx.query(errorOccurrenceUpsertSql(HOOK_SOURCES.errors), params);
+    await ctx.query(errorRollupUpsertSql(HOOK_SOURCES.errors), params);
+  },
+  async job_outcomes(ctx, rows) {
+    const params = [
+      column(rows, "occurred_at", iso),
+      column(rows, "job_type", text),
+      column(rows, "status", text),
+      column(rows, "duration_ms", nullableInt),
+    ];
+    await ctx.query(jobRollupUpsertSql(HOOK_SOURCES.jobs), params);
+  },
+};
+
+/**
+ * Applies flushed rows to the rollups, inside the flush transaction (nothing for a table that
+ * feeds none). Called by the hook and usable directly (tests, tools).
+ */
+export async function applyRollups(ctx: SqlRunner, table: TableName, rows: readonly Row[]): Promise<void> {
+  if (rows.length === 0 || !Object.hasOwn(ROLLUP_UPSERTS, table)) return;
+  await ROLLUP_UPSERTS[table]!(ctx, rows);
 }
 
 /**
  * The batch writer hook that keeps the rollups current: pass it in the writer's `hooks`. It runs
- * in the flush transaction, so raw rows and rollups commit (or roll back) together.
+ * in the flush transaction, so raw rows and rollups commit (or roll back) together; it names the
+ * tables that feed rollups (the others' flushes need no transaction for it).
  */
 export function createRollupFlushHook(): FlushHook {
-  return { tables: ROLLUP_SOURCE_TABLES, run: (ctx, table, accepted) => applyRollups(ctx, table, accepted) };
+  return { tables: new Set(Object.keys(ROLLUP_UPSERTS) as TableName[]), run: (ctx, table, accepted) => applyRollups(ctx, table, accepted) };
 }
-
-/** The raw tables {@link applyRollups} reads (the others' flushes need no transaction for it). */
-const ROLLUP_SOURCE_TABLES: ReadonlySet<TableName> = new Set<TableName>(["api_request_logs", "error_logs", "job_outcomes"]);
 
 /** What {@link rebuildRollups} does. */
 export interface RebuildOptions {

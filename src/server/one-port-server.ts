@@ -48,8 +48,8 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * stream default is 1 MiB) let a client keep several batches on the way; a stream whose handler
  * stops reading (back-pressure from the write buffer) still stops its client at the window.
  */
-export const HTTP2_STREAM_WINDOW_BYTES = 1024 * 1024;
-export const HTTP2_CONNECTION_WINDOW_BYTES = 4 * HTTP2_STREAM_WINDOW_BYTES;
+const HTTP2_STREAM_WINDOW_BYTES = 1024 * 1024;
+const HTTP2_CONNECTION_WINDOW_BYTES = 4 * HTTP2_STREAM_WINDOW_BYTES;
 
 /** True when `head` may still become (or is) the start of the HTTP/2 preface. */
 export function classifyPreface(head: Buffer): "h2" | "h1" | "undecided" {

@@ -1,7 +1,7 @@
 /**
- * The rollup flush hook names exactly the tables `applyRollups` reads: a table it leaves out
- * would have its flushes committed without the rollup upsert (the writer commits a COPY into a
- * table no hook names as one statement, without running hooks).
+ * The rollup flush hook names exactly the tables `applyRollups` writes rollups for: a table it
+ * left out would have its flushes committed without the rollup upsert (the writer commits a COPY
+ * into a table no hook names as one statement, without running hooks).
  */
 import { describe, expect, it } from "vitest";
 import { applyRollups, createRollupFlushHook } from "../../src/queries/rollups.js";
