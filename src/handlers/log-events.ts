@@ -24,7 +24,7 @@ import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { invalidArgument, type Violation } from "../validation/field-rules.js";
-import { encodeEventResult, logEventsResponseWire, type LogEventsRequestWire, type LogEventsResponseWire } from "../wire/log-events-wire.js";
+import { encodeLogEventsResponse, logEventsResponseWire, type LogEventsRequestWire, type LogEventsResponseWire } from "../wire/log-events-wire.js";
 import { compileDecoder, WireFormatError } from "../wire/message-decoder.js";
 
 /** What `LogEvents` needs. */
@@ -154,7 +154,7 @@ export function createLogEventsHandlers(deps: LogEventsDeps) {
         }
       });
       const { results, stored, rejected } = await storeBatch(items, ctx.values.get(kPrincipal));
-      return logEventsResponseWire(results.map(encodeEventResult), stored, rejected);
+      return logEventsResponseWire(encodeLogEventsResponse(results, stored, rejected));
     },
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { create, fromBinary, ScalarType, toBinary } from "@bufbuild/protobuf";
-import { encodeEventResult, isBinaryLogEventsRequest, logEventsResponseWire, logEventsWireMethod } from "../../src/wire/log-events-wire.js";
+import { encodeLogEventsResponse, isBinaryLogEventsRequest, logEventsResponseWire, logEventsWireMethod } from "../../src/wire/log-events-wire.js";
 import { compileDecoder } from "../../src/wire/message-decoder.js";
 import {
   AnalyticsService,
@@ -48,35 +48,50 @@ function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {
   expect({ length: actual.length, firstDifference: first }).toEqual({ length: expected.length, firstDifference: expected.length });
 }
 
-describe("encodeEventResult", () => {
-  it("writes exactly the bytes of toBinary(EventResultSchema, result) for random results", () => {
+/** `encodeLogEventsResponse` of `results` beside what protobuf-es writes for the same response. */
+function bothEncodings(results: EventResult[], storedCount = 0, rejectedCount = 0): { ours: Uint8Array; protobufEs: Uint8Array } {
+  return {
+    ours: encodeLogEventsResponse(results, storedCount, rejectedCount),
+    protobufEs: toBinary(LogEventsResponseSchema, create(LogEventsResponseSchema, { results, storedCount, rejectedCount })),
+  };
+}
+
+/** Asserts that `results` encode as protobuf-es encodes them; returns our encoding. */
+function expectEncodedAsProtobufEs(results: EventResult[], storedCount = 0, rejectedCount = 0): Uint8Array {
+  const { ours, protobufEs } = bothEncodings(results, storedCount, rejectedCount);
+  expectSameBytes(ours, protobufEs);
+  return ours;
+}
+
+describe("encodeLogEventsResponse", () => {
+  it("writes exactly the bytes of toBinary(LogEventsResponseSchema, response) for random results", () => {
     const seen = new Set<number>();
     let results = 0;
     for (const seed of SEEDS) {
       const random = seededRandom(seed);
-      for (let n = 0; n < 800; n++) {
-        const result = randomResult(random);
-        seen.add(result.outcome);
-        expectSameBytes(encodeEventResult(result), toBinary(EventResultSchema, result));
-        results++;
+      for (let n = 0; n < 200; n++) {
+        const batch = Array.from({ length: Math.floor(random() * 8) }, () => randomResult(random));
+        for (const r of batch) seen.add(r.outcome);
+        expectEncodedAsProtobufEs(batch, Math.floor(random() * 600), random() < 0.5 ? 0 : Math.floor(random() * 70_000));
+        results += batch.length;
       }
     }
-    expect(results).toBe(4_000);
+    expect(results).toBeGreaterThan(3_000);
     for (const outcome of OUTCOMES) expect(seen).toContain(outcome);
   });
 
-  it("writes the boundary cases: an empty result, empty violations, every outcome alone", () => {
-    expect(encodeEventResult(create(EventResultSchema)).length).toBe(0);
-    expect(toBinary(EventResultSchema, create(EventResultSchema)).length).toBe(0);
-    for (const outcome of OUTCOMES) {
-      expectSameBytes(encodeEventResult(create(EventResultSchema, { outcome })), toBinary(EventResultSchema, create(EventResultSchema, { outcome })));
-    }
+  it("writes the boundary cases: no results, an empty result, empty violations, every outcome alone", () => {
+    expect(encodeLogEventsResponse([], 0, 0).length).toBe(0);
+    expectEncodedAsProtobufEs([], 300, 70_000);
+    expectEncodedAsProtobufEs([], 2 ** 32 - 1, 0);
+    // An empty result is still one (tag 0x0a, length 0): the list keeps its length.
+    expect(Buffer.from(expectEncodedAsProtobufEs([create(EventResultSchema)])).toString("hex")).toBe("0a00");
+    for (const outcome of OUTCOMES) expectEncodedAsProtobufEs([create(EventResultSchema, { outcome })], 1);
     const emptyViolations = create(EventResultSchema, { outcome: WriteOutcome.REJECTED, violations: [{}, { field: "f" }, { description: "d" }] });
-    // An empty violation is still one (tag 0x1a, length 0): the list keeps its length.
-    expect(Buffer.from(encodeEventResult(emptyViolations)).toString("hex")).toBe("08041a001a030a01661a03120164");
-    expectSameBytes(encodeEventResult(emptyViolations), toBinary(EventResultSchema, emptyViolations));
+    // An empty violation is still one (tag 0x1a, length 0).
+    expect(Buffer.from(expectEncodedAsProtobufEs([emptyViolations])).toString("hex")).toBe("0a0e08041a001a030a01661a03120164");
     const stored = create(EventResultSchema, { outcome: WriteOutcome.STORED, id: "é" });
-    expect(Buffer.from(encodeEventResult(stored)).toString("hex")).toBe("08011202c3a9");
+    expect(Buffer.from(expectEncodedAsProtobufEs([stored], 1)).toString("hex")).toBe("0a0608011202c3a91001");
   });
 
   it("writes multi-byte lengths: a description over 127, over 16 383 and over 2 097 151 bytes", () => {
@@ -86,47 +101,53 @@ describe("encodeEventResult", () => {
         id: "i".repeat(length % 300),
         violations: [{ field: "error_message", description: "d".repeat(length) }, { field: "é".repeat(length >> 4), description: "" }],
       });
-      const encoded = encodeEventResult(result);
-      expectSameBytes(encoded, toBinary(EventResultSchema, result));
-      expect(fromBinary(EventResultSchema, encoded)).toEqual(result);
+      const encoded = expectEncodedAsProtobufEs([result, result], 0, 2);
+      expect(fromBinary(LogEventsResponseSchema, encoded).results).toEqual([result, result]);
     }
   });
 
   it("writes an unknown negative outcome as toBinary does: sign-extended to a 10-byte varint", () => {
     for (const outcome of [-1, -2, -128, -(2 ** 31)]) {
       const result = create(EventResultSchema, { outcome: outcome as WriteOutcome, id: "x", violations: [{ field: "f" }] });
-      expectSameBytes(encodeEventResult(result), toBinary(EventResultSchema, result));
-      expect(fromBinary(EventResultSchema, encodeEventResult(result)).outcome).toBe(outcome);
+      const encoded = expectEncodedAsProtobufEs([result]);
+      expect(fromBinary(LogEventsResponseSchema, encoded).results[0]!.outcome).toBe(outcome);
     }
-    expect(Buffer.from(encodeEventResult(create(EventResultSchema, { outcome: -1 as WriteOutcome }))).toString("hex")).toBe("08ffffffffffffffffff01");
+    expect(Buffer.from(encodeLogEventsResponse([create(EventResultSchema, { outcome: -1 as WriteOutcome })], 0, 0)).toString("hex")).toBe("0a0b08ffffffffffffffffff01");
   });
 
-  it("writes a lone surrogate as U+FFFD, as toBinary does", () => {
-    const result = create(EventResultSchema, { id: "a\uD800b", violations: [{ field: "\uDC00", description: "x\uD83D" }] });
-    expectSameBytes(encodeEventResult(result), toBinary(EventResultSchema, result));
-    expect(fromBinary(EventResultSchema, encodeEventResult(result)).id).toBe("a\uFFFDb");
+  it("writes a lone surrogate as U+FFFD, as toBinary does, in short and long text", () => {
+    for (const pad of ["", "p".repeat(70)]) {
+      const result = create(EventResultSchema, { id: `a\uD800b${pad}`, violations: [{ field: "\uDC00", description: `x\uD83D${pad}` }] });
+      const encoded = expectEncodedAsProtobufEs([result]);
+      expect(fromBinary(LogEventsResponseSchema, encoded).results[0]!.id).toBe(`a\uFFFDb${pad}`);
+    }
   });
 });
 
 describe("the LogEvents wire types", () => {
-  it("a LogEventsResponseWire of encoded results is a LogEventsResponse of those results, byte for byte", () => {
+  it("a LogEventsResponseWire of an encoded response is written as exactly that encoding", () => {
     for (const seed of SEEDS) {
       const random = seededRandom(seed * 3);
       for (let n = 0; n < 40; n++) {
         const results = Array.from({ length: Math.floor(random() * 30) }, () => randomResult(random, true));
         const storedCount = results.filter((r) => r.outcome !== WriteOutcome.REJECTED).length;
         const rejectedCount = results.length - storedCount;
-        const wire = toBinary(logEventsWireMethod.output, logEventsResponseWire(results.map(encodeEventResult), storedCount, rejectedCount));
+        const encoded = encodeLogEventsResponse(results, storedCount, rejectedCount);
+        // As Connect writes an answer: toBinary of the method's output type, default options.
+        const wire = toBinary(logEventsWireMethod.output, logEventsResponseWire(encoded));
+        expectSameBytes(wire, encoded);
         const response = fromBinary(LogEventsResponseSchema, wire);
         expect(response).toEqual(create(LogEventsResponseSchema, { results, storedCount, rejectedCount }));
         expect(response.results).toHaveLength(results.length);
-        expectSameBytes(wire, toBinary(LogEventsResponseSchema, create(LogEventsResponseSchema, { results, storedCount, rejectedCount })));
       }
     }
-    // Counts beyond one byte, and none at all.
-    const big = toBinary(logEventsWireMethod.output, logEventsResponseWire([], 300, 70_000));
-    expect(fromBinary(LogEventsResponseSchema, big)).toEqual(create(LogEventsResponseSchema, { storedCount: 300, rejectedCount: 70_000 }));
-    expect(toBinary(logEventsWireMethod.output, logEventsResponseWire([], 0, 0))).toEqual(new Uint8Array(0));
+    // Counts alone (the first field written is then a count), and nothing at all.
+    for (const [stored, rejected] of [[300, 70_000], [0, 5], [7, 0]] as const) {
+      const encoded = encodeLogEventsResponse([], stored, rejected);
+      expectSameBytes(toBinary(logEventsWireMethod.output, logEventsResponseWire(encoded)), encoded);
+      expect(fromBinary(LogEventsResponseSchema, encoded)).toEqual(create(LogEventsResponseSchema, { storedCount: stored, rejectedCount: rejected }));
+    }
+    expect(toBinary(logEventsWireMethod.output, logEventsResponseWire(new Uint8Array(0)))).toEqual(new Uint8Array(0));
   });
 
   it("a LogEventsRequest read as LogEventsRequestWire holds each event's own encoding", () => {

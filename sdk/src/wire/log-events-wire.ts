@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { create, createFileRegistry, type DescMethodUnary } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescMethodUnary, type UnknownField } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { AnalyticsService, EventSchema, LogEventsResponseSchema, type Event } from "../gen/analytics/v1/analytics_service_pb.js";
@@ -54,6 +54,8 @@ export interface LogEventsResponseWire {
   results: Uint8Array[];
   storedCount: number;
   rejectedCount: number;
+  /** Fields kept as they were read, and written back as they are (as on every protobuf-es message). */
+  $unknown?: UnknownField[];
 }
 
 /** The schema of {@link LogEventsRequestWire}. */
