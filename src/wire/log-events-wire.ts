@@ -17,7 +17,7 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import type { WireType } from "@bufbuild/protobuf/wire";
 import { Buffer } from "node:buffer";
-import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import {
   LogEventsRequestWireSchema as requestSchema,
@@ -169,12 +169,7 @@ function writeString(out: NativeBuffer, pos: number, tag: number, text: string):
   const bytes = utf8Length(text);
   out[pos++] = tag;
   pos = writeVarint(out, pos, bytes);
-  if (bytes === text.length && bytes <= 64) {
-    // ASCII (as many bytes as characters), short: a loop costs less than the native call.
-    for (let i = 0; i < bytes; i++) out[pos + i] = text.charCodeAt(i);
-    return pos + bytes;
-  }
-  return pos + out.utf8Write(text, pos, bytes);
+  return pos + writeUtf8(out, text, pos);
 }
 
 /** Bytes of `n` (a 32-bit integer; a negative one is sign-extended to 64 bits: 10 bytes) as a varint. */
