@@ -134,3 +134,28 @@ export async function postgresCpuSeconds(): Promise<number | undefined> {
   return ticks / 100;
 }
 
+
+/** The machine's CPU time in clock ticks from /proc/stat: all of it, and what the hypervisor stole. */
+export interface MachineTicks {
+  readonly total: number;
+  readonly steal: number;
+}
+
+/** The machine's CPU ticks now (Linux), or undefined elsewhere. */
+export async function machineTicks(): Promise<MachineTicks | undefined> {
+  const stat = await readFile("/proc/stat", "utf8").catch(() => undefined);
+  const cpu = stat?.split("\n", 1)[0]?.split(/\s+/).slice(1).map(Number);
+  if (cpu === undefined || cpu.length < 8) return undefined;
+  // user nice system idle iowait irq softirq steal (guest time is already in user and nice).
+  return { total: cpu.slice(0, 8).reduce((a, b) => a + b, 0), steal: cpu[7]! };
+}
+
+/**
+ * The share of the machine's CPU time the hypervisor gave to other guests between `from` and `to`
+ * (null off Linux): on a shared virtual machine a high share means the run was slowed from outside,
+ * unevenly between the runs a ratio compares.
+ */
+export function stealShare(from: MachineTicks | undefined, to: MachineTicks | undefined): number | null {
+  if (from === undefined || to === undefined || to.total === from.total) return null;
+  return (to.steal - from.steal) / (to.total - from.total);
+}

@@ -21,20 +21,22 @@
  * Where the time goes: PostgreSQL's CPU per stored row in both paths (all its processes, read from
  * /proc; null when the server is elsewhere) and the share of the machine's cores the run kept busy
  * (service + PostgreSQL + client CPU over cores x wall time): near 1 a run is bound by the cores,
- * below it by waiting. After the rounds, one more round (LogEvents, then COPY) at 32 and at 64
+ * below it by waiting. And the share of the machine's CPU time the hypervisor stole over each round
+ * (COPY, LogEvents, COPY; `steal_share`, /proc/stat): these are shared virtual machines, and a
+ * round with much stolen time says little. After the rounds, one more round (LogEvents, then COPY) at 32 and at 64
  * batches in flight: single rounds, as noisy as any one round above.
  *
  * Run: `npm run bench -- log-events [--events 100000] [--in-flight 16] [--rounds 5] [--writer-batch-rows N] [--sweep 0]`.
  * Last line: `{"events_per_s", "copy_per_s", "ratio_to_copy", "server_cpu_us_per_event",
  * "client_cpu_us_per_event", "events_per_s_protobuf_es_path", "server_cpu_us_per_event_protobuf_es_path",
  * "fast_path_speedup", "events_per_s_grpc_js_client", "events_per_s_sdk_client", "pg_cpu_us_per_row",
- * "pg_cpu_us_per_row_copy", "cores_busy", "cores_busy_copy", "ratio_to_copy_by_in_flight"}` (medians over rounds).
+ * "pg_cpu_us_per_row_copy", "cores_busy", "cores_busy_copy", "steal_share", "ratio_to_copy_by_in_flight"}` (medians over rounds).
  */
 import { availableParallelism } from "node:os";
 import pg from "pg";
 import { uuidV7 } from "../src/util/uuid-v7.js";
 import { benchBatches, type BenchEvent } from "./_events.js";
-import { benchDatabase, copyRowsPerSecond, median, numberArg, postgresCpuSeconds, printResult } from "./_support.js";
+import { benchDatabase, copyRowsPerSecond, machineTicks, median, numberArg, postgresCpuSeconds, printResult, stealShare } from "./_support.js";
 import { runBenchClient, startServerProcess } from "./_server.js";
 
 const EVENTS = numberArg("events", 100_000);
@@ -143,6 +145,7 @@ try {
   const pgPerRowCopy: (number | null)[] = [];
   const utilizations: (number | null)[] = [];
   const utilizationsCopy: (number | null)[] = [];
+  const steals: (number | null)[] = [];
   // Warm-up, not counted: JIT, heap growth and the database's caches (the first run is
   // consistently slower than the rest, as in the stream benchmark).
   await logEvents("h2");
@@ -153,9 +156,15 @@ try {
     // the mean of the two is the baseline as of the run's own time.
     const seed = freshSeed();
     const rows = benchBatches(seed, EVENTS, BATCH).flat();
+    const ticks = [await machineTicks()];
     const copyBefore = await copy(rows);
+    ticks.push(await machineTicks());
     const run = await logEvents("h2", "fast", IN_FLIGHT, seed);
+    ticks.push(await machineTicks());
     const copyAfter = await copy(rows);
+    ticks.push(await machineTicks());
+    steals.push(stealShare(ticks[0], ticks[3]));
+    const stolenInRun = stealShare(ticks[1], ticks[2]);
     const baselineCopy = {
       perS: (copyBefore.perS + copyAfter.perS) / 2,
       pgUsPerRow: mean(copyBefore.pgUsPerRow, copyAfter.pgUsPerRow),
@@ -180,7 +189,7 @@ try {
         `COPY ${Math.round(copyPerS)} rows/s (before ${Math.round(copyBefore.perS)}, after ${Math.round(copyAfter.perS)}), ratio ${ratios.at(-1)!.toFixed(3)}; protobuf-es path ${Math.round(baseline.events_per_s)} events/s ` +
         `(server ${baseline.cpuUsPerEvent.toFixed(1)} µs/event), fast path ×${speedups.at(-1)!.toFixed(2)}; ` +
         `PostgreSQL ${run.pgUsPerRow?.toFixed(1)} µs/row (COPY ${baselineCopy.pgUsPerRow?.toFixed(1)}), ` +
-        `cores busy ${run.utilization?.toFixed(2)} (COPY ${baselineCopy.utilization?.toFixed(2)})`,
+        `cores busy ${run.utilization?.toFixed(2)} (COPY ${baselineCopy.utilization?.toFixed(2)}), stolen ${steals.at(-1)?.toFixed(2)} (LogEvents ${stolenInRun?.toFixed(2)})`,
     );
   }
   const byInFlight: Record<string, number> = { [IN_FLIGHT]: Number(median(ratios).toFixed(3)) };
@@ -212,6 +221,7 @@ try {
     pg_cpu_us_per_row_copy: fixed(medianOf(pgPerRowCopy), 1),
     cores_busy: fixed(medianOf(utilizations), 2),
     cores_busy_copy: fixed(medianOf(utilizationsCopy), 2),
+    steal_share: fixed(medianOf(steals), 2),
     ratio_to_copy_by_in_flight: byInFlight,
   });
 } finally {
