@@ -134,7 +134,6 @@ export async function postgresCpuSeconds(): Promise<number | undefined> {
   return ticks / 100;
 }
 
-
 /** The machine's CPU time in clock ticks from /proc/stat: all of it, and what the hypervisor stole. */
 export interface MachineTicks {
   readonly total: number;

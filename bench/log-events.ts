@@ -21,10 +21,10 @@
  * Where the time goes: PostgreSQL's CPU per stored row in both paths (all its processes, read from
  * /proc; null when the server is elsewhere) and the share of the machine's cores the run kept busy
  * (service + PostgreSQL + client CPU over cores x wall time): near 1 a run is bound by the cores,
- * below it by waiting. And the share of the machine's CPU time the hypervisor stole over each round
- * (COPY, LogEvents, COPY; `steal_share`, /proc/stat): these are shared virtual machines, and a
- * round with much stolen time says little. After the rounds, one more round (LogEvents, then COPY) at 32 and at 64
- * batches in flight: single rounds, as noisy as any one round above.
+ * below it by waiting. And the share of the machine's CPU time the hypervisor stole over each
+ * round (COPY, LogEvents, COPY; `steal_share`, /proc/stat): these are shared virtual machines, and
+ * a round with much stolen time says little. After the rounds, one more round (LogEvents, then
+ * COPY) at 32 and at 64 batches in flight: single rounds, as noisy as any one round above.
  *
  * Run: `npm run bench -- log-events [--events 100000] [--in-flight 16] [--rounds 5] [--writer-batch-rows N] [--sweep 0]`.
  * Last line: `{"events_per_s", "copy_per_s", "ratio_to_copy", "server_cpu_us_per_event",
