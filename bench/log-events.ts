@@ -3,10 +3,11 @@
  * each event a device state change with a jsonb payload and a client event_id, as the SDK sends
  * them; the client in its own process), against raw COPY of the same rows into the same emptied
  * table, round by round: copied right before and right after each LogEvents run, the baseline
- * being the mean of the two (since session 6; one COPY after the run before). Each server runs in a process of its own with `npm start`'s Node flags
- * (`startServerProcess`), as deployed, not sharing a heap (and its garbage collections) with the
- * baseline's 100k COPY rows or with the other server. (Alternating runs of both set-ups at
- * 19:37-19:47 differed by less than the noise: 0.813 / 0.707 in one process, 0.741 / 0.729 apart.)
+ * being the mean of the two (since session 6; one COPY after the run before). Each server runs in
+ * a process of its own with `npm start`'s Node flags (`startServerProcess`), as deployed, not
+ * sharing a heap (and its garbage collections) with the baseline's 100k COPY rows or with the
+ * other server. (Alternating runs of both set-ups at 19:37-19:47 differed by less than the noise:
+ * 0.813 / 0.707 in one process, 0.741 / 0.729 apart.)
  *
  * The headline client (`h2`) sends gRPC requests framed before its clock starts over a bare
  * `node:http2` session and reads only the answer's counts, as a load generator (h2load, ghz)

@@ -16,7 +16,7 @@ export interface NativeBuffer extends Buffer {
 /** `buffer` with its native methods typed. */
 export const nativeBuffer = (buffer: Buffer): NativeBuffer => buffer as NativeBuffer;
 
-/** Longest string {@link writeUtf8} tries to copy as ASCII before asking the native encoder. */
+/** Longest string {@link writeUtf8} and {@link utf8Length} try as ASCII before asking native code. */
 const SHORT_TEXT = 64;
 
 /**
@@ -36,4 +36,19 @@ export function writeUtf8(buf: NativeBuffer, s: string, at: number): number {
     if (i === n) return n;
   }
   return buf.utf8Write(s, at, buf.length - at);
+}
+
+/**
+ * UTF-8 bytes of `s` (a lone surrogate counts as U+FFFD, 3 bytes, as every encoder here writes
+ * it). Short ASCII text, most values on the hot paths, is counted by a loop: cheaper than a
+ * native call.
+ */
+export function utf8Length(s: string): number {
+  const n = s.length;
+  if (n <= SHORT_TEXT) {
+    let i = 0;
+    while (i < n && s.charCodeAt(i) < 0x80) i++;
+    if (i === n) return n;
+  }
+  return Buffer.byteLength(s);
 }

@@ -17,7 +17,7 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import type { WireType } from "@bufbuild/protobuf/wire";
 import { Buffer } from "node:buffer";
-import { nativeBuffer, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, utf8Length, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import {
   LogEventsRequestWireSchema as requestSchema,
@@ -129,19 +129,6 @@ function writeResult(out: NativeBuffer, pos: number, result: EventResult): numbe
     pos = writeString(out, pos, 0x12, v.description);
   }
   return pos;
-}
-
-/**
- * UTF-8 bytes of `s` as protobuf-es writes it (a lone surrogate as U+FFFD, 3 bytes). Short ASCII
- * text, every stored result's id, is counted by a loop: cheaper than a native call.
- */
-function utf8Length(s: string): number {
-  if (s.length <= 64) {
-    let i = 0;
-    while (i < s.length && s.charCodeAt(i) < 0x80) i++;
-    if (i === s.length) return i;
-  }
-  return Buffer.byteLength(s);
 }
 
 /** Bytes of a string field of `bytes` UTF-8 bytes (tag, length, text); 0 when empty (omitted). */
