@@ -78,7 +78,8 @@ function assertBatchSize(events: number): void {
 
 /** Creates both entry points of `LogEvents`. */
 export function createLogEventsHandlers(deps: LogEventsDeps) {
-  const decodeEvent = compileDecoder(EventSchema);
+  // Payloads are only measured and stored: decoded straight to their JSON text.
+  const decodeEvent = compileDecoder(EventSchema, { structs: "json-text" });
 
   /** Judges, stores and answers a batch; results in request order. */
   async function storeBatch(items: readonly Item[], who: Principal | undefined): Promise<{ results: EventResult[]; stored: number; rejected: number }> {

@@ -13,7 +13,7 @@ import type {
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import type { Principal } from "../auth/principal.js";
-import { jsonTextOf, type JsonText } from "../storage/json-text.js";
+import { jsonTextOf, type JsonText } from "../util/json-text.js";
 import { uuidV7 } from "../util/uuid-v7.js";
 import { dedupKey } from "./error-dedup.js";
 

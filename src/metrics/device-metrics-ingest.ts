@@ -24,7 +24,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { MetricSample as MetricSampleMessage } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Config } from "../config.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
-import { JsonText } from "../storage/json-text.js";
+import { JsonText } from "../util/json-text.js";
 import type { Logger } from "../util/logger.js";
 import { checkNoNul, invalidArgument, type Violation } from "../validation/field-rules.js";
 import { MapSampleBatch, type SampleBatch } from "./sample-batch.js";

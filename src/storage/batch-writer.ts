@@ -28,11 +28,11 @@ import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
 import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
-import { JsonText, wellFormedJson } from "./json-text.js";
+import { JsonText, wellFormedJson } from "../util/json-text.js";
 import type { TableName, TableSpec } from "./table-specs.js";
 
 export type { TableName } from "./table-specs.js";
-export { JsonText } from "./json-text.js";
+export { JsonText } from "../util/json-text.js";
 
 /** A row to write: database column names; timestamps as `Date`; JSON columns as plain values or {@link JsonText}. */
 export type Row = Readonly<Record<string, unknown>>;

@@ -5,7 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { jsonHasNul, jsonTextOf } from "../storage/json-text.js";
+import { jsonHasNul, jsonTextOf } from "../util/json-text.js";
 import { isUuid } from "../util/uuid-v7.js";
 
 /** One invalid field: its proto field path and what is wrong, in words safe to show a client. */

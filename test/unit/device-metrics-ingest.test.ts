@@ -15,7 +15,7 @@ import {
   type StreamBatch,
 } from "../../src/metrics/device-metrics-ingest.js";
 import { ColumnarSampleBatch } from "../../src/metrics/sample-columns.js";
-import { JsonText } from "../../src/storage/json-text.js";
+import { JsonText } from "../../src/util/json-text.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { rpcError } from "../support/rpc-error.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonText, jsonTextOf, wellFormedJson } from "../../src/storage/json-text.js";
+import { JsonText, jsonTextOf, wellFormedJson } from "../../src/util/json-text.js";
 
 describe("JsonText", () => {
   it("stands for its value wherever a row is serialized, not for a wrapper", () => {

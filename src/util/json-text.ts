@@ -43,6 +43,7 @@ let lastText: JsonText | undefined;
  * payload): a change to the object between two asks would not be seen.
  */
 export function jsonTextOf(value: object): JsonText {
+  if (value instanceof JsonText) return value; // a payload decoded as text (`compileDecoder`'s `structs: "json-text"`)
   if (value === lastValue) return lastText!;
   const text = new JsonText(wellFormedJson(JSON.stringify(value)));
   lastValue = value;
