@@ -24,7 +24,8 @@ import {
   optionalUuid,
   required,
   text,
-  type FieldRule,
+  rules,
+  type Rules,
 } from "./field-rules.js";
 
 /** Field length limits, documented in the .proto comments. */
@@ -39,7 +40,7 @@ export const LIMITS = {
 const now = () => Date.now();
 
 /** LogUserActivity. */
-export const USER_ACTIVITY_RULES: readonly FieldRule<LogUserActivityRequest>[] = [
+export const USER_ACTIVITY_RULES: Rules<LogUserActivityRequest> = rules(
   field("activity_type", (m) => m.activityType, definedEnum(ActivityType, false)),
   field("page_url", (m) => m.pageUrl, ...text(LIMITS.url)),
   field("element_id", (m) => m.elementId, ...text(LIMITS.shortText)),
@@ -50,10 +51,10 @@ export const USER_ACTIVITY_RULES: readonly FieldRule<LogUserActivityRequest>[] =
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
   field("user_id", (m) => m.userId, ...text(LIMITS.id)),
-];
+);
 
 /** LogError. */
-export const ERROR_RULES: readonly FieldRule<LogErrorRequest>[] = [
+export const ERROR_RULES: Rules<LogErrorRequest> = rules(
   field("category", (m) => m.category, definedEnum(ErrorCategory, true)),
   field("severity", (m) => m.severity, definedEnum(Severity, true)),
   field("error_code", (m) => m.errorCode, ...text(LIMITS.id)),
@@ -64,10 +65,10 @@ export const ERROR_RULES: readonly FieldRule<LogErrorRequest>[] = [
   field("context", (m) => m.context, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
-];
+);
 
 /** LogDeviceStateChange. */
-export const DEVICE_STATE_CHANGE_RULES: readonly FieldRule<LogDeviceStateChangeRequest>[] = [
+export const DEVICE_STATE_CHANGE_RULES: Rules<LogDeviceStateChangeRequest> = rules(
   field("device_id", (m) => m.deviceId, required, ...text(LIMITS.id)),
   field("previous_state", (m) => m.previousState, ...text(LIMITS.shortText)),
   field("new_state", (m) => m.newState, required, ...text(LIMITS.shortText)),
@@ -76,10 +77,10 @@ export const DEVICE_STATE_CHANGE_RULES: readonly FieldRule<LogDeviceStateChangeR
   field("extra_data", (m) => m.extraData, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
-];
+);
 
 /** LogJobOutcome. */
-export const JOB_OUTCOME_RULES: readonly FieldRule<LogJobOutcomeRequest>[] = [
+export const JOB_OUTCOME_RULES: Rules<LogJobOutcomeRequest> = rules(
   field("job_id", (m) => m.jobId, required, ...text(LIMITS.id)),
   field("job_type", (m) => m.jobType, required, ...text(LIMITS.id)),
   field("status", (m) => m.status, definedEnum(JobStatus, false)),
@@ -92,9 +93,9 @@ export const JOB_OUTCOME_RULES: readonly FieldRule<LogJobOutcomeRequest>[] = [
   field("extra_data", (m) => m.extraData, jsonPayload),
   field("occurred_at", (m) => m.occurredAt, optionalEventTime(now)),
   field("event_id", (m) => m.eventId, optionalUuid),
-];
+);
 
 /** ResolveError. */
-export const RESOLVE_ERROR_RULES: readonly FieldRule<ResolveErrorRequest>[] = [
+export const RESOLVE_ERROR_RULES: Rules<ResolveErrorRequest> = rules(
   field("error_id", (m) => m.errorId, required, (v) => optionalUuid(v)),
-];
+);

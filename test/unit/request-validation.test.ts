@@ -9,7 +9,7 @@ import {
   LogUserActivityRequestSchema,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus } from "../../sdk/src/gen/analytics/v1/common_pb.js";
-import { assertValid, MAX_JSON_BYTES, validate } from "../../src/validation/field-rules.js";
+import { assertValid, field, MAX_JSON_BYTES, rules, validate, type Check } from "../../src/validation/field-rules.js";
 import {
   DEVICE_STATE_CHANGE_RULES,
   ERROR_RULES,
@@ -130,5 +130,61 @@ describe("assertValid", () => {
     } catch (err) {
       expect(err).toMatchObject({ code: Code.InvalidArgument, rawMessage: "invalid request: job_id: is required; status: is required" });
     }
+  });
+});
+
+describe("rules (compiled)", () => {
+  interface M {
+    a: string;
+    b: number;
+    c: string;
+  }
+  const calls: string[] = [];
+  const spy =
+    <V>(name: string, problem?: string): Check<V> =>
+    () => {
+      calls.push(name);
+      return problem;
+    };
+
+  it("reads each field once and runs its checks in order, stopping at the field's first problem", () => {
+    const set = rules<M>(
+      field("a", (m) => m.a, spy("a1"), spy("a2", "bad a"), spy("a3", "never")),
+      field("b", (m) => m.b, spy("b1")),
+      field("c", (m) => m.c, spy("c1", "bad c")),
+    );
+    calls.length = 0;
+    expect(validate({ a: "", b: 0, c: "" }, set)).toEqual([
+      { field: "a", description: "bad a" },
+      { field: "c", description: "bad c" },
+    ]);
+    expect(calls).toEqual(["a1", "a2", "b1", "c1"]);
+    expect(set.fields.map((f) => f.field)).toEqual(["a", "b", "c"]);
+  });
+
+  it("passes each check the field's value, places the paths after a prefix, and skips fields without checks", () => {
+    const seen: unknown[] = [];
+    const set = rules<M>(
+      field("a", (m) => m.a),
+      field("b", (m) => m.b, (v) => (seen.push(v), v > 1 ? `too big (${v})` : undefined)),
+    );
+    expect(validate({ a: "x", b: 2, c: "" }, set, "events[3].job.")).toEqual([{ field: "events[3].job.b", description: "too big (2)" }]);
+    expect(validate({ a: "x", b: 1, c: "" }, set)).toEqual([]);
+    expect(seen).toEqual([2, 1]);
+    expect(validate({ a: "", b: 0, c: "" }, rules<M>())).toEqual([]);
+  });
+
+  it("takes any field name as a literal, quotes and backslashes included", () => {
+    const name = 'odd"name\\`${x}\n';
+    const set = rules<M>(field(name, (m) => m.a, () => "wrong"));
+    expect(validate({ a: "", b: 0, c: "" }, set)).toEqual([{ field: name, description: "wrong" }]);
+  });
+
+  it("gives a fresh list on every call", () => {
+    const set = rules<M>(field("a", (m) => m.a, (v) => (v === "" ? "is required" : undefined)));
+    const first = validate({ a: "", b: 0, c: "" }, set);
+    first.push({ field: "x", description: "y" });
+    expect(validate({ a: "", b: 0, c: "" }, set)).toEqual([{ field: "a", description: "is required" }]);
+    expect(validate({ a: "ok", b: 0, c: "" }, set)).not.toBe(validate({ a: "ok", b: 0, c: "" }, set));
   });
 });
