@@ -5,6 +5,7 @@
  * the auth rules see fast-path calls as any other call.
  */
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -199,6 +200,47 @@ describe("LogEvents fast path", () => {
       expect(res.results[1]!.violations[0]!.field, kind).toBe("events[1].error.device_id");
       expect(res.results[1]!.violations[0]!.description, kind).toMatch(/^permission denied: /);
     }
+  });
+
+  it("stores a payload decoded straight to JSON text as jsonb stores the object (repeated keys, NaN, -0, merges, __proto__, escapes)", async () => {
+    const token = await mintTestToken(t.server.config, "service");
+    const ld = (no: number, ...parts: Uint8Array[]) => new BinaryWriter().tag(no, WireType.LengthDelimited).bytes(Buffer.concat(parts)).finish();
+    const str = (no: number, s: string) => new BinaryWriter().tag(no, WireType.LengthDelimited).string(s).finish();
+    const entry = (key: string, ...value: Uint8Array[]) => ld(1, str(1, key), ld(2, ...value));
+    const text = (s: string) => str(3, s); // Value.string_value
+    const number = (n: number) => new BinaryWriter().tag(2, WireType.Bit64).double(n).finish(); // Value.number_value
+    const struct = (o: Record<string, string>) => Buffer.concat(Object.entries(o).map(([k, v]) => entry(k, text(v))));
+    const payload = Buffer.concat([
+      entry("k", text("first")),
+      entry("nan", number(Number.NaN)),
+      entry("nz", number(-0)),
+      entry("__proto__", ld(5, struct({ polluted: "yes" }))),
+      entry('q"\\', text('say "hi"\n\u0001 😀')),
+      entry("k", text("last")),
+    ]);
+    // A Value's struct sent twice merges: that payload is decoded through the object instead.
+    const merged = entry("merged", ld(5, struct({ a: "1" })), ld(5, struct({ b: "2" })));
+    const deviceId = "d-json-text";
+    // Event.device_state_change { device_id, new_state, extra_data }
+    const event = (payload: Uint8Array) => ld(3, str(1, deviceId), str(3, "on"), ld(6, payload));
+    const raw = new grpc.Client(new URL(t.server.url()).host, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
+    const answer = await new Promise<Buffer>((resolve, reject) =>
+      raw.makeUnaryRequest("/analytics.v1.AnalyticsService/LogEvents", (b: Buffer) => b, (b: Buffer) => b, Buffer.concat([ld(1, event(payload)), ld(1, event(merged))]), metadata, (err, res) =>
+        err ? reject(err) : resolve(res!),
+      ),
+    );
+    raw.close();
+    expect(fromBinary(LogEventsResponseSchema, answer).results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED, WriteOutcome.STORED]);
+    const [stored, second] = await rows<{ extra_data: Record<string, unknown>; text: string }>(
+      `select extra_data, extra_data::text as text from device_state_history where device_id = ? order by (extra_data -> 'merged') is not null`,
+      [deviceId],
+    );
+    expect(second!.extra_data).toEqual({ merged: { a: "1", b: "2" } });
+    expect(stored!.extra_data).toEqual({ k: "last", nan: null, nz: 0, ["__proto__"]: { polluted: "yes" }, 'q"\\': 'say "hi"\n\u0001 😀' });
+    expect(Object.getOwnPropertyDescriptor(JSON.parse(stored!.text), "__proto__")?.value).toEqual({ polluted: "yes" });
+    expect(stored!.text).not.toContain('"first"');
   });
 
   it("stores a JSON payload's lone surrogates as U+FFFD on every path (as UTF-8 encoders do; jsonb refuses their escapes)", async () => {
