@@ -71,8 +71,8 @@ interface Plan {
   readonly typeName: string;
   /** A new message with every field at its default. */
   make: () => Target;
-  /** Reads the fields of a message ending at `end` into `target` ({@link compileFieldLoop}). */
-  readFields: (input: Input, end: number, target: Target) => void;
+  /** By field number. */
+  readonly fields: Map<number, FieldReader>;
 }
 
 /**
@@ -107,9 +107,10 @@ export function compileDecoder<Desc extends DescMessage>(schema: Desc, options: 
 function planFor(desc: DescMessage, plans: Map<string, Plan>, structsAsText: boolean): Plan {
   const known = plans.get(desc.typeName);
   if (known) return known; // recursive types share their plan
-  const plan: Plan = { typeName: desc.typeName, make: zeroFactory(desc), readFields: () => {} };
+  const fields = new Map<number, FieldReader>();
+  const plan: Plan = { typeName: desc.typeName, make: zeroFactory(desc), fields };
   plans.set(desc.typeName, plan);
-  plan.readFields = compileFieldLoop(desc.fields.map((field) => [field.number, fieldReader(field, plans, structsAsText)]));
+  for (const field of desc.fields) fields.set(field.number, fieldReader(field, plans, structsAsText));
   // proto2 (and editions fields with explicit presence) keep defaults on a prototype that `make`
   // does not build: unset fields would read undefined instead of their default.
   if (Object.getPrototypeOf(create(desc)) !== Object.prototype) {
@@ -218,37 +219,18 @@ function fieldReader(field: DescField, plans: Map<string, Plan>, structsAsText: 
 
 /** Reads one message of `length` bytes into `into` (merging) or a new message. */
 function readMessage(plan: Plan, input: Input, length: number, into: Target | undefined): Target {
+  const { reader } = input;
   const end = enterMessage(input, length, plan.typeName);
   const message = into ?? plan.make();
-  plan.readFields(input, end, message);
+  while (reader.pos < end) {
+    const tag = readTag(input);
+    const wireType = tag & 7;
+    const read = plan.fields.get(tag >>> 3);
+    if (read === undefined) skipUnknownField(input, tag);
+    else read(input, wireType, message);
+  }
   leaveMessage(input, end, plan.typeName);
   return message;
-}
-
-/**
- * The field loop of one message type: a tag, then a `switch` on its field number calling that
- * field's reader. Compiled (`new Function`, once per type) so that every field's reader is called
- * from a call site of its own, where the engine inlines it: a loop shared by every type, looking
- * the reader up in a map and calling it from one site, inlined none (decoding the benchmark's
- * events: see docs/BENCHMARKS.md, log-events, session 9). Only the readers are called.
- */
-function compileFieldLoop(fields: readonly (readonly [number, FieldReader])[]): Plan["readFields"] {
-  const cases = fields.map(([no], i) => `case ${no}: read${i}(input, tag & 7, target); break;`);
-  return new Function(
-    "readTag",
-    "skipUnknownField",
-    ...fields.map((_, i) => `read${i}`),
-    `return (input, end, target) => {
-      const reader = input.reader;
-      while (reader.pos < end) {
-        const tag = readTag(input);
-        switch (tag >>> 3) {
-          ${cases.join("\n          ")}
-          default: skipUnknownField(input, tag);
-        }
-      }
-    };`,
-  )(readTag, skipUnknownField, ...fields.map(([, read]) => read)) as Plan["readFields"];
 }
 
 /**
