@@ -368,31 +368,56 @@ const INTERNED_SLOTS = 4096;
  */
 const internedText: (string | undefined)[] = new Array(INTERNED_SLOTS).fill(undefined);
 
+/** A Struct map entry's key (field 1, string) and value (field 2, Value) tags. */
+const ENTRY_KEY = (1 << 3) | WireType.LengthDelimited;
+const ENTRY_VALUE = (2 << 3) | WireType.LengthDelimited;
+
+/**
+ * Reads the next field of a Struct: for a map entry (fields = 1) returns where the entry ends;
+ * for any other field skips it and returns -1. The entry's key and value may come in any order,
+ * either may be missing (its default), and unknown fields may sit beside them.
+ */
+function structEntryEnd(input: Input): number {
+  const { reader } = input;
+  const tag = readTag(input);
+  if (tag >>> 3 !== 1) {
+    skipUnknownField(input, tag);
+    return -1;
+  }
+  if ((tag & 7) !== WireType.LengthDelimited) throw new WireFormatError("google.protobuf.Struct.fields: wire type " + (tag & 7));
+  const entryEnd = reader.uint32() + reader.pos;
+  if (entryEnd > reader.len) throw new WireFormatError("google.protobuf.Struct.fields: entry runs past the end of the input");
+  return entryEnd;
+}
+
+/** Passes over a map entry's field other than its key and value: refused when it is one of them with the wrong wire type. */
+function skipEntryField(input: Input, tag: number): void {
+  if (tag >>> 3 === 1 || tag >>> 3 === 2) throw new WireFormatError(`google.protobuf.Struct.fields: entry field ${tag >>> 3} with wire type ${tag & 7}`);
+  skipUnknownField(input, tag);
+}
+
+/** Ends a map entry: its last field must end exactly at its length. */
+function leaveStructEntry(input: Input, entryEnd: number): void {
+  if (input.reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");
+}
+
 /** `google.protobuf.Struct` (map<string, Value> fields = 1) straight to a JSON object. */
 function readStruct(input: Input, length: number, into: JsonObject | undefined): JsonObject {
   const { reader } = input;
   const end = enterMessage(input, length, "google.protobuf.Struct");
   const json: JsonObject = into ?? {};
   while (reader.pos < end) {
-    const tag = readTag(input);
-    if (tag >>> 3 !== 1) {
-      skipUnknownField(input, tag);
-      continue;
-    }
-    if ((tag & 7) !== WireType.LengthDelimited) throw new WireFormatError("google.protobuf.Struct.fields: wire type " + (tag & 7));
-    // A map entry: key = 1 (string), value = 2 (Value); either may be missing (its default).
-    const entryEnd = reader.uint32() + reader.pos;
-    if (entryEnd > reader.len) throw new WireFormatError("google.protobuf.Struct.fields: entry runs past the end of the input");
+    const entryEnd = structEntryEnd(input);
+    if (entryEnd < 0) continue;
     let key = "";
     let value: JsonValue = null;
     while (reader.pos < entryEnd) {
       const t = readTag(input);
-      if (t === ((1 << 3) | WireType.LengthDelimited)) key = readString(input);
-      else if (t === ((2 << 3) | WireType.LengthDelimited)) value = readValue(input, reader.uint32());
-      else if (t >>> 3 === 1 || t >>> 3 === 2) throw new WireFormatError(`google.protobuf.Struct.fields: entry field ${t >>> 3} with wire type ${t & 7}`);
-      else skipUnknownField(input, t);
+      if (t === ENTRY_KEY) key = readString(input);
+      else if (t === ENTRY_VALUE) value = readValue(input, reader.uint32());
+      else skipEntryField(input, t);
     }
-    if (reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");
+    leaveStructEntry(input, entryEnd);
     // defineProperty, not assignment: a key "__proto__" is data, not the object's prototype.
     if (key === "__proto__") Object.defineProperty(json, key, { value, enumerable: true, writable: true, configurable: true });
     else json[key] = value;
@@ -477,29 +502,23 @@ function readStructText(input: Input, length: number): string {
   }
 }
 
+/** The JSON text of a Struct ({@link readStructText}); throws {@link NEEDS_MERGE} where text cannot follow protobuf. */
 function structText(input: Input, length: number): string {
   const { reader } = input;
   const end = enterMessage(input, length, "google.protobuf.Struct");
   let json = "{";
   while (reader.pos < end) {
-    const tag = readTag(input);
-    if (tag >>> 3 !== 1) {
-      skipUnknownField(input, tag);
-      continue;
-    }
-    if ((tag & 7) !== WireType.LengthDelimited) throw new WireFormatError("google.protobuf.Struct.fields: wire type " + (tag & 7));
-    const entryEnd = reader.uint32() + reader.pos;
-    if (entryEnd > reader.len) throw new WireFormatError("google.protobuf.Struct.fields: entry runs past the end of the input");
+    const entryEnd = structEntryEnd(input);
+    if (entryEnd < 0) continue;
     let key = "";
     let value: string | undefined;
     while (reader.pos < entryEnd) {
       const t = readTag(input);
-      if (t === ((1 << 3) | WireType.LengthDelimited)) key = readString(input);
-      else if (t === ((2 << 3) | WireType.LengthDelimited)) value = valueText(input, reader.uint32()); // a second one replaces the first, as in readStruct
-      else if (t >>> 3 === 1 || t >>> 3 === 2) throw new WireFormatError(`google.protobuf.Struct.fields: entry field ${t >>> 3} with wire type ${t & 7}`);
-      else skipUnknownField(input, t);
+      if (t === ENTRY_KEY) key = readString(input);
+      else if (t === ENTRY_VALUE) value = valueText(input, reader.uint32()); // a second one replaces the first, as in readStruct
+      else skipEntryField(input, t);
     }
-    if (reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");
+    leaveStructEntry(input, entryEnd);
     if (json.length > 1) json += ",";
     json += jsonString(key) + ":" + (value ?? "null");
   }

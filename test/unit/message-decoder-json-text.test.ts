@@ -7,6 +7,7 @@ import { EventSchema, LogEventsRequestSchema, type Event } from "../../sdk/src/g
 import { JsonText, jsonTextOf } from "../../src/util/json-text.js";
 import { jsonPayload, MAX_JSON_BYTES } from "../../src/validation/field-rules.js";
 import { inspect } from "node:util";
+import { concat } from "../support/bytes.js";
 import { seededRandom } from "../support/seeded-random.js";
 import { generators } from "../support/random-messages.js";
 
@@ -70,15 +71,6 @@ function expectIdentical(actual: unknown, expected: unknown): void {
   expect(inspect(actual, { depth: null, sorted: false })).toBe(inspect(expected, { depth: null, sorted: false }));
 }
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const w = () => new BinaryWriter();
 const ld = (no: number, payload: Uint8Array) => w().tag(no, WireType.LengthDelimited).bytes(payload).finish();
 const utf8 = (s: string) => new TextEncoder().encode(s);

@@ -28,6 +28,7 @@ import {
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, JobStatus } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { inspect } from "node:util";
+import { concat } from "../support/bytes.js";
 import { seededRandom } from "../support/seeded-random.js";
 import { AllKindsSchema, generators, message, proto2Registry, randomMessage, unsupportedSchemas } from "../support/random-messages.js";
 
@@ -148,15 +149,6 @@ function withoutUnknown(value: unknown): unknown {
   return out;
 }
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const bytesOf = (...b: number[]) => Uint8Array.from(b);
 const w = () => new BinaryWriter();
 /** Field `no` as a length-delimited payload. */
