@@ -287,8 +287,13 @@ describe("limits and shutdown", () => {
     const s = await start();
     const client = await analytics(s, "service", "agent-drain");
     await Promise.all(Array.from({ length: 5 }, (_, i) => client.logDeviceStateChange({ deviceId: "d-drain", newState: `s${i}` })));
+    // Nothing else pending, so the next row the writer sees is the in-flight call's: close only
+    // once the server has it (a call still on the wire at close is refused, REFUSED_STREAM, as
+    // HTTP/2 requires; a fixed sleep raced with that on a loaded machine).
+    await s.writer.flush();
+    const storedBefore = s.writer.stats().storedRows;
     const inFlight = client.logDeviceStateChange({ deviceId: "d-drain", newState: "last" });
-    await new Promise((r) => setTimeout(r, 5));
+    while (s.writer.stats().bufferedRows === 0 && s.writer.stats().storedRows === storedBefore) await new Promise((r) => setTimeout(r, 1));
     await s.close();
     await expect(inFlight).resolves.toMatchObject({ outcome: WriteOutcome.STORED });
     // Read back through a fresh server on the same database: what was drained is on disk.
