@@ -36,7 +36,7 @@ interface Job {
   client?: "sdk" | "pre-encoded" | "h2";
   /** log-events: the run's seed; the events are `benchBatches(seed, events, batch)` (bench/_events.ts). */
   seed?: number;
-  /** log-events: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
+  /** log-events, unary: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
   serverPid?: number;
 }
 
@@ -144,11 +144,14 @@ if (job.kind === "unary") {
   // Warm up connections and JIT before measuring.
   await callsPerSecond(1, job.inFlight ?? 64, call);
   const cpu0 = process.cpuUsage();
+  const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
   const calls0 = n;
   const perS = await callsPerSecond(job.seconds ?? 5, job.inFlight ?? 64, call);
   const cpu = process.cpuUsage(cpu0);
-  // total_calls counts the warm-up too, for the server's CPU-per-call figure.
-  console.log(JSON.stringify({ calls_per_s: perS, total_calls: n, client_cpu_s: (cpu.user + cpu.system) / 1e6, timed_calls: n - calls0 }));
+  const serverCpuS = job.serverPid === undefined ? null : (await processCpuSeconds(job.serverPid)) - serverCpu0;
+  // total_calls counts the warm-up too, for an in-process server's CPU-per-call figure;
+  // server_cpu_s (a server in its own process) covers the timed calls only.
+  console.log(JSON.stringify({ calls_per_s: perS, total_calls: n, client_cpu_s: (cpu.user + cpu.system) / 1e6, timed_calls: n - calls0, server_cpu_s: serverCpuS }));
   close();
 } else {
   const total = job.events ?? 100_000;
