@@ -33,11 +33,17 @@ export async function benchDatabase(name: string): Promise<{ url: string; drop()
   };
 }
 
+/** `--name value` from argv, as given; undefined when absent. */
+export function stringArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
 /** `--name value` from argv, as a number. */
 export function numberArg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
+  const given = stringArg(name);
+  if (given === undefined) return fallback;
+  const v = Number(given);
   if (!Number.isFinite(v)) throw new Error(`--${name} needs a number`);
   return v;
 }

@@ -25,15 +25,11 @@ import { binaryCopyWriters, copyBinary } from "../src/storage/copy-binary.js";
 import { JsonText } from "../src/util/json-text.js";
 import { compileDecoder, type DecoderOptions } from "../src/wire/message-decoder.js";
 import { benchEvent } from "./_events.js";
-import { numberArg, printResult } from "./_support.js";
+import { numberArg, printResult, stringArg } from "./_support.js";
 
 const EVENTS = numberArg("events", 400_000);
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-};
-const only = argOf("only") as NonNullable<DecoderOptions["structs"]> | undefined;
-const stage = (argOf("stage") ?? "copy") as "decode" | "row" | "copy";
+const only = stringArg("only") as NonNullable<DecoderOptions["structs"]> | undefined;
+const stage = (stringArg("stage") ?? "copy") as "decode" | "row" | "copy";
 if (!["decode", "row", "copy"].includes(stage)) throw new Error("--stage is decode, row or copy");
 if (only !== undefined && only !== "object" && only !== "json-text") throw new Error("--only is object or json-text");
 

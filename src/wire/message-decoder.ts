@@ -401,6 +401,21 @@ function leaveStructEntry(input: Input, entryEnd: number): void {
   if (input.reader.pos !== entryEnd) throw new WireFormatError("google.protobuf.Struct.fields: an entry runs past its length");
 }
 
+/** Passes over a Value field that is not a kind: refused when it is one (fields 1-6) with the wrong wire type. */
+function skipValueField(input: Input, tag: number): void {
+  if (tag >>> 3 >= 1 && tag >>> 3 <= 6) throw new WireFormatError(`google.protobuf.Value: field ${tag >>> 3} with wire type ${tag & 7}`);
+  skipUnknownField(input, tag);
+}
+
+/** A ListValue's `values` tag (field 1, Value). */
+const LIST_VALUES = (1 << 3) | WireType.LengthDelimited;
+
+/** Passes over a ListValue field other than `values`: refused when it is `values` with the wrong wire type. */
+function skipListField(input: Input, tag: number): void {
+  if (tag >>> 3 === 1) throw new WireFormatError(`google.protobuf.ListValue.values: wire type ${tag & 7}`);
+  skipUnknownField(input, tag);
+}
+
 /** `google.protobuf.Struct` (map<string, Value> fields = 1) straight to a JSON object. */
 function readStruct(input: Input, length: number, into: JsonObject | undefined): JsonObject {
   const { reader } = input;
@@ -454,8 +469,7 @@ function readValue(input: Input, length: number): JsonValue {
         value = readList(input, reader.uint32(), Array.isArray(value) ? value : undefined);
         break;
       default:
-        if (tag >>> 3 >= 1 && tag >>> 3 <= 6) throw new WireFormatError(`google.protobuf.Value: field ${tag >>> 3} with wire type ${tag & 7}`);
-        skipUnknownField(input, tag);
+        skipValueField(input, tag);
     }
   }
   leaveMessage(input, end, "google.protobuf.Value");
@@ -469,9 +483,8 @@ function readList(input: Input, length: number, into: JsonValue[] | undefined): 
   const list = into ?? [];
   while (reader.pos < end) {
     const tag = readTag(input);
-    if (tag === ((1 << 3) | WireType.LengthDelimited)) list.push(readValue(input, reader.uint32()));
-    else if (tag >>> 3 === 1) throw new WireFormatError(`google.protobuf.ListValue.values: wire type ${tag & 7}`);
-    else skipUnknownField(input, tag);
+    if (tag === LIST_VALUES) list.push(readValue(input, reader.uint32()));
+    else skipListField(input, tag);
   }
   leaveMessage(input, end, "google.protobuf.ListValue");
   return list;
@@ -558,8 +571,7 @@ function valueText(input: Input, length: number): string {
         kind = listText(input, reader.uint32());
         break;
       default:
-        if (tag >>> 3 >= 1 && tag >>> 3 <= 6) throw new WireFormatError(`google.protobuf.Value: field ${tag >>> 3} with wire type ${tag & 7}`);
-        skipUnknownField(input, tag);
+        skipValueField(input, tag);
         continue;
     }
     // A second kind replaces the first, or merges with it (struct and list): the object decides.
@@ -577,11 +589,10 @@ function listText(input: Input, length: number): string {
   let json = "[";
   while (reader.pos < end) {
     const tag = readTag(input);
-    if (tag === ((1 << 3) | WireType.LengthDelimited)) {
+    if (tag === LIST_VALUES) {
       if (json.length > 1) json += ",";
       json += valueText(input, reader.uint32());
-    } else if (tag >>> 3 === 1) throw new WireFormatError(`google.protobuf.ListValue.values: wire type ${tag & 7}`);
-    else skipUnknownField(input, tag);
+    } else skipListField(input, tag);
   }
   leaveMessage(input, end, "google.protobuf.ListValue");
   return json + "]";
