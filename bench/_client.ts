@@ -2,7 +2,7 @@
  * The client side of the RPC benchmarks, run as its own process (`runBenchClient`) so that the
  * client's encoding and GC do not share the server's event loop: clients are remote in real life.
  *
- * argv[2]: JSON `{ kind: "unary" | "log-events", baseUrl, token, seconds?, inFlight?, events?, batch? }`.
+ * argv[2]: JSON `{ kind: "unary" | "unary-interleaved" | "log-events", baseUrl, token, seconds?, inFlight?, events?, batch? }`.
  * Prints one JSON line with the figures.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -15,7 +15,7 @@ import { callsPerSecond, postgresCpuSeconds, processCpuSeconds } from "./_suppor
 import { benchBatches } from "./_events.js";
 
 interface Job {
-  kind: "unary" | "log-events";
+  kind: "unary" | "unary-interleaved" | "log-events";
   baseUrl: string;
   token: string;
   seconds?: number;
@@ -38,6 +38,14 @@ interface Job {
   seed?: number;
   /** log-events, unary: the server's process id, whose CPU over the timed window is reported (`server_cpu_s`). */
   serverPid?: number;
+  /**
+   * unary-interleaved: the servers compared, called in turn for `slices` slices of `seconds`
+   * each (`baseUrl`, `token` and `serverPid` are ignored).
+   */
+  targets?: { baseUrl: string; token: string; serverPid: number }[];
+  slices?: number;
+  /** unary-interleaved: idle time after each slice, so no server's deferred work runs in the next one's. */
+  gapMs?: number;
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
@@ -124,29 +132,66 @@ function topLevelVarints(buf: Uint8Array): Record<number, number> {
   return out;
 }
 
-if (job.kind === "unary") {
-  // A bare HTTP/2 client (h2Caller), not connect-node or @grpc/grpc-js: @grpc/grpc-js still
-  // cost the client ~480 µs of CPU per call, as much as the server, on the same two cores.
-  // Requests for 1000 devices are encoded before the clock starts.
-  const { call: send, close } = h2Caller(job, `/${AnalyticsService.typeName}/${AnalyticsService.method.logDeviceStateChange.name}`);
-  const frames = Array.from({ length: 1000 }, (_, i) =>
-    grpcFrame(
-      toBinary(
-        LogDeviceStateChangeRequestSchema,
-        create(LogDeviceStateChangeRequestSchema, { deviceId: `device-${i}`, previousState: "online", newState: "offline", reason: "bench" }),
-      ),
-    ),
-  );
+/**
+ * LogDeviceStateChange over a bare HTTP/2 client (h2Caller), not connect-node or @grpc/grpc-js:
+ * @grpc/grpc-js still cost the client ~480 µs of CPU per call, as much as the server, on the
+ * same two cores. Requests for 1000 devices are encoded before the clock starts.
+ */
+function stateChangeCaller(target: Pick<Job, "baseUrl" | "token">): { call: () => Promise<unknown>; close: () => void } {
+  const { call: send, close } = h2Caller(target as Job, `/${AnalyticsService.typeName}/${AnalyticsService.method.logDeviceStateChange.name}`);
   let n = 0;
-  const call = async () => {
-    await send(frames[n++ % frames.length]!);
+  return { call: () => send(STATE_CHANGE_FRAMES[n++ % STATE_CHANGE_FRAMES.length]!), close };
+}
+
+const STATE_CHANGE_FRAMES = Array.from({ length: 1000 }, (_, i) =>
+  grpcFrame(
+    toBinary(
+      LogDeviceStateChangeRequestSchema,
+      create(LogDeviceStateChangeRequestSchema, { deviceId: `device-${i}`, previousState: "online", newState: "offline", reason: "bench" }),
+    ),
+  ),
+);
+
+if (job.kind === "unary-interleaved") {
+  // Servers compared in short alternating slices (A B B A A B ...), from one client process: a
+  // neighbour's load that comes and goes on this shared machine lands on both alike, where
+  // whole multi-second rounds of one server, then the other, each caught it or not.
+  const targets = job.targets!.map((t) => ({ ...t, ...stateChangeCaller(t) }));
+  // Warm up connections and JIT on every server before measuring.
+  for (const t of targets) await callsPerSecond(1, job.inFlight ?? 64, t.call);
+  const slices: { target: number; calls: number; seconds: number; server_cpu_s: number }[] = [];
+  for (let s = 0; s < (job.slices ?? 20); s++) {
+    const pair = Math.floor(s / targets.length);
+    const k = s % targets.length;
+    const target = pair % 2 === 0 ? k : targets.length - 1 - k;
+    const t = targets[target]!;
+    const cpu0 = await processCpuSeconds(t.serverPid);
+    let calls = 0;
+    const started = performance.now();
+    await callsPerSecond(job.seconds ?? 2, job.inFlight ?? 64, async () => {
+      await t.call();
+      calls++;
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const serverCpuS = (await processCpuSeconds(t.serverPid)) - cpu0;
+    slices.push({ target, calls, seconds, server_cpu_s: serverCpuS });
+    await new Promise((r) => setTimeout(r, job.gapMs ?? 300));
+  }
+  for (const t of targets) t.close();
+  console.log(JSON.stringify({ slices }));
+} else if (job.kind === "unary") {
+  const { call, close } = stateChangeCaller(job);
+  let n = 0;
+  const counted = async () => {
+    await call();
+    n++;
   };
   // Warm up connections and JIT before measuring.
-  await callsPerSecond(1, job.inFlight ?? 64, call);
+  await callsPerSecond(1, job.inFlight ?? 64, counted);
   const cpu0 = process.cpuUsage();
   const serverCpu0 = job.serverPid === undefined ? 0 : await processCpuSeconds(job.serverPid);
   const calls0 = n;
-  const perS = await callsPerSecond(job.seconds ?? 5, job.inFlight ?? 64, call);
+  const perS = await callsPerSecond(job.seconds ?? 5, job.inFlight ?? 64, counted);
   const cpu = process.cpuUsage(cpu0);
   const serverCpuS = job.serverPid === undefined ? null : (await processCpuSeconds(job.serverPid)) - serverCpu0;
   // total_calls counts the warm-up too, for an in-process server's CPU-per-call figure;
