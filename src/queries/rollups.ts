@@ -185,28 +185,45 @@ const pgMax = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? Na
  * the primary-key order of the rollup tables, so concurrent flushes lock keys in the same order.
  */
 export function aggregateApiRows(rows: readonly Row[], periodMs: number): ApiAggregate[] {
-  const byKey = new Map<string, ApiAggregate>();
+  return aggregateApiRowsByPeriod(rows, [periodMs])[0]!;
+}
+
+/**
+ * {@link aggregateApiRows} for several period lengths at once: each row's fields are read and its
+ * bucket found once for all of them, and keys are looked up by endpoint, then period, without
+ * building a key string per row and level (the flush hook runs this on every request-log flush).
+ */
+export function aggregateApiRowsByPeriod(rows: readonly Row[], periodsMs: readonly number[]): ApiAggregate[][] {
+  const levels = periodsMs.map(() => new Map<string, Map<number, ApiAggregate>>());
   for (const row of rows) {
     const at = timeMs(row.occurred_at);
     const endpoint = String(row.endpoint);
     const ms = Number(row.response_time_ms);
-    const period = floorTo(at, periodMs);
-    const key = `${period}\u0000${endpoint}`;
-    let agg = byKey.get(key);
-    if (!agg) {
-      agg = { periodMs: period, endpoint, count: 0, errors: 0, sumMs: 0, minMs: ms, maxMs: ms, buckets: new Map() };
-      byKey.set(key, agg);
-    }
-    agg.count++;
-    if (Number(row.status_code) !== 0) agg.errors++;
-    agg.sumMs += ms;
-    agg.minMs = pgMin(agg.minMs, ms);
-    agg.maxMs = pgMax(agg.maxMs, ms);
+    const failed = Number(row.status_code) !== 0;
     // NaN goes where PostgreSQL's bucket expression puts it (the top bucket) rather than failing the flush.
     const bucket = Number.isNaN(ms) ? MAX_BUCKET : bucketOf(ms);
-    agg.buckets.set(bucket, (agg.buckets.get(bucket) ?? 0) + 1);
+    for (let l = 0; l < levels.length; l++) {
+      const period = floorTo(at, periodsMs[l]!);
+      let byPeriod = levels[l]!.get(endpoint);
+      if (!byPeriod) levels[l]!.set(endpoint, (byPeriod = new Map()));
+      let agg = byPeriod.get(period);
+      if (!agg) {
+        agg = { periodMs: period, endpoint, count: 0, errors: 0, sumMs: 0, minMs: ms, maxMs: ms, buckets: new Map() };
+        byPeriod.set(period, agg);
+      }
+      agg.count++;
+      if (failed) agg.errors++;
+      agg.sumMs += ms;
+      agg.minMs = pgMin(agg.minMs, ms);
+      agg.maxMs = pgMax(agg.maxMs, ms);
+      agg.buckets.set(bucket, (agg.buckets.get(bucket) ?? 0) + 1);
+    }
   }
-  return [...byKey.values()].sort((a, b) => a.periodMs - b.periodMs || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+  return levels.map((byEndpoint) =>
+    [...byEndpoint.values()]
+      .flatMap((byPeriod) => [...byPeriod.values()])
+      .sort((a, b) => a.periodMs - b.periodMs || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)),
+  );
 }
 
 /** The dense array text (`{3,0,1}`) and first bucket of a sparse bucket map. */
@@ -221,6 +238,20 @@ export function denseBucketText(buckets: ReadonlyMap<number, number>): { firstBu
   for (let b = lo; b <= hi; b++) parts[b - lo] = String(buckets.get(b) ?? 0);
   return { firstBucket: lo, text: `{${parts.join(",")}}` };
 }
+
+/**
+ * The flush hook's upsert of each level as a prepared statement: its text is long and its plan
+ * (nine arrays unnested, a conflict clause merging histograms) costs PostgreSQL more to make than
+ * to run for a flush's few keys, and the request log flushes several times a second.
+ */
+/** The levels the flush hook upserts, in the lock order of {@link ROLLUP_TABLES}. */
+const API_HOOK_LEVELS = ["5min", "hour", "day"] as const;
+
+const API_ROLLUP_UPSERTS: Readonly<Record<ApiLevel, { readonly name: string; readonly text: string }>> = Object.freeze({
+  "5min": { name: "analytics_api_rollup_5min_upsert", text: apiRollupUpsertAggregatedSql("5min") },
+  hour: { name: "analytics_api_rollup_hourly_upsert", text: apiRollupUpsertAggregatedSql("hour") },
+  day: { name: "analytics_api_rollup_daily_upsert", text: apiRollupUpsertAggregatedSql("day") },
+});
 
 /** The parameters of {@link apiRollupUpsertAggregatedSql} for `aggregates`. */
 function aggregatedParams(aggregates: readonly ApiAggregate[]): unknown[][] {
@@ -307,8 +338,10 @@ const nullableInt = (v: unknown): number | null => (v === null || v === undefine
  */
 const ROLLUP_UPSERTS: Readonly<Partial<Record<TableName, (ctx: SqlRunner, rows: readonly Row[]) => Promise<void>>>> = {
   async api_request_logs(ctx, rows) {
-    for (const level of ["5min", "hour", "day"] as const) {
-      await ctx.query(apiRollupUpsertAggregatedSql(level), aggregatedParams(aggregateApiRows(rows, API_LEVELS[level].periodMs)));
+    const aggregates = aggregateApiRowsByPeriod(rows, API_HOOK_LEVELS.map((level) => API_LEVELS[level].periodMs));
+    for (let l = 0; l < API_HOOK_LEVELS.length; l++) {
+      const statement = API_ROLLUP_UPSERTS[API_HOOK_LEVELS[l]!];
+      await ctx.query(statement.text, aggregatedParams(aggregates[l]!), statement);
     }
   },
   async error_logs(ctx, rows) {

@@ -12,7 +12,8 @@ import type { EntityManager } from "@mikro-orm/postgresql";
  * same as the batch writer's `FlushContext`, so the rollup code runs inside a flush unchanged.
  */
 export interface SqlRunner {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Runs `sql`; with `options.name`, as a prepared statement of that name (always the same text). */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { readonly name?: string }): Promise<R[]>;
 }
 
 /** A {@link SqlRunner} that can also run a function inside one transaction on one connection. */
@@ -23,7 +24,7 @@ export interface SqlPool extends SqlRunner {
 
 /** The subset of a node-postgres `Client` used here. */
 interface PgClient {
-  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  query(sql: string | { name: string; text: string; values?: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
 /** The subset of the knex client MikroORM pools connections with. */
@@ -45,12 +46,12 @@ export function createSqlPool(em: EntityManager): SqlPool {
     }
   };
   const runner = (c: PgClient): SqlRunner => ({
-    async query<R>(sql: string, params: unknown[] = []) {
-      return (await c.query(sql, params)).rows as R[];
+    async query<R>(sql: string, params: unknown[] = [], options?: { readonly name?: string }) {
+      return (await (options?.name ? c.query({ name: options.name, text: sql, values: params }) : c.query(sql, params))).rows as R[];
     },
   });
   return {
-    query: (sql, params) => withConnection((c) => runner(c).query(sql, params)),
+    query: (sql, params, options) => withConnection((c) => runner(c).query(sql, params, options)),
     transaction: (fn) =>
       withConnection(async (c) => {
         await c.query("begin");

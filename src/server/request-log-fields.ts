@@ -60,6 +60,22 @@ export function storableText(text: string | null | undefined): string | null {
   return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
 }
 
+/**
+ * `fn` remembering its answer per address: a client keeps its address across its calls, and
+ * anonymising one (parsing, regular expressions) costs more than looking it up. Holds at most
+ * `max` addresses, then starts over, so a scan from many addresses cannot grow it without bound.
+ */
+export function rememberPerAddress<T>(fn: (address: string) => T, max: number): (address: string) => T {
+  const remembered = new Map<string, T>();
+  return (address) => {
+    if (remembered.has(address)) return remembered.get(address)!;
+    const answer = fn(address);
+    if (remembered.size >= max) remembered.clear();
+    remembered.set(address, answer);
+    return answer;
+  };
+}
+
 /** True when `procedure` (e.g. `/pkg.Service/Method`) starts with one of `prefixes`. */
 export function isSkipped(procedure: string, prefixes: readonly string[]): boolean {
   return prefixes.some((p) => procedure.startsWith(p));

@@ -11,6 +11,8 @@ import type { UniversalHandler } from "./one-port-server.js";
 export interface RequestMeter {
   readonly remoteAddress: string | undefined;
   readonly forwardedFor: string | undefined;
+  /** The request's headers as Node parsed them (names in lower case). */
+  readonly headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
   requestBytes: number;
   responseBytes: number;
   /** Called once, when the HTTP response is finished or the connection is gone. */
@@ -36,6 +38,7 @@ export function meterRequests(handler: UniversalHandler): UniversalHandler {
     const meter: RequestMeter = {
       remoteAddress: req.socket?.remoteAddress,
       forwardedFor: Array.isArray(xff) ? xff.join(",") : xff,
+      headers: req.headers,
       requestBytes: 0,
       responseBytes: 0,
       onClose: undefined,

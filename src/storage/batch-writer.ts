@@ -51,7 +51,12 @@ export interface RowResult {
 
 /** Statements run inside a flush's transaction (node-postgres `$1` parameters). */
 export interface FlushContext {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /**
+   * Runs `sql`. With `options.name`, as a prepared statement of that name: PostgreSQL parses and
+   * plans it once per connection rather than on every flush (the name must always go with the
+   * same text).
+   */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { readonly name?: string }): Promise<R[]>;
 }
 
 /** Work done in the flush transaction of some tables (the rollups). */
@@ -596,7 +601,10 @@ export class BatchWriter {
         }
         const { results, accepted } = written;
         if (hooks.length > 0 && accepted.length > 0) {
-          const ctx: FlushContext = { query: async (sql, params) => (await conn.query(sql, params)).rows as never };
+          const ctx: FlushContext = {
+            query: async (sql, params, options) =>
+              (await (options?.name ? conn.query({ name: options.name, text: sql, values: params }) : conn.query(sql, params))).rows as never,
+          };
           for (const hook of hooks) await hook.run(ctx, spec.table, accepted);
         }
         return results;

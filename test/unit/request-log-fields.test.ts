@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf, storableText } from "../../src/server/request-log-fields.js";
+import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf, rememberPerAddress, storableText } from "../../src/server/request-log-fields.js";
 
 describe("protocolOf", () => {
   it.each([
@@ -58,5 +58,22 @@ describe("storableText", () => {
     expect(storableText("plain \u00e9 text")).toBe("plain \u00e9 text");
     expect(storableText(null)).toBeNull();
     expect(storableText(undefined)).toBeNull();
+  });
+});
+
+describe("rememberPerAddress", () => {
+  it("works an address out once while it is remembered, null answers included", () => {
+    const asked: string[] = [];
+    const stored = rememberPerAddress((ip) => (asked.push(ip), ip === "bad" ? null : `${ip}/x`), 3);
+    expect([stored("a"), stored("a"), stored("bad"), stored("bad"), stored("b")]).toEqual(["a/x", "a/x", null, null, "b/x"]);
+    expect(asked).toEqual(["a", "bad", "b"]);
+  });
+
+  it("holds at most its limit, starting over when full", () => {
+    const asked: string[] = [];
+    const stored = rememberPerAddress((ip) => (asked.push(ip), ip), 2);
+    for (const ip of ["a", "b", "c", "a", "c"]) stored(ip);
+    // "c" found the memo full (a, b) and started it over; "a" was then asked again, "c" was not.
+    expect(asked).toEqual(["a", "b", "c", "a"]);
   });
 });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { bucketOf, MAX_BUCKET } from "../../src/queries/latency-histogram.js";
-import { FIVE_MINUTES_MS } from "../../src/queries/rollup-plan.js";
+import { DAY_MS, FIVE_MINUTES_MS } from "../../src/queries/rollup-plan.js";
 import { parseDenseCounts, RollupHistogramCache } from "../../src/queries/rollup-cache.js";
-import { aggregateApiRows, denseBucketText } from "../../src/queries/rollups.js";
+import { aggregateApiRows, aggregateApiRowsByPeriod, denseBucketText } from "../../src/queries/rollups.js";
 
 const entry = (version: string, n: number) => ({ version, firstBucket: 10, counts: new Float64Array(n).fill(1) });
 
@@ -62,7 +62,41 @@ describe("flush-hook aggregation", () => {
     expect(agg!.maxMs).toBeNaN();
   });
 
+  it("aggregates several period lengths in one pass exactly as one at a time", () => {
+    // Rows across period edges, endpoints, failures and NaN, in no order.
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const rows = Array.from({ length: 500 }, () =>
+      row(t0 + Math.floor((next() - 0.5) * 3 * 3_600_000), `/e${Math.floor(next() * 4)}`, next() < 0.02 ? NaN : next() * 900, next() < 0.1 ? 13 : 0),
+    );
+    const periods = [FIVE_MINUTES_MS, 3_600_000, DAY_MS];
+    const together = aggregateApiRowsByPeriod(rows, periods);
+    expect(together).toHaveLength(3);
+    periods.forEach((p, l) => expect(together[l]).toEqual(aggregateApiRowsOneAtATime(rows, p)));
+  });
+
   it("writes dense array text from sparse buckets", () => {
     expect(denseBucketText(new Map([[12, 2], [10, 1]]))).toEqual({ firstBucket: 10, text: "{1,0,2}" });
   });
 });
+
+/** The aggregation written the plain way (a string key per row), to hold the one-pass one to. */
+function aggregateApiRowsOneAtATime(rows: readonly Record<string, unknown>[], periodMs: number) {
+  const byKey = new Map<string, { periodMs: number; endpoint: string; count: number; errors: number; sumMs: number; minMs: number; maxMs: number; buckets: Map<number, number> }>();
+  for (const r of rows) {
+    const at = (r.occurred_at as Date).getTime();
+    const period = Math.floor(at / periodMs) * periodMs;
+    const ms = r.response_time_ms as number;
+    const key = `${period} ${String(r.endpoint)}`;
+    let agg = byKey.get(key);
+    if (!agg) byKey.set(key, (agg = { periodMs: period, endpoint: String(r.endpoint), count: 0, errors: 0, sumMs: 0, minMs: ms, maxMs: ms, buckets: new Map() }));
+    agg.count++;
+    if (r.status_code !== 0) agg.errors++;
+    agg.sumMs += ms;
+    agg.minMs = Number.isNaN(agg.minMs) ? ms : Number.isNaN(ms) ? agg.minMs : Math.min(agg.minMs, ms);
+    agg.maxMs = Number.isNaN(agg.maxMs) || Number.isNaN(ms) ? NaN : Math.max(agg.maxMs, ms);
+    const bucket = Number.isNaN(ms) ? MAX_BUCKET : bucketOf(ms);
+    agg.buckets.set(bucket, (agg.buckets.get(bucket) ?? 0) + 1);
+  }
+  return [...byKey.values()].sort((a, b) => a.periodMs - b.periodMs || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+}
