@@ -157,8 +157,8 @@ if (job.kind === "unary-interleaved") {
   // neighbour's load that comes and goes on this shared machine lands on both alike, where
   // whole multi-second rounds of one server, then the other, each caught it or not.
   const targets = job.targets!.map((t) => ({ ...t, ...stateChangeCaller(t) }));
-  // Warm up connections and JIT on every server before measuring.
-  for (const t of targets) await callsPerSecond(1, job.inFlight ?? 64, t.call);
+  // Warm up connections and JIT on every server before measuring, in turn as they are measured.
+  for (let round = 0; round < 3; round++) for (const t of targets) await callsPerSecond(1, job.inFlight ?? 64, t.call);
   const slices: { target: number; calls: number; seconds: number; server_cpu_s: number }[] = [];
   for (let s = 0; s < (job.slices ?? 20); s++) {
     const pair = Math.floor(s / targets.length);

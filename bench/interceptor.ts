@@ -5,13 +5,15 @@
  * (`ANALYTICS_ENABLED=false`). The client runs in its own process (bench/_client.ts).
  *
  * Run: `npm run bench -- interceptor [--method interleaved|rounds] [--processes 0|1] [--slices 24]
- * [--seconds N] [--rounds 5]`.
+ * [--seconds N] [--rounds 5] [--control 1]`.
  * - `interleaved` (default): one client calls the servers in turn, in 2-second slices ordered
  *   A B B A A B ..., with 300 ms idle after each; `ratio` is on's calls per second over all its
  *   slices against off's. A neighbour's load that comes and goes on this shared machine lands on
  *   both servers alike (`rounds` gave 0.91-1.06 for the same code on one day).
  * - `rounds`: the method of sessions 1-9, kept to compare with their figures: a new client
  *   process per server per round, `--rounds` rounds of `--seconds` (5) each; medians.
+ * - `--control 1`: the "on" server starts with request logging off too: an A/A run, whose ratio
+ *   shows the method's own noise (a ratio of 1 but for it).
  * - `--processes 1` (default for `interleaved`): each server in a process of its own, started as
  *   `npm start` starts it, its CPU read from /proc; `--processes 0` (default for `rounds`): both
  *   servers in the benchmark's process, sharing its heap and garbage collections.
@@ -30,6 +32,9 @@ const SECONDS = numberArg("seconds", METHOD === "rounds" ? 5 : 2);
 const ROUNDS = numberArg("rounds", 5);
 const SLICES = numberArg("slices", 24);
 const PROCESSES = numberArg("processes", METHOD === "rounds" ? 0 : 1) !== 0;
+const CONTROL = numberArg("control", 0) !== 0;
+/** The "on" server's settings: request logging on, unless this is a control run. */
+const ON_CONFIG = CONTROL ? { analyticsEnabled: false } : {};
 
 /** A server to call: its URL, a service token, and (in its own process) its pid. */
 interface Target {
@@ -41,7 +46,7 @@ interface Target {
 }
 
 async function inProcess(): Promise<[Target, Target]> {
-  const on = await startBenchServer("interceptor");
+  const on = await startBenchServer("interceptor", ON_CONFIG);
   const off = await startBenchServer("interceptor-off", { analyticsEnabled: false }, { databaseUrl: on.databaseUrl });
   const target = async (s: typeof on): Promise<Target> => ({
     url: s.server.url(),
@@ -59,7 +64,7 @@ async function inProcess(): Promise<[Target, Target]> {
 
 async function ownProcesses(): Promise<[Target, Target]> {
   const database = await benchDatabase("interceptor");
-  const on = await startServerProcess("interceptor", database.url);
+  const on = await startServerProcess("interceptor", database.url, ON_CONFIG);
   const off = await startServerProcess("interceptor-off", database.url, { analyticsEnabled: false });
   const sql = new pg.Client({ connectionString: database.url });
   await sql.connect();

@@ -4,9 +4,10 @@
  *
  * - API requests roll up per endpoint at three levels (5 minutes, hour, UTC day), with a dense
  *   latency histogram per row; errors and jobs per hour. Each level is one table.
- * - The flush hook aggregates the flushed rows in JavaScript (one pass, `bucketOf`) and sends one
- *   upsert per rollup table with one row per key, so a 1000-row flush writes ~50 rollup rows per
- *   level rather than making PostgreSQL aggregate 1000 rows three times.
+ * - The flush hook aggregates the flushed rows in JavaScript (one pass for all levels, `bucketOf`)
+ *   and sends one upsert per rollup table with one row per key, so a 1000-row flush writes ~50
+ *   rollup rows per level rather than making PostgreSQL aggregate 1000 rows three times. The API
+ *   upserts are prepared statements: planned once per connection, not on every flush.
  * - The rebuild aggregates raw rows in SQL (`bucketSqlExpression`, the same bucket function), and
  *   a day is recomputed from its hours. Both paths produce the same rows (floating-point sums
  *   aside, which differ by summation order only); a test holds them to it.
