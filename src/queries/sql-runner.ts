@@ -23,7 +23,7 @@ export interface SqlPool extends SqlRunner {
 }
 
 /** The subset of a node-postgres `Client` used here. */
-interface PgClient {
+export interface PgClient {
   query(sql: string | { name: string; text: string; values?: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
@@ -45,18 +45,13 @@ export function createSqlPool(em: EntityManager): SqlPool {
       await pool.releaseConnection(connection);
     }
   };
-  const runner = (c: PgClient): SqlRunner => ({
-    async query<R>(sql: string, params: unknown[] = [], options?: { readonly name?: string }) {
-      return (await (options?.name ? c.query({ name: options.name, text: sql, values: params }) : c.query(sql, params))).rows as R[];
-    },
-  });
   return {
-    query: (sql, params, options) => withConnection((c) => runner(c).query(sql, params, options)),
+    query: (sql, params, options) => withConnection((c) => runnerOn(c).query(sql, params, options)),
     transaction: (fn) =>
       withConnection(async (c) => {
         await c.query("begin");
         try {
-          const result = await fn(runner(c));
+          const result = await fn(runnerOn(c));
           await c.query("commit");
           return result;
         } catch (err) {
@@ -65,6 +60,15 @@ export function createSqlPool(em: EntityManager): SqlPool {
           throw err;
         }
       }),
+  };
+}
+
+/** A {@link SqlRunner} on one node-postgres client (named statements prepared on it). */
+export function runnerOn(client: PgClient): SqlRunner {
+  return {
+    async query<R>(sql: string, params: unknown[] = [], options?: { readonly name?: string }) {
+      return (await (options?.name ? client.query({ name: options.name, text: sql, values: params }) : client.query(sql, params))).rows as R[];
+    },
   };
 }
 

@@ -24,6 +24,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../util/logger.js";
+import { runnerOn } from "../queries/sql-runner.js";
 import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
@@ -601,10 +602,7 @@ export class BatchWriter {
         }
         const { results, accepted } = written;
         if (hooks.length > 0 && accepted.length > 0) {
-          const ctx: FlushContext = {
-            query: async (sql, params, options) =>
-              (await (options?.name ? conn.query({ name: options.name, text: sql, values: params }) : conn.query(sql, params))).rows as never,
-          };
+          const ctx: FlushContext = runnerOn(conn);
           for (const hook of hooks) await hook.run(ctx, spec.table, accepted);
         }
         return results;

@@ -11,8 +11,6 @@ import type { TableSpec } from "./table-specs.js";
 /** A client on which statements run inside the flush's transaction. */
 export interface SqlClient {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
-  /** A named (prepared) statement, as node-postgres takes it. */
-  query<R = Record<string, unknown>>(statement: { name: string; text: string; values?: unknown[] }): Promise<{ rows: R[] }>;
 }
 
 /** What happened to one error occurrence. */
