@@ -126,12 +126,7 @@ async function interleaved(): Promise<Record<string, number>> {
   const onUs = (total(onS, "server_cpu_s") * 1e6) / total(onS, "calls");
   const offUs = (total(offS, "server_cpu_s") * 1e6) / total(offS, "calls");
   return {
-    calls_per_s_on: Math.round(onPerS),
-    calls_per_s_off: Math.round(offPerS),
-    ratio: Number((onPerS / offPerS).toFixed(3)),
-    server_cpu_us_per_call_on: Math.round(onUs),
-    server_cpu_us_per_call_off: Math.round(offUs),
-    cpu_ratio: Number((offUs / onUs).toFixed(3)),
+    ...figures(onPerS, offPerS, onUs, offUs),
     pair_ratio_p25: Number(quantile(pairRatios, 0.25).toFixed(3)),
     pair_ratio_median: Number(quantile(pairRatios, 0.5).toFixed(3)),
     pair_ratio_p75: Number(quantile(pairRatios, 0.75).toFixed(3)),
@@ -171,6 +166,11 @@ async function rounds(): Promise<Record<string, number>> {
   const offPerS = med(offRuns.map((x) => x.perS));
   const onUs = med(onRuns.map((x) => x.serverUsPerCall));
   const offUs = med(offRuns.map((x) => x.serverUsPerCall));
+  return figures(onPerS, offPerS, onUs, offUs);
+}
+
+/** The figures both methods report, from calls per second and server CPU µs per call. */
+function figures(onPerS: number, offPerS: number, onUs: number, offUs: number): Record<string, number> {
   return {
     calls_per_s_on: Math.round(onPerS),
     calls_per_s_off: Math.round(offPerS),
