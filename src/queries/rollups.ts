@@ -240,14 +240,14 @@ export function denseBucketText(buckets: ReadonlyMap<number, number>): { firstBu
   return { firstBucket: lo, text: `{${parts.join(",")}}` };
 }
 
+/** The levels the flush hook upserts, in the lock order of {@link ROLLUP_TABLES}. */
+const API_HOOK_LEVELS = ["5min", "hour", "day"] as const;
+
 /**
  * The flush hook's upsert of each level as a prepared statement: its text is long and its plan
  * (nine arrays unnested, a conflict clause merging histograms) costs PostgreSQL more to make than
  * to run for a flush's few keys, and the request log flushes several times a second.
  */
-/** The levels the flush hook upserts, in the lock order of {@link ROLLUP_TABLES}. */
-const API_HOOK_LEVELS = ["5min", "hour", "day"] as const;
-
 const API_ROLLUP_UPSERTS: Readonly<Record<ApiLevel, { readonly name: string; readonly text: string }>> = Object.freeze({
   "5min": { name: "analytics_api_rollup_5min_upsert", text: apiRollupUpsertAggregatedSql("5min") },
   hour: { name: "analytics_api_rollup_hourly_upsert", text: apiRollupUpsertAggregatedSql("hour") },
@@ -308,6 +308,13 @@ const HOOK_SOURCES = {
   jobs: `select * from unnest($1::timestamptz[], $2::text[], $3::text[], $4::int4[]) as s(occurred_at, job_type, status, duration_ms)`,
 } as const;
 
+/** The flush hook's error and job upserts, prepared as the API ones are ({@link API_ROLLUP_UPSERTS}). */
+const HOOK_UPSERTS = Object.freeze({
+  errorOccurrences: { name: "analytics_error_occurrences_upsert", text: errorOccurrenceUpsertSql(HOOK_SOURCES.errors) },
+  errorRollup: { name: "analytics_error_rollup_hourly_upsert", text: errorRollupUpsertSql(HOOK_SOURCES.errors) },
+  jobRollup: { name: "analytics_job_rollup_hourly_upsert", text: jobRollupUpsertSql(HOOK_SOURCES.jobs) },
+});
+
 /** A raw table's rows in `[$1, $2)` as the same query shape. */
 const RAW_SOURCES: Readonly<Record<RollupFamily, string>> = {
   api: `select endpoint, occurred_at, status_code, response_time_ms from "api_request_logs" where occurred_at >= $1::timestamptz and occurred_at < $2::timestamptz`,
@@ -347,8 +354,8 @@ const ROLLUP_UPSERTS: Readonly<Partial<Record<TableName, (ctx: SqlRunner, rows: 
   },
   async error_logs(ctx, rows) {
     const params = [column(rows, "occurred_at", iso), column(rows, "category", text), column(rows, "severity", text)];
-    await ctx.query(errorOccurrenceUpsertSql(HOOK_SOURCES.errors), params);
-    await ctx.query(errorRollupUpsertSql(HOOK_SOURCES.errors), params);
+    await ctx.query(HOOK_UPSERTS.errorOccurrences.text, params, HOOK_UPSERTS.errorOccurrences);
+    await ctx.query(HOOK_UPSERTS.errorRollup.text, params, HOOK_UPSERTS.errorRollup);
   },
   async job_outcomes(ctx, rows) {
     const params = [
@@ -357,7 +364,7 @@ const ROLLUP_UPSERTS: Readonly<Partial<Record<TableName, (ctx: SqlRunner, rows: 
       column(rows, "status", text),
       column(rows, "duration_ms", nullableInt),
     ];
-    await ctx.query(jobRollupUpsertSql(HOOK_SOURCES.jobs), params);
+    await ctx.query(HOOK_UPSERTS.jobRollup.text, params, HOOK_UPSERTS.jobRollup);
   },
 };
 

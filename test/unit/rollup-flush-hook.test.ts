@@ -37,3 +37,23 @@ describe("createRollupFlushHook", () => {
     expect(createRollupFlushHook().tables.has(table)).toBe(statements.length > 0);
   });
 });
+
+describe("the flush hook's statements", () => {
+  it("are all prepared, each name always with one text", async () => {
+    const texts = new Map<string, Set<string>>();
+    let unnamed = 0;
+    const ctx = {
+      query: async (sql: string, _params?: unknown[], options?: { name?: string }) => {
+        if (!options?.name) unnamed++;
+        else texts.set(options.name, (texts.get(options.name) ?? new Set()).add(sql));
+        return [];
+      },
+    };
+    for (let flush = 0; flush < 2; flush++) {
+      for (const table of Object.keys(TABLES) as TableName[]) await applyRollups(ctx, table, [row, { ...row, occurred_at: new Date(Date.UTC(2026, 10, 29)) }]);
+    }
+    expect(unnamed).toBe(0);
+    expect(texts.size).toBe(6); // three API levels, error occurrences, error and job rollups
+    for (const [name, sqls] of texts) expect([name, sqls.size]).toEqual([name, 1]);
+  });
+});
