@@ -56,7 +56,7 @@ const job = JSON.parse(process.argv[2]!) as Job;
  * answer's `grpc-status` checked, its message returned undecoded. No response compression is
  * asked for (as grpc-go's default client).
  */
-function h2Caller(job: Job, path: string): { call: (frame: Buffer) => Promise<Buffer>; close: () => void } {
+function h2Caller(job: Pick<Job, "baseUrl" | "token">, path: string): { call: (frame: Buffer) => Promise<Buffer>; close: () => void } {
   const session = http2.connect(job.baseUrl);
   session.on("error", (err) => console.error("h2 session:", err));
   const headers = { ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", authorization: `Bearer ${job.token}` };
@@ -138,19 +138,21 @@ function topLevelVarints(buf: Uint8Array): Record<number, number> {
  * same two cores. Requests for 1000 devices are encoded before the clock starts.
  */
 function stateChangeCaller(target: Pick<Job, "baseUrl" | "token">): { call: () => Promise<unknown>; close: () => void } {
-  const { call: send, close } = h2Caller(target as Job, `/${AnalyticsService.typeName}/${AnalyticsService.method.logDeviceStateChange.name}`);
+  const { call: send, close } = h2Caller(target, `/${AnalyticsService.typeName}/${AnalyticsService.method.logDeviceStateChange.name}`);
+  const frames = (stateChangeFrames ??= Array.from({ length: 1000 }, (_, i) =>
+    grpcFrame(
+      toBinary(
+        LogDeviceStateChangeRequestSchema,
+        create(LogDeviceStateChangeRequestSchema, { deviceId: `device-${i}`, previousState: "online", newState: "offline", reason: "bench" }),
+      ),
+    ),
+  ));
   let n = 0;
-  return { call: () => send(STATE_CHANGE_FRAMES[n++ % STATE_CHANGE_FRAMES.length]!), close };
+  return { call: () => send(frames[n++ % frames.length]!), close };
 }
 
-const STATE_CHANGE_FRAMES = Array.from({ length: 1000 }, (_, i) =>
-  grpcFrame(
-    toBinary(
-      LogDeviceStateChangeRequestSchema,
-      create(LogDeviceStateChangeRequestSchema, { deviceId: `device-${i}`, previousState: "online", newState: "offline", reason: "bench" }),
-    ),
-  ),
-);
+/** The framed LogDeviceStateChange requests, made on first use (a log-events client needs none). */
+let stateChangeFrames: Buffer[] | undefined;
 
 if (job.kind === "unary-interleaved") {
   // Servers compared in short alternating slices (A B B A A B ...), from one client process: a

@@ -180,10 +180,12 @@ class LoggedCall {
       const req = this.#req;
       const meter = this.#meter;
       const code = this.#code;
-      const ip = clientIpOf(meter?.remoteAddress, meter?.forwardedFor, recorder.hops);
       // Node's own header object when the HTTP layer is there: a plain property read, where
       // `Headers.get` normalises the name and searches on every call.
       const headers = meter?.headers;
+      // X-Forwarded-For is read only when proxies are trusted: otherwise it is never used.
+      const forwardedFor = recorder.hops > 0 && headers ? (headerText(headers["x-forwarded-for"]) ?? undefined) : undefined;
+      const ip = clientIpOf(meter?.remoteAddress, forwardedFor, recorder.hops);
       recorder.offer({
         occurred_at: new Date(this.#startedAtMs),
         endpoint: this.#procedure,

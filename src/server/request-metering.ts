@@ -10,7 +10,6 @@ import type { UniversalHandler } from "./one-port-server.js";
 /** What the HTTP layer measured for one request; sizes grow while the call runs. */
 export interface RequestMeter {
   readonly remoteAddress: string | undefined;
-  readonly forwardedFor: string | undefined;
   /** The request's headers as Node parsed them (names in lower case). */
   readonly headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
   requestBytes: number;
@@ -34,10 +33,8 @@ const METER = Symbol("requestMeter");
  */
 export function meterRequests(handler: UniversalHandler): UniversalHandler {
   return (req, res) => {
-    const xff = req.headers["x-forwarded-for"];
     const meter: RequestMeter = {
       remoteAddress: req.socket?.remoteAddress,
-      forwardedFor: Array.isArray(xff) ? xff.join(",") : xff,
       headers: req.headers,
       requestBytes: 0,
       responseBytes: 0,

@@ -146,6 +146,29 @@ describe("request log", () => {
     expect((await eventually(logsFor("agent-proto-web"), 1))[0]).toMatchObject({ protocol: "grpc-web", http_status: 200 });
   });
 
+  it("takes the client address from X-Forwarded-For only as many hops back as proxies are trusted", async () => {
+    const xff = (agent: string) =>
+      ((next) => (req) => {
+        req.header.set("x-forwarded-for", "203.0.113.7, 198.51.100.9");
+        req.header.set("user-agent", agent);
+        return next(req);
+      }) satisfies Parameters<typeof createGrpcTransport>[0]["interceptors"] extends (infer I)[] | undefined ? I : never;
+    const call = async (s: AnalyticsServer, agent: string, kind: "grpc" | "connect") => {
+      const token = await mintTestToken(s.config, "service", "billing-service");
+      const options = { baseUrl: s.url(), interceptors: [bearer(token), xff(agent)] };
+      const transport = kind === "grpc" ? createGrpcTransport(options) : createConnectTransport({ ...options, httpVersion: "1.1" });
+      await createClient(AnalyticsService, transport).logDeviceStateChange({ deviceId: "d-xff", newState: "x" });
+    };
+    const behindProxy = await start({ trustedProxyHops: 1, ipAnonymization: "none" });
+    await call(behindProxy, "agent-xff-trusted-h2", "grpc");
+    await call(behindProxy, "agent-xff-trusted-h1", "connect");
+    await call(server, "agent-xff-untrusted", "grpc");
+    expect((await eventually(logsFor("agent-xff-trusted-h2", behindProxy), 1))[0]).toMatchObject({ client_ip: "198.51.100.9" });
+    expect((await eventually(logsFor("agent-xff-trusted-h1", behindProxy), 1))[0]).toMatchObject({ client_ip: "198.51.100.9" });
+    // Without trusted proxies the header is the client's own words: the socket peer is stored.
+    expect((await eventually(logsFor("agent-xff-untrusted"), 1))[0]!.client_ip).toMatch(/^127\.0\.0\.\d+$/);
+  });
+
   it("skips health checks by default", async () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: server.url(), interceptors: [userAgent("agent-health")] }));
     await health.check({});
