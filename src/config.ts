@@ -184,7 +184,7 @@ const jwtSecret = (raw: string) => {
 };
 
 /** True for `localhost` and the loopback addresses (127.0.0.0/8, ::1), as `URL` spells hosts. */
-export function isLoopbackHost(hostname: string): boolean {
+function isLoopbackHost(hostname: string): boolean {
   // URL normalises IPv4 forms (127.1, 0x7f.0.0.1) to dotted decimal, so this pattern sees them all.
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
@@ -248,7 +248,7 @@ const REDACT: Readonly<Record<string, (raw: string) => string>> = {
 const SECRET_NAME = /SECRET|PASSWORD|PASSPHRASE|CREDENTIAL|PRIVATE_KEY|API_KEY/;
 
 /** A bad value as a configuration error shows it. */
-export function shownValue(name: string, raw: string): string {
+function shownValue(name: string, raw: string): string {
   const redact = REDACT[name];
   if (redact) return JSON.stringify(redact(raw));
   return SECRET_NAME.test(name) ? JSON.stringify("(hidden)") : JSON.stringify(raw);

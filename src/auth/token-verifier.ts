@@ -62,6 +62,9 @@ class KeySourceUnavailable extends Error {
 const unauthenticated = (reason: string, cause?: unknown) =>
   new ConnectError(`invalid token: ${reason}`, Code.Unauthenticated, undefined, undefined, cause);
 
+/** A claim as the debug log shows it. */
+const claimText = (value: unknown) => (value === undefined ? "(none)" : JSON.stringify(value));
+
 const iso = (seconds: unknown) => (typeof seconds === "number" ? new Date(seconds * 1000).toISOString() : "an unknown time");
 
 /**
@@ -81,10 +84,10 @@ function explain(err: unknown, options: TokenVerifierOptions): ConnectError {
       case "iat":
         return unauthenticated("issued in the future", err);
       case "iss":
-        options.log?.debug("token refused", { reason: `issuer ${JSON.stringify(err.payload.iss)} is not ${JSON.stringify(options.issuer)}` });
+        options.log?.debug("token refused", { reason: `issuer ${claimText(err.payload.iss)} is not ${JSON.stringify(options.issuer)}` });
         return unauthenticated("issuer not accepted", err);
       case "aud":
-        options.log?.debug("token refused", { reason: `audience ${JSON.stringify(err.payload.aud)} does not include ${JSON.stringify(options.audience)}` });
+        options.log?.debug("token refused", { reason: `audience ${claimText(err.payload.aud)} does not include ${JSON.stringify(options.audience)}` });
         return unauthenticated("audience not accepted", err);
       default:
         return unauthenticated(err.reason === "missing" ? `claim "${err.claim}" is required` : `claim "${err.claim}" is invalid`, err);
