@@ -46,6 +46,11 @@ export interface Config {
   readonly jwtIssuer: string | undefined;
   /** Required `aud` claim (`ANALYTICS_JWT_AUDIENCE`); unset: not checked. */
   readonly jwtAudience: string | undefined;
+  /**
+   * Revocation cut-off, epoch ms (`ANALYTICS_TOKENS_NOT_BEFORE`: an ISO-8601 time or epoch
+   * seconds; unset: none). Tokens issued (`iat`) before it, and tokens without `iat`, are refused.
+   */
+  readonly tokensNotBeforeMs: number | undefined;
   /** Browser origins allowed by CORS, with credentials (`ANALYTICS_CORS_ORIGINS`, comma-separated). */
   readonly corsOrigins: readonly string[];
   /** Serve gRPC server reflection (`ANALYTICS_REFLECTION`, default true). */
@@ -178,6 +183,16 @@ const jwtSecret = (raw: string) => {
   return raw;
 };
 
+/** True for `localhost` and the loopback addresses (127.0.0.0/8, ::1), as `URL` spells hosts. */
+function isLoopbackHost(hostname: string): boolean {
+  // URL normalises IPv4 forms (127.1, 0x7f.0.0.1) to dotted decimal, so this pattern sees them all.
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * A JWKS URL: `https:`, since whoever can change the keys in transit can mint any token; plain
+ * `http:` only for a loopback host (a sidecar or a test issuer on the same machine).
+ */
 const httpUrl = (raw: string) => {
   let url: URL;
   try {
@@ -186,8 +201,58 @@ const httpUrl = (raw: string) => {
     throw new Error("must be a URL like https://issuer.example.com/.well-known/jwks.json");
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("must start with https:// or http://");
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
+    throw new Error("must start with https://: plain http:// is accepted only for a loopback host (localhost, 127.0.0.0/8, [::1])");
+  }
   return url.toString();
 };
+
+/** Clock skew allowed when a revocation cut-off is checked against this machine's clock. */
+const NOT_BEFORE_SKEW_MS = 5 * 60_000;
+
+/**
+ * An instant in the past: epoch seconds, a date (`2026-12-01`, UTC) or a date-time with its zone
+ * (`2026-12-01T09:30:00Z`, `...+01:00`); a zone-less date-time would depend on the host's zone.
+ * A future cut-off would refuse even freshly minted tokens until then, so it is refused.
+ */
+const pastInstant = (raw: string): number => {
+  const text = raw.trim();
+  const want = "must be epoch seconds or an ISO-8601 time with its zone, e.g. 2026-12-01T09:30:00Z";
+  let ms: number;
+  if (/^\d{1,12}$/.test(text)) ms = Number(text) * 1000;
+  else if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(text)) ms = Date.parse(text);
+  else throw new Error(want);
+  if (!Number.isFinite(ms)) throw new Error(want);
+  if (ms > Date.now() + NOT_BEFORE_SKEW_MS) throw new Error(`is in the future (${new Date(ms).toISOString()}): it would refuse every token until then`);
+  return ms;
+};
+
+/**
+ * A URL with its password (user-info or a `password` / `sslpassword` parameter) replaced by `***`,
+ * for messages. Works on text `URL` cannot parse too, since a malformed value is what gets echoed.
+ */
+export function redactUrl(raw: string): string {
+  return raw
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:).*@/i, "$1***@")
+    .replace(/([?&](?:ssl)?password=)[^&#]*/gi, "$1***");
+}
+
+/** How a bad value is shown in a configuration error: secrets never, URLs without passwords. */
+const REDACT: Readonly<Record<string, (raw: string) => string>> = {
+  DATABASE_URL: redactUrl,
+  ANALYTICS_JWKS_URL: redactUrl,
+  ANALYTICS_JWT_SECRET: () => "(hidden)",
+};
+
+/** Variables whose name says they hold a secret are hidden too, whoever adds them. */
+const SECRET_NAME = /SECRET|PASSWORD|PASSPHRASE|CREDENTIAL|PRIVATE_KEY|API_KEY/;
+
+/** A bad value as a configuration error shows it. */
+function shownValue(name: string, raw: string): string {
+  const redact = REDACT[name];
+  if (redact) return JSON.stringify(redact(raw));
+  return SECRET_NAME.test(name) ? JSON.stringify("(hidden)") : JSON.stringify(raw);
+}
 
 /** Exact origins (`scheme://host[:port]`); a wildcard is refused because listed origins get credentials. */
 const origins = (raw: string): readonly string[] =>
@@ -282,6 +347,7 @@ const SPECS = {
   jwksFile: { name: "ANALYTICS_JWKS_FILE", parse: nonEmpty, fallback: undefined },
   jwtIssuer: { name: "ANALYTICS_JWT_ISSUER", parse: nonEmpty, fallback: undefined },
   jwtAudience: { name: "ANALYTICS_JWT_AUDIENCE", parse: nonEmpty, fallback: undefined },
+  tokensNotBeforeMs: { name: "ANALYTICS_TOKENS_NOT_BEFORE", parse: pastInstant, fallback: undefined },
   corsOrigins: { name: "ANALYTICS_CORS_ORIGINS", parse: origins, fallback: [] as readonly string[] },
   reflection: { name: "ANALYTICS_REFLECTION", parse: bool, fallback: true },
   rateLimits: { name: "ANALYTICS_RATE_LIMITS", parse: parseRateLimits, fallback: DEFAULT_RATE_LIMITS },
@@ -317,6 +383,20 @@ const SPECS = {
 export const CONFIG_VARIABLES: readonly string[] = Object.values(SPECS).map((s) => s.name);
 
 /**
+ * With a JWKS anyone the identity provider serves is a possible signer, so a token must also be
+ * meant for this service: `iss` and `aud` are required then.
+ */
+function keySourceProblems(config: Pick<Config, "jwksUrl" | "jwksFile" | "jwtIssuer" | "jwtAudience">): string[] {
+  const source = config.jwksUrl !== undefined ? "ANALYTICS_JWKS_URL" : config.jwksFile !== undefined ? "ANALYTICS_JWKS_FILE" : undefined;
+  if (source === undefined) return [];
+  const problems: string[] = [];
+  if (config.jwksUrl !== undefined && config.jwksFile !== undefined) problems.push("set only one of ANALYTICS_JWKS_URL and ANALYTICS_JWKS_FILE");
+  if (config.jwtIssuer === undefined) problems.push(`ANALYTICS_JWT_ISSUER must be set with ${source} (the issuer whose tokens are accepted)`);
+  if (config.jwtAudience === undefined) problems.push(`ANALYTICS_JWT_AUDIENCE must be set with ${source} (the audience tokens for this service carry)`);
+  return problems;
+}
+
+/**
  * Reads and validates the configuration.
  *
  * @param env - the environment to read (defaults to `process.env`).
@@ -335,7 +415,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     try {
       out[key] = spec.parse(raw);
     } catch (err) {
-      problems.push(`${spec.name}=${JSON.stringify(raw)} ${(err as Error).message}`);
+      problems.push(`${spec.name}=${shownValue(spec.name, raw)} ${(err as Error).message}`);
     }
   }
   for (const name of Object.keys(env)) {
@@ -347,6 +427,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (merged.writerStrategy === "copy" && merged.databaseUrl === undefined) {
     problems.push("ANALYTICS_WRITER_STRATEGY=copy needs DATABASE_URL: COPY hangs the embedded database's socket");
   }
+  problems.push(...keySourceProblems(merged));
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }

@@ -8,6 +8,15 @@ import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config.js";
 
+/**
+ * Whether the server accepts HS256 tokens: always without a JWKS; beside a JWKS only with an
+ * explicit `ANALYTICS_JWT_SECRET`. The data-folder secret is a zero-setup default, and a second,
+ * silently created way in next to an identity provider is what a JWKS set-up does not expect.
+ */
+export function hs256Accepted(config: Pick<Config, "jwtSecret" | "jwksUrl" | "jwksFile">): boolean {
+  return config.jwtSecret !== undefined || (config.jwksUrl === undefined && config.jwksFile === undefined);
+}
+
 /** File name of the generated secret inside the data folder. */
 export const SECRET_FILE = "jwt-secret";
 

@@ -1,8 +1,9 @@
 /**
  * JWT verification with `jose`: HS256 with the service secret, and RS/PS/ES/EdDSA with keys from
  * a JWKS (URL or file) when one is configured. Every way a token can be bad becomes
- * `Unauthenticated` with a message saying which way; a key source that cannot be reached is
- * `Unavailable` (the token may be fine).
+ * `Unauthenticated` with a message saying which way, in terms that tell a caller nothing about the
+ * configuration (the configured issuer, audience and algorithms go to the debug log only); a key
+ * source that cannot be reached is `Unavailable` (the token may be fine).
  */
 import { readFile } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -21,7 +22,7 @@ import {
 import type { Config } from "../config.js";
 import { errorFields, type Logger } from "../util/logger.js";
 import { ROLES, type Principal, type Role } from "./principal.js";
-import { loadSigningSecret } from "./signing-secret.js";
+import { hs256Accepted, loadSigningSecret } from "./signing-secret.js";
 
 /** Turns a token into the principal it names, or throws a `ConnectError`. */
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -31,14 +32,16 @@ export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput
 
 /** Options for {@link createTokenVerifier}. */
 export interface TokenVerifierOptions {
-  /** HS256 key bytes. */
-  readonly secret: Uint8Array;
+  /** HS256 key bytes; without them HS256 tokens are refused (a JWKS alone signs). */
+  readonly secret?: Uint8Array | undefined;
   /** Keys for asymmetric algorithms; without it only HS256 tokens are accepted. */
   readonly jwks?: KeyResolver | undefined;
   /** Required `iss`, when set. */
   readonly issuer?: string | undefined;
   /** Required `aud` (one of the token's audiences), when set. */
   readonly audience?: string | undefined;
+  /** Revocation cut-off (epoch ms): tokens issued before it, or without `iat`, are refused. */
+  readonly notBeforeMs?: number | undefined;
   /** Allowed clock skew for `exp` / `nbf`, in seconds (default 5). */
   readonly clockToleranceSec?: number;
   /** The clock, for tests (ms). */
@@ -59,9 +62,15 @@ class KeySourceUnavailable extends Error {
 const unauthenticated = (reason: string, cause?: unknown) =>
   new ConnectError(`invalid token: ${reason}`, Code.Unauthenticated, undefined, undefined, cause);
 
+/** A claim as the debug log shows it. */
+const claimText = (value: unknown) => (value === undefined ? "(none)" : JSON.stringify(value));
+
 const iso = (seconds: unknown) => (typeof seconds === "number" ? new Date(seconds * 1000).toISOString() : "an unknown time");
 
-/** Maps a jose failure to the client-facing error. */
+/**
+ * Maps a jose failure to the client-facing error. What the configuration requires (issuer,
+ * audience) is told only to the debug log: a caller without a valid token learns nothing from it.
+ */
 function explain(err: unknown, options: TokenVerifierOptions): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof KeySourceUnavailable) {
@@ -75,9 +84,11 @@ function explain(err: unknown, options: TokenVerifierOptions): ConnectError {
       case "iat":
         return unauthenticated("issued in the future", err);
       case "iss":
-        return unauthenticated(`issuer must be ${JSON.stringify(options.issuer)}`, err);
+        options.log?.debug("token refused", { reason: `issuer ${claimText(err.payload.iss)} is not ${JSON.stringify(options.issuer)}` });
+        return unauthenticated("issuer not accepted", err);
       case "aud":
-        return unauthenticated(`audience must include ${JSON.stringify(options.audience)}`, err);
+        options.log?.debug("token refused", { reason: `audience ${claimText(err.payload.aud)} does not include ${JSON.stringify(options.audience)}` });
+        return unauthenticated("audience not accepted", err);
       default:
         return unauthenticated(err.reason === "missing" ? `claim "${err.claim}" is required` : `claim "${err.claim}" is invalid`, err);
     }
@@ -93,6 +104,26 @@ function explain(err: unknown, options: TokenVerifierOptions): ConnectError {
   return unauthenticated("could not be verified", err);
 }
 
+/**
+ * Refuses a token issued before the revocation cut-off, or one that does not say when it was
+ * issued. It reads the payload before the signature is checked: refusing an unverified token is
+ * safe, the bytes read are the ones `jwtVerify` then authenticates, and a revoked token costs no
+ * signature check.
+ */
+function refuseIfRevoked(token: string, notBeforeMs: number, log: Logger | undefined): void {
+  let iat: unknown;
+  try {
+    iat = decodeJwt(token).iat;
+  } catch (err) {
+    throw unauthenticated("malformed JWT", err);
+  }
+  if (typeof iat !== "number" || !Number.isFinite(iat)) throw unauthenticated('claim "iat" is required');
+  if (iat * 1000 < notBeforeMs) {
+    log?.debug("token refused", { reason: `issued at ${iso(iat)}, before ANALYTICS_TOKENS_NOT_BEFORE ${new Date(notBeforeMs).toISOString()}` });
+    throw unauthenticated("revoked (issued before the cut-off); get a new token");
+  }
+}
+
 /** Checks the claims jose does not know about; returns the principal. */
 function principalOf(payload: JWTPayload): Principal {
   const { sub, role } = payload;
@@ -106,10 +137,14 @@ function principalOf(payload: JWTPayload): Principal {
 
 /** Creates a verifier. */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const algorithms = ["HS256", ...(options.jwks ? ASYMMETRIC_ALGORITHMS : [])];
-  const jwks = options.jwks;
+  const algorithms = [...(options.secret ? ["HS256"] : []), ...(options.jwks ? ASYMMETRIC_ALGORITHMS : [])];
+  if (algorithms.length === 0) throw new Error("a token verifier needs an HS256 secret, a JWKS or both");
+  const { secret, jwks } = options;
   const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey | Uint8Array> => {
-    if (header.alg === "HS256") return options.secret;
+    if (header.alg === "HS256") {
+      if (secret) return secret;
+      throw new errors.JOSEAlgNotAllowed("no HS256 secret configured");
+    }
     if (!jwks) throw new errors.JOSEAlgNotAllowed("no JWKS configured");
     try {
       return await jwks(header, token);
@@ -134,12 +169,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw unauthenticated("unsigned tokens (alg none) are not accepted");
     }
     if (!algorithms.includes(header.alg)) {
-      throw unauthenticated(`algorithm ${header.alg} is not accepted (accepted: ${algorithms.join(", ")})`);
+      options.log?.debug("token refused", { reason: `algorithm ${header.alg} is not accepted (accepted: ${algorithms.join(", ")})` });
+      throw unauthenticated("its signing algorithm is not accepted");
     }
+    if (options.notBeforeMs !== undefined) refuseIfRevoked(token, options.notBeforeMs, options.log);
     try {
       const { payload } = await jwtVerify(token, getKey, {
         algorithms,
-        requiredClaims: ["exp", "sub"],
+        requiredClaims: options.notBeforeMs !== undefined ? ["exp", "sub", "iat"] : ["exp", "sub"],
         clockTolerance: options.clockToleranceSec ?? 5,
         ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
         ...(options.audience !== undefined ? { audience: options.audience } : {}),
@@ -211,15 +248,16 @@ export async function readJwksFile(path: string): Promise<KeyResolver> {
 }
 
 /**
- * The verifier the server uses: the signing secret (env or data folder, created if missing),
- * plus the JWKS file or URL when configured.
+ * The verifier the server uses: the JWKS file or URL when configured, and the HS256 signing
+ * secret when {@link hs256Accepted} (from the environment, or the data folder's, created if
+ * missing).
  */
 export async function createTokenVerifierFromConfig(
-  config: Pick<Config, "jwtSecret" | "dataDir" | "jwksUrl" | "jwksFile" | "jwtIssuer" | "jwtAudience">,
+  config: Pick<Config, "jwtSecret" | "dataDir" | "jwksUrl" | "jwksFile" | "jwtIssuer" | "jwtAudience" | "tokensNotBeforeMs">,
   log?: Logger,
 ): Promise<TokenVerifier> {
-  const secret = await loadSigningSecret(config);
-  if (secret.warning) log?.warn(secret.warning);
+  const secret = hs256Accepted(config) ? await loadSigningSecret(config) : undefined;
+  if (secret?.warning) log?.warn(secret.warning);
   if (config.jwksFile !== undefined && config.jwksUrl !== undefined) {
     throw new Error("set only one of ANALYTICS_JWKS_URL and ANALYTICS_JWKS_FILE");
   }
@@ -227,6 +265,13 @@ export async function createTokenVerifierFromConfig(
   if (config.jwksFile !== undefined) jwks = await readJwksFile(config.jwksFile);
   else if (config.jwksUrl !== undefined) jwks = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
   return cachedTokenVerifier(
-    createTokenVerifier({ secret: secret.key, jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, ...(log ? { log } : {}) }),
+    createTokenVerifier({
+      secret: secret?.key,
+      jwks,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      notBeforeMs: config.tokensNotBeforeMs,
+      ...(log ? { log } : {}),
+    }),
   );
 }

@@ -3,9 +3,11 @@
  * say where it listens, answer, and on the signal finish what it holds and exit 0.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeJwt } from "jose";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
@@ -53,9 +55,18 @@ function serve(): Promise<{ child: ChildProcess; url: string; output: () => stri
 }
 
 describe("the serve command", () => {
-  it("prints an admin token on first start, serves, and on SIGTERM shuts down gracefully with exit code 0", async () => {
+  it("writes a one-hour admin token to a 0600 file on first start (printing only its path), serves, and on SIGTERM shuts down gracefully with exit code 0", async () => {
     const { child, url, output } = await serve();
-    expect(output()).toMatch(/export TOKEN=ey/);
+    const tokenFile = join(db.config.dataDir, "admin-token");
+    expect(output()).toContain(`export TOKEN=$(cat ${tokenFile})`);
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const adminToken = (await readFile(tokenFile, "utf8")).trim();
+    const claims = decodeJwt(adminToken);
+    expect(claims).toMatchObject({ role: "admin", sub: "admin" });
+    expect(claims.exp! - claims.iat!).toBe(3600);
+    expect(output()).toContain(`valid for 1 hour (until ${new Date(claims.exp! * 1000).toISOString()})`);
+    const admin = createClient(AnalyticsService, createGrpcTransport({ baseUrl: url, interceptors: [bearer(adminToken)] }));
+    expect((await admin.logDeviceStateChange({ deviceId: "d-first-start", newState: "online" })).id).toMatch(/^[0-9a-f-]{36}$/);
     const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
     expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl: url, interceptors: [bearer(await mintTestToken(db.config, "service"))] }));
@@ -67,5 +78,8 @@ describe("the serve command", () => {
     expect(await exited).toBe(0);
     expect(output()).toMatch(/"msg":"signal received","signal":"SIGTERM"/);
     expect(output()).toMatch(/"msg":"stopped"/);
+    // Nothing of the token reached stdout or stderr: not the whole, not its signature.
+    expect(output()).not.toContain(adminToken.split(".")[2]);
+    expect(output()).not.toMatch(/ey[A-Za-z0-9_-]{20,}\.ey/);
   });
 });

@@ -2,12 +2,15 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { base64url, exportJWK, generateKeyPair, SignJWT } from "jose";
+import { base64url, decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cookieAllowed, readCookie, readCredentials } from "../../src/auth/credentials.js";
 import { mintToken, parseTtl } from "../../src/auth/mint-token.js";
 import { loadSigningSecret } from "../../src/auth/signing-secret.js";
-import { createTokenVerifier, readJwksFile, type TokenVerifier } from "../../src/auth/token-verifier.js";
+import { ADMIN_TOKEN_FILE, announceFirstStart, FIRST_START_TTL_SECONDS, runTokenCommand } from "../../src/auth/token-command.js";
+import { createTokenVerifier, createTokenVerifierFromConfig, readJwksFile, type TokenVerifier } from "../../src/auth/token-verifier.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/util/logger.js";
 
 const secret = new TextEncoder().encode("0123456789abcdef0123456789abcdef-unit");
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -42,7 +45,7 @@ describe("token verification", () => {
     ["without sub", async () => sign({ role: "user", exp: NOW / 1000 + 60 }), /^invalid token: claim "sub" is required$/],
     ["without role", async () => sign({ sub: "u", exp: NOW / 1000 + 60 }), /^invalid token: claim "role" must be one of admin, service, user, device$/],
     ["with an unknown role", async () => sign({ sub: "u", role: "root", exp: NOW / 1000 + 60 }), /claim "role" must be one of/],
-    ["HS512", async () => new SignJWT({ sub: "u", role: "admin", exp: NOW / 1000 + 60 }).setProtectedHeader({ alg: "HS512" }).sign(secret), /^invalid token: algorithm HS512 is not accepted \(accepted: HS256\)$/],
+    ["HS512", async () => new SignJWT({ sub: "u", role: "admin", exp: NOW / 1000 + 60 }).setProtectedHeader({ alg: "HS512" }).sign(secret), /^invalid token: its signing algorithm is not accepted$/],
   ])("refuses a token that is %s as Unauthenticated, saying why", async (_name, make, message) => {
     const err = await failure(verify, await make());
     expect(err).toBeInstanceOf(ConnectError);
@@ -55,9 +58,77 @@ describe("token verification", () => {
     const good = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://auth.example.com", audience: "analytics" }, NOW);
     await expect(strict(good)).resolves.toEqual({ role: "user", subject: "u" });
     const wrongAud = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://auth.example.com", audience: "billing" }, NOW);
-    expect((await failure(strict, wrongAud)).rawMessage).toBe('invalid token: audience must include "analytics"');
+    expect((await failure(strict, wrongAud)).rawMessage).toBe("invalid token: audience not accepted");
     const noIss = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, audience: "analytics" }, NOW);
-    expect((await failure(strict, noIss)).rawMessage).toMatch(/^invalid token: (issuer must be "https:\/\/auth.example.com"|claim "iss" is required)$/);
+    expect((await failure(strict, noIss)).rawMessage).toBe("invalid token: issuer not accepted");
+  });
+
+  it("tells a refused caller nothing of the configured issuer, audience or algorithms, and logs them at debug", async () => {
+    const lines: string[] = [];
+    const log = createLogger("debug", (line) => lines.push(line));
+    const strict = createTokenVerifier({ secret, issuer: "https://secret-idp.internal", audience: "analytics-prod", log, now: () => NOW });
+    const tokens = [
+      await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://other.example.com", audience: "analytics-prod" }, NOW),
+      await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://secret-idp.internal", audience: "other" }, NOW),
+      await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60 }, NOW),
+      await new SignJWT({ sub: "u", role: "user", exp: NOW / 1000 + 60 }).setProtectedHeader({ alg: "HS384" }).sign(secret),
+    ];
+    const messages = [];
+    for (const token of tokens) {
+      const err = await failure(strict, token);
+      expect(err.code).toBe(Code.Unauthenticated);
+      messages.push(err.rawMessage);
+    }
+    expect(messages).toEqual([
+      "invalid token: issuer not accepted",
+      "invalid token: audience not accepted",
+      "invalid token: issuer not accepted",
+      "invalid token: its signing algorithm is not accepted",
+    ]);
+    for (const m of messages) expect(m).not.toMatch(/secret-idp|analytics-prod|HS256|RS256/);
+    const logged = lines.map((l) => JSON.parse(l) as { level: string; msg: string; reason: string });
+    expect(logged.map((l) => [l.level, l.msg])).toEqual(Array.from({ length: 4 }, () => ["debug", "token refused"]));
+    expect(logged[0]!.reason).toBe('issuer "https://other.example.com" is not "https://secret-idp.internal"');
+    expect(logged[1]!.reason).toBe('audience "other" does not include "analytics-prod"');
+    expect(logged[3]!.reason).toBe("algorithm HS384 is not accepted (accepted: HS256)");
+    for (const l of lines) expect(l).not.toContain(tokens[0]!.split(".")[2]!);
+  });
+
+  describe("revocation by issue time (ANALYTICS_TOKENS_NOT_BEFORE)", () => {
+    const CUT = NOW - 600_000;
+    const revoking = createTokenVerifier({ secret, notBeforeMs: CUT, now: () => NOW });
+
+    it("refuses tokens issued before the cut-off and accepts those issued at or after it", async () => {
+      const before = await mintToken(secret, { role: "admin", sub: "a", ttlSeconds: 86_400 }, CUT - 1000);
+      const err = await failure(revoking, before);
+      expect(err.code).toBe(Code.Unauthenticated);
+      expect(err.rawMessage).toBe("invalid token: revoked (issued before the cut-off); get a new token");
+      await expect(verify(before)).resolves.toEqual({ role: "admin", subject: "a" });
+      await expect(revoking(await mintToken(secret, { role: "admin", sub: "a", ttlSeconds: 3600 }, CUT))).resolves.toEqual({ role: "admin", subject: "a" });
+      await expect(revoking(await mintToken(secret, { role: "admin", sub: "a", ttlSeconds: 60 }, NOW))).resolves.toEqual({ role: "admin", subject: "a" });
+    });
+
+    it("refuses a token without iat while a cut-off is set", async () => {
+      const noIat = await sign({ sub: "u", role: "user", exp: NOW / 1000 + 60 });
+      await expect(verify(noIat)).resolves.toEqual({ role: "user", subject: "u" });
+      const err = await failure(revoking, noIat);
+      expect([err.code, err.rawMessage]).toEqual([Code.Unauthenticated, 'invalid token: claim "iat" is required']);
+      expect((await failure(revoking, await sign({ sub: "u", role: "user", exp: NOW / 1000 + 60, iat: "yesterday" }))).code).toBe(Code.Unauthenticated);
+    });
+
+    it("is read from the configuration by the server's verifier", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "revoke-"));
+      try {
+        const config = loadConfig({ ANALYTICS_DATA_DIR: dir, ANALYTICS_JWT_SECRET: "s".repeat(40), ANALYTICS_TOKENS_NOT_BEFORE: new Date(Date.now() - 60_000).toISOString() });
+        const server = await createTokenVerifierFromConfig(config);
+        const key = new TextEncoder().encode("s".repeat(40));
+        const old = await mintToken(key, { role: "admin", sub: "a", ttlSeconds: 3600 }, Date.now() - 120_000);
+        expect((await failure(server, old)).rawMessage).toMatch(/^invalid token: revoked/);
+        await expect(server(await mintToken(key, { role: "admin", sub: "a", ttlSeconds: 3600 }))).resolves.toEqual({ role: "admin", subject: "a" });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   it("accepts asymmetric tokens from a JWKS file, and refuses them without one", async () => {
@@ -75,7 +146,7 @@ describe("token verification", () => {
       await expect(withJwks(token)).resolves.toEqual({ role: "service", subject: "billing" });
       // HS256 still works beside it.
       await expect(withJwks(await mintToken(secret, { role: "admin", sub: "a", ttlSeconds: 60 }, NOW))).resolves.toMatchObject({ role: "admin" });
-      expect((await failure(verify, token)).rawMessage).toMatch(/^invalid token: algorithm ES256 is not accepted/);
+      expect((await failure(verify, token)).rawMessage).toBe("invalid token: its signing algorithm is not accepted");
       const unknownKid = await new SignJWT({ role: "service", sub: "b" }).setProtectedHeader({ alg: "ES256", kid: "other" }).setExpirationTime(NOW / 1000 + 60).sign(privateKey);
       expect((await failure(withJwks, unknownKid)).rawMessage).toBe("invalid token: no configured key matches it (kid/alg)");
       // An HS256 token signed with the JWKS public key's bytes (algorithm confusion) fails.
@@ -184,5 +255,107 @@ describe("minting and the signing secret", () => {
     const s = await loadSigningSecret({ jwtSecret: "x".repeat(32), dataDir: join(dir, "unused") });
     expect(s.source).toBe("env");
     await expect(stat(join(dir, "unused"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("a JWKS beside the HS256 secret", () => {
+  let dir: string;
+  let privateKey: CryptoKey;
+  const ISSUER = "https://id.example.com";
+  const AUDIENCE = "analytics";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "jwks-config-"));
+    const pair = await generateKeyPair("ES256");
+    privateKey = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
+    await writeFile(join(dir, "jwks.json"), JSON.stringify({ keys: [jwk] }));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const env = (dataDir: string, extra: Record<string, string> = {}) =>
+    loadConfig({ ANALYTICS_DATA_DIR: dataDir, ANALYTICS_JWKS_FILE: join(dir, "jwks.json"), ANALYTICS_JWT_ISSUER: ISSUER, ANALYTICS_JWT_AUDIENCE: AUDIENCE, ...extra });
+  const es256 = () =>
+    new SignJWT({ role: "service", sub: "billing" }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime("5m").sign(privateKey);
+
+  it("refuses HS256 tokens signed with the data folder's secret, and does not create one", async () => {
+    const dataDir = join(dir, "data-auto");
+    // A secret left in the data folder from before the JWKS was configured.
+    const left = await loadSigningSecret({ jwtSecret: undefined, dataDir });
+    const verifier = await createTokenVerifierFromConfig(env(dataDir));
+    await expect(verifier(await es256())).resolves.toEqual({ role: "service", subject: "billing" });
+    const forged = await mintToken(left.key, { role: "admin", sub: "a", ttlSeconds: 60, issuer: ISSUER, audience: AUDIENCE });
+    const err = await failure(verifier, forged);
+    expect([err.code, err.rawMessage]).toEqual([Code.Unauthenticated, "invalid token: its signing algorithm is not accepted"]);
+    const fresh = join(dir, "data-fresh");
+    await createTokenVerifierFromConfig(env(fresh));
+    await expect(stat(join(fresh, "jwt-secret"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("accepts HS256 beside the JWKS when ANALYTICS_JWT_SECRET is given", async () => {
+    const explicit = "e".repeat(40);
+    const verifier = await createTokenVerifierFromConfig(env(join(dir, "data-explicit"), { ANALYTICS_JWT_SECRET: explicit }));
+    await expect(verifier(await es256())).resolves.toMatchObject({ role: "service" });
+    const hs = await mintToken(new TextEncoder().encode(explicit), { role: "admin", sub: "a", ttlSeconds: 60, issuer: ISSUER, audience: AUDIENCE });
+    await expect(verifier(hs)).resolves.toEqual({ role: "admin", subject: "a" });
+  });
+
+  it("the token command refuses to mint a token such a server would refuse", async () => {
+    const out: string[] = [];
+    await expect(runTokenCommand(env(join(dir, "data-cli")), ["--role", "admin", "--sub", "a"], (t) => out.push(t), () => {})).rejects.toThrow(
+      /a JWKS is configured .* and ANALYTICS_JWT_SECRET is not set, so the server accepts no HS256 tokens/,
+    );
+    expect(out).toEqual([]);
+  });
+});
+
+describe("the token command and the first start", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "first-start-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("puts iat in every token it mints", async () => {
+    const config = loadConfig({ ANALYTICS_DATA_DIR: join(dir, "cli") });
+    const out: string[] = [];
+    const before = Math.floor(Date.now() / 1000);
+    await runTokenCommand(config, ["--role", "device", "--sub", "d-1", "--ttl", "2h"], (t) => out.push(t), () => {});
+    const claims = decodeJwt(out.join("").trim());
+    expect(claims.iat).toBeGreaterThanOrEqual(before);
+    expect(claims.iat).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+    expect(claims.exp! - claims.iat!).toBe(7200);
+  });
+
+  it("writes a one-hour admin token to a 0600 file, prints only where it is, and only once", async () => {
+    const dataDir = join(dir, "first");
+    const config = loadConfig({ ANALYTICS_DATA_DIR: dataDir });
+    const printed: string[] = [];
+    const now = Date.now();
+    await announceFirstStart(config, (t) => printed.push(t), now);
+    const path = join(dataDir, ADMIN_TOKEN_FILE);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const token = (await readFile(path, "utf8")).trim();
+    const text = printed.join("");
+    expect(text).not.toContain(token);
+    expect(text).not.toMatch(/ey[A-Za-z0-9_-]{10,}/);
+    expect(text).toContain(`export TOKEN=$(cat ${path})`);
+    expect(text).toContain("npm run -s cli -- token --role admin --sub ops --ttl 30d");
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({ role: "admin", sub: "admin", iat: Math.floor(now / 1000) });
+    expect(claims.exp! - claims.iat!).toBe(FIRST_START_TTL_SECONDS);
+    expect(FIRST_START_TTL_SECONDS).toBe(3600);
+    expect(text).toContain(`valid for 1 hour (until ${new Date(claims.exp! * 1000).toISOString()})`);
+    // It works now, and not once the hour (and the clock skew allowed) is over.
+    const key = (await loadSigningSecret(config)).key;
+    await expect(createTokenVerifier({ secret: key, now: () => now + 3590_000 })(token)).resolves.toEqual({ role: "admin", subject: "admin" });
+    const later = await failure(createTokenVerifier({ secret: key, now: () => now + 3610_000 }), token);
+    expect(later.rawMessage).toMatch(/^invalid token: expired at /);
+    // A later start prints and writes nothing.
+    await announceFirstStart(config, (t) => printed.push(t));
+    expect(printed).toHaveLength(1);
+    expect((await readFile(path, "utf8")).trim()).toBe(token);
   });
 });

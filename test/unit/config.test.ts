@@ -81,3 +81,74 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ANALYTICS_WRITER_STRATEGY: "bulk" })).toThrow(ConfigError);
   });
 });
+
+describe("token settings", () => {
+  const message = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  const JWKS = { ANALYTICS_JWT_ISSUER: "https://id.example.com", ANALYTICS_JWT_AUDIENCE: "analytics" };
+
+  it("reads ANALYTICS_TOKENS_NOT_BEFORE as epoch seconds, a date or a date-time with its zone", () => {
+    expect(loadConfig({}).tokensNotBeforeMs).toBeUndefined();
+    expect(loadConfig({ ANALYTICS_TOKENS_NOT_BEFORE: "1767225600" }).tokensNotBeforeMs).toBe(Date.UTC(2026, 0, 1));
+    expect(loadConfig({ ANALYTICS_TOKENS_NOT_BEFORE: "2026-01-01" }).tokensNotBeforeMs).toBe(Date.UTC(2026, 0, 1));
+    expect(loadConfig({ ANALYTICS_TOKENS_NOT_BEFORE: "2026-01-01T09:30:00Z" }).tokensNotBeforeMs).toBe(Date.UTC(2026, 0, 1, 9, 30));
+    expect(loadConfig({ ANALYTICS_TOKENS_NOT_BEFORE: "2026-01-01T10:30:00.250+01:00" }).tokensNotBeforeMs).toBe(Date.UTC(2026, 0, 1, 9, 30, 0, 250));
+  });
+
+  it.each([
+    ["a zone-less date-time", "2026-01-01T09:30:00", /ANALYTICS_TOKENS_NOT_BEFORE="2026-01-01T09:30:00" must be epoch seconds or an ISO-8601 time with its zone/],
+    ["words", "yesterday", /ANALYTICS_TOKENS_NOT_BEFORE="yesterday" must be epoch seconds/],
+    ["an impossible date", "2026-13-45", /ANALYTICS_TOKENS_NOT_BEFORE="2026-13-45" must be epoch seconds/],
+    ["the future", "2999-01-01T00:00:00Z", /ANALYTICS_TOKENS_NOT_BEFORE="2999-01-01T00:00:00Z" is in the future .* would refuse every token/],
+  ])("refuses ANALYTICS_TOKENS_NOT_BEFORE as %s", (_name, value, expected) => {
+    expect(message({ ANALYTICS_TOKENS_NOT_BEFORE: value })).toMatch(expected);
+  });
+
+  it("accepts a JWKS URL over https, and over plain http only for a loopback host", () => {
+    for (const url of ["https://id.example.com/jwks.json", "http://localhost:8081/jwks", "http://127.0.0.1/jwks", "http://127.9.8.7/jwks", "http://[::1]:9/jwks"]) {
+      expect(loadConfig({ ANALYTICS_JWKS_URL: url, ...JWKS }).jwksUrl).toBe(new URL(url).toString());
+    }
+    for (const url of ["http://id.example.com/jwks.json", "http://10.0.0.1/jwks", "http://128.0.0.1/jwks", "http://localhost.evil.com/jwks", "http://[::2]/jwks"]) {
+      expect(message({ ANALYTICS_JWKS_URL: url, ...JWKS })).toMatch(/ANALYTICS_JWKS_URL=.* must start with https:\/\/: plain http:\/\/ is accepted only for a loopback host/);
+    }
+  });
+
+  it("requires the issuer and the audience with a JWKS, naming the missing variable", () => {
+    const sources: Record<string, string>[] = [{ ANALYTICS_JWKS_URL: "https://id.example.com/jwks.json" }, { ANALYTICS_JWKS_FILE: "/etc/analytics/jwks.json" }];
+    for (const source of sources) {
+      const name = Object.keys(source)[0]!;
+      expect(message(source)).toMatch(new RegExp(`ANALYTICS_JWT_ISSUER must be set with ${name}[\\s\\S]*ANALYTICS_JWT_AUDIENCE must be set with ${name}`));
+      expect(message({ ...source, ANALYTICS_JWT_ISSUER: "https://id.example.com" })).not.toMatch(/ANALYTICS_JWT_ISSUER/);
+      expect(message({ ...source, ANALYTICS_JWT_AUDIENCE: "analytics" })).toMatch(/^invalid configuration:\n  - ANALYTICS_JWT_ISSUER must be set with/);
+      expect(loadConfig({ ...source, ...JWKS })).toMatchObject({ jwtIssuer: "https://id.example.com", jwtAudience: "analytics" });
+    }
+    expect(message({ ANALYTICS_JWKS_URL: "https://id.example.com/jwks.json", ANALYTICS_JWKS_FILE: "/x.json", ...JWKS })).toMatch(/set only one of ANALYTICS_JWKS_URL and ANALYTICS_JWKS_FILE/);
+  });
+
+  it("never echoes the JWT secret or a password in an error", () => {
+    const secret = message({ ANALYTICS_JWT_SECRET: "hunter2-short" });
+    expect(secret).toMatch(/ANALYTICS_JWT_SECRET="\(hidden\)" must be at least 32 characters/);
+    expect(secret).not.toContain("hunter2");
+    const cases: [string, string][] = [
+      ["mysql://app:hunter2@db.internal/analytics", 'DATABASE_URL="mysql://app:***@db.internal/analytics" must start with postgres://'],
+      ["postgres://app:hunter2@db.internal:port/analytics", 'DATABASE_URL="postgres://app:***@db.internal:port/analytics" must be a URL'],
+      ["postgres://app:hun@ter2@db.internal:x/a", 'DATABASE_URL="postgres://app:***@db.internal:x/a" must be a URL'],
+      ["mysql://db.internal/a?user=app&password=hunter2&sslmode=require", 'DATABASE_URL="mysql://db.internal/a?user=app&password=***&sslmode=require"'],
+    ];
+    for (const [url, shown] of cases) {
+      const text = message({ DATABASE_URL: url });
+      expect(text).toContain(shown);
+      expect(text).not.toMatch(/hunter2|ter2/);
+    }
+    const jwks = message({ ANALYTICS_JWKS_URL: "http://reader:hunter2@id.example.com/jwks", ...JWKS });
+    expect(jwks).toContain('ANALYTICS_JWKS_URL="http://reader:***@id.example.com/jwks"');
+    expect(jwks).not.toContain("hunter2");
+  });
+});
