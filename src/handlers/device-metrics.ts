@@ -8,6 +8,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { AnalyticsService, StreamDeviceMetricsRequest } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { assertMayWriteDevice } from "../auth/access-policy.js";
+import { credentialExpiry, type ExpiryTimers } from "../auth/credential-expiry.js";
 import { kPrincipal } from "../auth/principal.js";
 import type { DeviceMetricsIngest, StreamBatch } from "../metrics/device-metrics-ingest.js";
 import { sampleBatchOf } from "../metrics/sample-batch.js";
@@ -27,6 +28,8 @@ export interface DeviceMetricsHandlerDeps {
   readonly shutdownSignal?: AbortSignal;
   /** The server clock (ms); injectable for tests. */
   readonly now?: () => number;
+  /** The timers that end a stream when its token expires; injectable for tests. */
+  readonly timers?: ExpiryTimers;
 }
 
 /** The three methods, to spread into their services' implementations. */
@@ -66,13 +69,20 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
 
   return {
     async *streamDeviceMetrics(requests, ctx) {
-      const acks = ingest.stream(batchesOf(requests), {
-        signal: ctx.signal,
-        shutdownSignal: deps.shutdownSignal,
-        authorize: deviceAuthorizer(ctx),
-      });
-      for await (const ack of acks) {
-        yield { sequence: ack.sequence, counts: ack.counts, rejections: [...ack.rejections] };
+      // The token was checked once, when the call began; the stream must not outlive it.
+      const expiry = credentialExpiry(ctx.values.get(kPrincipal)?.expiresAtMs, { now, ...(deps.timers ? { timers: deps.timers } : {}) });
+      try {
+        const acks = ingest.stream(batchesOf(requests), {
+          signal: ctx.signal,
+          shutdownSignal: deps.shutdownSignal,
+          expirySignal: expiry.signal,
+          authorize: deviceAuthorizer(ctx),
+        });
+        for await (const ack of acks) {
+          yield { sequence: ack.sequence, counts: ack.counts, rejections: [...ack.rejections] };
+        }
+      } finally {
+        expiry.dispose();
       }
     },
 
