@@ -12,6 +12,7 @@ import { credentialExpiry, type ExpiryTimers } from "../auth/credential-expiry.j
 import { kPrincipal } from "../auth/principal.js";
 import type { DeviceMetricsIngest, StreamBatch } from "../metrics/device-metrics-ingest.js";
 import { sampleBatchOf } from "../metrics/sample-batch.js";
+import { pageTokenWindowProblem } from "../queries/page-token.js";
 import { resolveWindow, WindowError } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
@@ -103,8 +104,9 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
         violations.push({ field: "page_size", description: `must be 1 to ${limits.pageSize.max} (got ${pageSize})` });
       }
       let window: { startUs: bigint; endUs: bigint } | undefined;
+      const nowMs = now();
       try {
-        const w = resolveWindow(req.hours, now(), limits.hours);
+        const w = resolveWindow(req.hours, nowMs, limits.hours);
         window = { startUs: BigInt(w.startMs) * 1000n, endUs: BigInt(w.endMs) * 1000n };
       } catch (err) {
         if (!(err instanceof WindowError)) throw err;
@@ -114,9 +116,11 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
       let cursor: PageCursor | undefined;
       if (req.pageToken !== "") {
         cursor = decodePageCursor(req.pageToken);
-        if (cursor === undefined || cursor.deviceId !== req.deviceId) {
-          violations.push({ field: "page_token", description: "is not a page token of this query" });
-        }
+        const problem =
+          cursor === undefined || cursor.deviceId !== req.deviceId
+            ? "is not a page token of this query"
+            : pageTokenWindowProblem(cursor, nowMs, limits.hours.max);
+        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
       }
       if (violations.length > 0 || window === undefined) throw invalidArgument(violations);
 

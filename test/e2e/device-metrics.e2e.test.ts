@@ -562,6 +562,20 @@ describe("GetDeviceMetrics", () => {
     expect(err.rawMessage).toBe(`invalid request: ${message}`);
   });
 
+  it("refuses a forged page_token whose window starts far before the 720-hour cap", async () => {
+    // The real token's form, with the window start moved ten years back.
+    const real = await metrics.getDeviceMetrics({ deviceId, pageSize: 1 });
+    const fields = JSON.parse(Buffer.from(real.nextPageToken, "base64url").toString("utf8")) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...fields, s: String(BigInt(Date.now() - 10 * 365 * 86_400_000) * 1000n) })).toString("base64url");
+    const err = await rpcError(metrics.getDeviceMetrics({ deviceId, pageSize: 1000, pageToken: forged }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(
+      "invalid request: page_token: reaches outside the longest window this method allows (720 hours); request the first page again",
+    );
+    // The real token still pages.
+    expect((await metrics.getDeviceMetrics({ deviceId, pageSize: 1, pageToken: real.nextPageToken })).samples).toHaveLength(1);
+  });
+
   it("refuses another device's page_token", async () => {
     const page = await metrics.getDeviceMetrics({ deviceId, pageSize: 1 });
     const err = await rpcError(metrics.getDeviceMetrics({ deviceId: "other", pageToken: page.nextPageToken }));
