@@ -10,6 +10,11 @@ export interface Principal {
   /** The token subject: a user id, a service name or a device id. */
   readonly subject: string;
   readonly role: Role;
+  /**
+   * When the token stops being valid (its `exp`, epoch ms). Calls that outlive their start (the
+   * metrics stream) end at this time; undefined when no token was checked (in-process tests).
+   */
+  readonly expiresAtMs?: number | undefined;
 }
 
 /**

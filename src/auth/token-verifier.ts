@@ -132,7 +132,7 @@ function principalOf(payload: JWTPayload): Principal {
   if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) {
     throw unauthenticated(`claim "role" must be one of ${ROLES.join(", ")}`);
   }
-  return { subject: sub, role: role as Role };
+  return { subject: sub, role: role as Role, expiresAtMs: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
 }
 
 /** Creates a verifier. */

@@ -8,9 +8,11 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { AnalyticsService, StreamDeviceMetricsRequest } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { assertMayWriteDevice } from "../auth/access-policy.js";
+import { credentialExpiry, type ExpiryTimers } from "../auth/credential-expiry.js";
 import { kPrincipal } from "../auth/principal.js";
 import type { DeviceMetricsIngest, StreamBatch } from "../metrics/device-metrics-ingest.js";
 import { sampleBatchOf } from "../metrics/sample-batch.js";
+import { pageTokenWindowProblem } from "../queries/page-token.js";
 import { resolveWindow, WindowError } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
@@ -27,6 +29,8 @@ export interface DeviceMetricsHandlerDeps {
   readonly shutdownSignal?: AbortSignal;
   /** The server clock (ms); injectable for tests. */
   readonly now?: () => number;
+  /** The timers that end a stream when its token expires; injectable for tests. */
+  readonly timers?: ExpiryTimers;
 }
 
 /** The three methods, to spread into their services' implementations. */
@@ -66,13 +70,20 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
 
   return {
     async *streamDeviceMetrics(requests, ctx) {
-      const acks = ingest.stream(batchesOf(requests), {
-        signal: ctx.signal,
-        shutdownSignal: deps.shutdownSignal,
-        authorize: deviceAuthorizer(ctx),
-      });
-      for await (const ack of acks) {
-        yield { sequence: ack.sequence, counts: ack.counts, rejections: [...ack.rejections] };
+      // The token was checked once, when the call began; the stream must not outlive it.
+      const expiry = credentialExpiry(ctx.values.get(kPrincipal)?.expiresAtMs, { now, ...(deps.timers ? { timers: deps.timers } : {}) });
+      try {
+        const acks = ingest.stream(batchesOf(requests), {
+          signal: ctx.signal,
+          shutdownSignal: deps.shutdownSignal,
+          expirySignal: expiry.signal,
+          authorize: deviceAuthorizer(ctx),
+        });
+        for await (const ack of acks) {
+          yield { sequence: ack.sequence, counts: ack.counts, rejections: [...ack.rejections] };
+        }
+      } finally {
+        expiry.dispose();
       }
     },
 
@@ -93,8 +104,9 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
         violations.push({ field: "page_size", description: `must be 1 to ${limits.pageSize.max} (got ${pageSize})` });
       }
       let window: { startUs: bigint; endUs: bigint } | undefined;
+      const nowMs = now();
       try {
-        const w = resolveWindow(req.hours, now(), limits.hours);
+        const w = resolveWindow(req.hours, nowMs, limits.hours);
         window = { startUs: BigInt(w.startMs) * 1000n, endUs: BigInt(w.endMs) * 1000n };
       } catch (err) {
         if (!(err instanceof WindowError)) throw err;
@@ -104,9 +116,11 @@ export function createDeviceMetricsHandlers(deps: DeviceMetricsHandlerDeps): Dev
       let cursor: PageCursor | undefined;
       if (req.pageToken !== "") {
         cursor = decodePageCursor(req.pageToken);
-        if (cursor === undefined || cursor.deviceId !== req.deviceId) {
-          violations.push({ field: "page_token", description: "is not a page token of this query" });
-        }
+        const problem =
+          cursor === undefined || cursor.deviceId !== req.deviceId
+            ? "is not a page token of this query"
+            : pageTokenWindowProblem(cursor, nowMs, limits.hours.max);
+        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
       }
       if (violations.length > 0 || window === undefined) throw invalidArgument(violations);
 

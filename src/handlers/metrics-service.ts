@@ -11,7 +11,7 @@ import { ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/
 import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { enumFromText, enumText } from "../ingest/event-rows.js";
 import type { MetricsQueries } from "../queries/metrics-queries.js";
-import { decodeStateHistoryToken, encodeStateHistoryToken, type StateHistoryToken } from "../queries/page-token.js";
+import { decodeStateHistoryToken, encodeStateHistoryToken, pageTokenWindowProblem, type StateHistoryToken } from "../queries/page-token.js";
 import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../queries/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
@@ -142,16 +142,19 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
       const violations: Violation[] = [];
       if (req.deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
       else checkNoNul("device_id", req.deviceId, violations);
-      const window = windowOf(req.hours, now(), METRICS_QUERY_LIMITS.historyHours, violations);
+      const nowMs = now();
+      const window = windowOf(req.hours, nowMs, METRICS_QUERY_LIMITS.historyHours, violations);
       const limits = METRICS_QUERY_LIMITS.pageSize;
       const pageSize = req.pageSize === 0 ? limits.default : req.pageSize;
       if (pageSize > limits.max) violations.push({ field: "page_size", description: `must be 1 to ${limits.max} (got ${pageSize})` });
       let token: StateHistoryToken | undefined;
       if (req.pageToken !== "") {
         token = decodeStateHistoryToken(req.pageToken);
-        if (token === undefined || token.deviceId !== req.deviceId) {
-          violations.push({ field: "page_token", description: "is not a page token of this query" });
-        }
+        const problem =
+          token === undefined || token.deviceId !== req.deviceId
+            ? "is not a page token of this query"
+            : pageTokenWindowProblem(token, nowMs, METRICS_QUERY_LIMITS.historyHours.max);
+        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
       }
       if (window === undefined || violations.length > 0) throw invalidArgument(violations);
 

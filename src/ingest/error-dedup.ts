@@ -25,6 +25,7 @@
  *   drop an occurrence or miss a regression.
  */
 import { createHash } from "node:crypto";
+import type { Principal } from "../auth/principal.js";
 
 /** Default de-duplication interval: 300 s. */
 export const DEFAULT_DEDUP_INTERVAL_MS = 300_000;
@@ -37,13 +38,36 @@ export interface DedupIdentity {
   deviceId?: string | undefined;
   errorCode?: string | undefined;
   errorMessage: string;
+  /**
+   * Whose group the report joins: `undefined` for the fleet's shared groups, else a reporter
+   * scope from {@link dedupReporter} (see there for the rule).
+   */
+  reporter?: string | undefined;
   /** Accepted so a whole report can be passed; not part of the key (see {@link dedupKey}). */
   category?: unknown;
 }
 
 /**
+ * The reporter scope of an error report, the grouping rule:
+ *
+ * - devices, services and admins (and calls without a principal, auth off) report into the fleet's
+ *   shared groups: a service relaying a device's error and the device itself count on one row;
+ * - a `user` token may name any device (a browser reports what it saw), so what it reports is
+ *   grouped apart, per user: it never joins, counts on, reopens or learns the id and count of a
+ *   group that a device, a service or another user reported.
+ *
+ * The answer to a report names only the group it was counted on, so a user is only ever told
+ * about rows of its own scope.
+ */
+export function dedupReporter(principal: Pick<Principal, "role" | "subject"> | undefined): string | undefined {
+  return principal?.role === "user" ? `user:${principal.subject}` : undefined;
+}
+
+/**
  * Stable de-duplication key: the hex SHA-256 of `JSON.stringify([deviceId, errorCode, errorMessage])`,
- * with a missing device or code written as `""` (64 characters whatever the message length).
+ * with a missing device or code written as `""` (64 characters whatever the message length); a
+ * report with a {@link DedupIdentity.reporter} scope appends it as a fourth element, so its keys
+ * never equal a shared group's (whose encoding, and so every stored key, is unchanged).
  *
  * - Nothing is normalised: case, whitespace and Unicode form are significant, so two messages that
  *   differ in any character are different errors. A missing field equals an empty one because
@@ -56,7 +80,9 @@ export interface DedupIdentity {
  * The key is stored with the row, so this encoding must not change without a migration.
  */
 export function dedupKey(e: DedupIdentity): string {
-  const encoded = JSON.stringify([e.deviceId ?? "", e.errorCode ?? "", e.errorMessage]);
+  const fields = [e.deviceId ?? "", e.errorCode ?? "", e.errorMessage];
+  if (e.reporter !== undefined) fields.push(e.reporter);
+  const encoded = JSON.stringify(fields);
   return createHash("sha256").update(encoded, "utf8").digest("hex");
 }
 

@@ -15,7 +15,7 @@ import { ActivityType, ErrorCategory, JobStatus, Severity } from "../../sdk/src/
 import type { Principal } from "../auth/principal.js";
 import { jsonTextOf, type JsonText } from "../util/json-text.js";
 import { uuidV7 } from "../util/uuid-v7.js";
-import { dedupKey } from "./error-dedup.js";
+import { dedupKey, dedupReporter } from "./error-dedup.js";
 
 /** The four client event tables. */
 export type EventTable = "user_activities" | "error_logs" | "device_state_history" | "job_outcomes";
@@ -74,7 +74,7 @@ export function userActivityRow(req: LogUserActivityRequest, principal: Principa
   };
 }
 
-/** `error_logs` row for a first occurrence. */
+/** `error_logs` row for a first occurrence; its de-duplication group follows `dedupReporter`. */
 export function errorRow(req: LogErrorRequest, principal: Principal | undefined, nowMs: number): EventRow {
   const occurredAt = time(req.occurredAt, nowMs);
   return {
@@ -92,7 +92,12 @@ export function errorRow(req: LogErrorRequest, principal: Principal | undefined,
       device_id: orNull(req.deviceId),
       user_id: principal?.subject ?? null,
       context: jsonColumn(req.context),
-      dedup_key: dedupKey({ deviceId: req.deviceId, errorCode: req.errorCode, errorMessage: req.errorMessage }),
+      dedup_key: dedupKey({
+        deviceId: req.deviceId,
+        errorCode: req.errorCode,
+        errorMessage: req.errorMessage,
+        reporter: dedupReporter(principal),
+      }),
       occurrence_count: 1,
       last_seen_at: occurredAt,
     },

@@ -133,6 +133,13 @@ export interface StreamOptions {
    * already taken, and ends with `Unavailable` so the device reconnects elsewhere.
    */
   readonly shutdownSignal?: AbortSignal;
+  /**
+   * Aborted when the caller's token expires (see `credentialExpiry`), with the error to end with
+   * (`Unauthenticated`) as its reason: the stream then stops reading, acknowledges what it has
+   * already taken, and ends with that error so the device reconnects with a fresh token. A stream
+   * the client had already finished sending is not cut: it is acknowledged and ends normally.
+   */
+  readonly expirySignal?: AbortSignal | undefined;
   /** Throws (e.g. `PermissionDenied`) unless the caller may write `deviceId`; run per message. */
   readonly authorize?: (deviceId: string) => void;
 }
@@ -366,10 +373,12 @@ export class DeviceMetricsIngest {
    * write (`PermissionDenied`), or exceeds the open-streams cap (`ResourceExhausted`) ends the
    * stream with that error, after the acknowledgements of the batches before it: gRPC has no
    * per-message error status, and the device must fix or drop the batch before resending. A failed
-   * write ends the stream the same way. A stream carries one device: the first message's.
+   * write ends the stream the same way. A stream carries one device: the first message's. An
+   * expired token (`expirySignal`) and a server shutdown end it after acknowledging what it took,
+   * with `Unauthenticated` and `Unavailable` respectively.
    */
   async *stream(requests: AsyncIterable<StreamBatch>, options: StreamOptions): AsyncGenerator<StreamAck, void, undefined> {
-    const { signal, shutdownSignal } = options;
+    const { signal, shutdownSignal, expirySignal } = options;
     type Entry = { readonly sequence: bigint; readonly result: Promise<IngestResult> } | { readonly error: unknown };
     const queue: Entry[] = [];
     let readerDone = false;
@@ -447,6 +456,19 @@ export class DeviceMetricsIngest {
       }
     };
 
+    // Set when the token expired before the client finished sending: what it had not sent yet
+    // was never read, so the stream must not end as if it were complete.
+    let cutByExpiry = false;
+    const onExpiry = (): void => {
+      if (readerDone) return;
+      cutByExpiry = true;
+      halted = true;
+      freeRoom();
+      notify();
+    };
+    if (expirySignal?.aborted === true) onExpiry();
+    else expirySignal?.addEventListener("abort", onExpiry, { once: true });
+
     const shuttingDown = (): boolean => shutdownSignal?.aborted === true;
     // A cancelled client gets nothing more; a server shutdown still acknowledges what was taken.
     const cancelled = (): boolean => signal.aborted && !shuttingDown();
@@ -461,7 +483,8 @@ export class DeviceMetricsIngest {
         }
         const head = queue[0];
         if (head === undefined) {
-          if (readerDone || (halted && shuttingDown())) break;
+          // The reader may be parked on the client's next message, which it will never take now.
+          if (readerDone || (halted && (shuttingDown() || cutByExpiry))) break;
           await settledOrAborted(new Promise<void>((resolve) => (wake = resolve)), signal);
           continue;
         }
@@ -478,7 +501,9 @@ export class DeviceMetricsIngest {
           Code.Unavailable,
         );
       }
+      if (cutByExpiry) throw ConnectError.from(expirySignal?.reason, Code.Unauthenticated);
     } finally {
+      expirySignal?.removeEventListener("abort", onExpiry);
       halted = true;
       freeRoom();
       release?.();

@@ -6,6 +6,10 @@
  * The token also carries the device (a token is only valid for the query that produced it) and the
  * first page's window start, so later pages keep the window the first page had even as "the last N
  * hours" moves on. Times are epoch microseconds, PostgreSQL's precision, as decimal strings.
+ *
+ * Tokens are not signed: a client can write any token, so a decoded one is only trusted after
+ * {@link pageTokenWindowProblem} finds its window inside what a first request of the method may
+ * ask (see there for why validation rather than a signature).
  */
 
 /** What a state-history page token holds. */
@@ -52,3 +56,44 @@ export function decodeStateHistoryToken(text: string): StateHistoryToken | undef
   if (startUs >= limit || startUs < -limit || beforeUs >= limit || beforeUs < -limit) return undefined;
   return { deviceId: r.d, startUs, beforeUs, beforeId: r.i };
 }
+
+/**
+ * How long after the first page its token's window still counts as one a request may ask: a
+ * client paging through the longest window may take this long before its window start is older
+ * than "the last `max` hours". One hour; paging a whole window is seconds of work.
+ */
+export const PAGE_TOKEN_PAGING_GRACE_MS = 3_600_000;
+
+/** The window fields of a page token (both kinds of token have them). */
+export interface PageTokenWindow {
+  /** Window start of the first page, epoch µs. */
+  readonly startUs: bigint;
+  /** The page holds rows strictly before this, epoch µs. */
+  readonly beforeUs: bigint;
+}
+
+/**
+ * Why a decoded page token does not fit the request (a description for a `page_token` field
+ * violation), or `undefined` when it does. A token's window start must lie within the longest
+ * window the method allows (`maxHours` before `nowMs`, plus {@link PAGE_TOKEN_PAGING_GRACE_MS})
+ * and not after now; its position (`beforeUs`) between that start and now.
+ *
+ * Validation rather than a signature: the server keeps no key that every instance is sure to
+ * share (the HS256 secret may be created per data folder, or replaced by a JWKS), a rotated key
+ * would break every page in flight, and a token that fits these bounds can only ask what a legal
+ * first request could ask anyway (the methods are admin-only; the risk is cost, not access).
+ */
+export function pageTokenWindowProblem(token: PageTokenWindow, nowMs: number, maxHours: number): string | undefined {
+  const nowUs = BigInt(Math.floor(nowMs)) * 1000n;
+  const earliestUs = nowUs - BigInt(Math.round(maxHours * 3_600_000 + PAGE_TOKEN_PAGING_GRACE_MS)) * 1000n;
+  // Another instance may have written the token on a clock a little ahead of this one.
+  const latestUs = nowUs + BigInt(CLOCK_SKEW_MS) * 1000n;
+  if (token.startUs < earliestUs || token.startUs > latestUs) {
+    return `reaches outside the longest window this method allows (${maxHours} hours); request the first page again`;
+  }
+  if (token.beforeUs < token.startUs || token.beforeUs > latestUs) return "is not a page token of this query";
+  return undefined;
+}
+
+/** Clock difference between instances tolerated in a token's times. */
+const CLOCK_SKEW_MS = 60_000;

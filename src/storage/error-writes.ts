@@ -3,6 +3,11 @@
  * decision is `decideDedup`; this module only talks SQL) and idempotent retries through
  * `error_event_receipts`, which remembers the answer given to each client `event_id`, including
  * for occurrences that were folded into another error's count.
+ *
+ * Groups are scoped by reporter (`dedupReporter`: a user's reports are grouped apart), and the
+ * `dedup_key` carries that scope, so the group lookup below never crosses it. The receipts are
+ * keyed by `event_id` alone, which a client chooses: a receipt is only answered to an occurrence
+ * of the same group, so reusing another reporter's `event_id` tells nothing about its error.
  */
 import { decideDedup } from "../ingest/error-dedup.js";
 import { multiRowInserts } from "./insert-sql.js";
@@ -30,6 +35,14 @@ interface Candidate {
   resolved_ms: number | null;
 }
 
+/** `values` with the `event_id` column emptied (its unique index belongs to another row). */
+function withoutEventId(spec: TableSpec, values: readonly unknown[]): unknown[] {
+  const copy = [...values];
+  const at = spec.columns.findIndex((c) => c.name === "event_id");
+  if (at >= 0) copy[at] = null;
+  return copy;
+}
+
 /**
  * Applies one occurrence (`row`: an `error_logs` row, `values` in `spec.columns` order). Returns
  * its result and whether it is a new occurrence (false for a replayed event_id).
@@ -41,7 +54,7 @@ export async function applyErrorOccurrence(
   values: readonly unknown[],
   intervalMs: number,
 ): Promise<{ result: ErrorWriteResult; isNew: boolean }> {
-  const eventId = row.event_id as string | null;
+  let eventId = row.event_id as string | null;
   const occurredAt = row.occurred_at as Date;
   if (eventId !== null) {
     // Claim the event id first: a concurrent retry blocks on this key until we commit, then
@@ -51,12 +64,20 @@ export async function applyErrorOccurrence(
       [eventId, row.id],
     );
     if (claimed.rows.length === 0) {
-      const { rows } = await client.query<{ error_id: string; occurrence_count: number; regressed: boolean }>(
-        `select "error_id", "occurrence_count", "regressed" from "error_event_receipts" where "event_id" = $1`,
+      const { rows } = await client.query<{ error_id: string; occurrence_count: number; regressed: boolean; dedup_key: string | null }>(
+        `select r."error_id", r."occurrence_count", r."regressed", e."dedup_key" from "error_event_receipts" r
+          left join "error_logs" e on e."id" = r."error_id" where r."event_id" = $1`,
         [eventId],
       );
       const r = rows[0]!;
-      return { result: { outcome: "replayed", id: r.error_id, occurrenceCount: r.occurrence_count, regressed: r.regressed }, isNew: false };
+      // A row gone (retention) cannot be told apart; its id and count name nothing any more.
+      if (r.dedup_key === null || r.dedup_key === row.dedup_key) {
+        return { result: { outcome: "replayed", id: r.error_id, occurrenceCount: r.occurrence_count, regressed: r.regressed }, isNew: false };
+      }
+      // Another group's event_id (another reporter's, or a client reusing ids across errors):
+      // counted as the new occurrence it is, without that id, which stays the other's.
+      eventId = null;
+      values = withoutEventId(spec, values);
     }
   }
 

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
+import { decodeJwt } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
@@ -561,10 +562,69 @@ describe("GetDeviceMetrics", () => {
     expect(err.rawMessage).toBe(`invalid request: ${message}`);
   });
 
+  it("refuses a forged page_token whose window starts far before the 720-hour cap", async () => {
+    // The real token's form, with the window start moved ten years back.
+    const real = await metrics.getDeviceMetrics({ deviceId, pageSize: 1 });
+    const fields = JSON.parse(Buffer.from(real.nextPageToken, "base64url").toString("utf8")) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...fields, s: String(BigInt(Date.now() - 10 * 365 * 86_400_000) * 1000n) })).toString("base64url");
+    const err = await rpcError(metrics.getDeviceMetrics({ deviceId, pageSize: 1000, pageToken: forged }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(
+      "invalid request: page_token: reaches outside the longest window this method allows (720 hours); request the first page again",
+    );
+    // The real token still pages.
+    expect((await metrics.getDeviceMetrics({ deviceId, pageSize: 1, pageToken: real.nextPageToken })).samples).toHaveLength(1);
+  });
+
   it("refuses another device's page_token", async () => {
     const page = await metrics.getDeviceMetrics({ deviceId, pageSize: 1 });
     const err = await rpcError(metrics.getDeviceMetrics({ deviceId: "other", pageToken: page.nextPageToken }));
     expect(err.code).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("token expiry", () => {
+  it("acknowledges what a stream sent before its token expired, stores it, then ends the stream Unauthenticated", async () => {
+    const deviceId = "dev-e2e-expiry";
+    // exp is in whole seconds: this token expires 2 to 3 s from now.
+    const token = await mintTestToken(app.server.config, "device", deviceId, { ttlSeconds: 3 });
+    const expiresAtMs = (decodeJwt(token).exp as number) * 1000;
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
+    const client = grpcClient();
+    try {
+      const call = (client as unknown as Record<string, (m: grpc.Metadata) => grpc.ClientDuplexStream<WireBatch, WireAck>>)
+        .StreamDeviceMetrics!.call(client, metadata);
+      const acks: WireAck[] = [];
+      const ended = new Promise<{ error: grpc.ServiceError | undefined; atMs: number }>((resolve) => {
+        call.on("error", (err: grpc.ServiceError) => resolve({ error: err, atMs: Date.now() }));
+        call.on("end", () => resolve({ error: undefined, atMs: Date.now() }));
+      });
+      const firstAcks = new Promise<void>((resolve) =>
+        call.on("data", (ack: WireAck) => {
+          acks.push(ack);
+          if (acks.length === 2) resolve();
+        }),
+      );
+      const batches = changingBatches(deviceId, 2, 10, Date.now() - 3_600_000);
+      call.write(batches[0]!);
+      call.write(batches[1]!);
+      await firstAcks;
+      expect(Date.now()).toBeLessThan(expiresAtMs);
+      // The device keeps the stream open (as a real one does) past its token's expiry.
+      const { error, atMs } = await ended;
+      expect(error?.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(decodeURIComponent(error!.details)).toBe(
+        "token expired: acknowledged batches are stored; reconnect with a fresh token and resend the others",
+      );
+      expect(atMs).toBeGreaterThanOrEqual(expiresAtMs);
+      expect(atMs).toBeLessThan(expiresAtMs + 5000);
+      expect(acks.map((a) => a.sequence)).toEqual([1, 2]);
+      expect(acks.map((a) => a.counts.stored)).toEqual([10, 10]);
+      expect(await rowCount(deviceId)).toBe(20);
+    } finally {
+      client.close();
+    }
   });
 });
 

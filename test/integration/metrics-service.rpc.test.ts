@@ -199,6 +199,22 @@ describe("GetDeviceStateHistory", () => {
     );
   });
 
+  it("refuses a forged token whose window starts far before the window cap, naming page_token", async () => {
+    const { client, calls } = setup();
+    const pageToken = encodeStateHistoryToken({
+      deviceId: "dev-1",
+      startUs: BigInt(NOW - 10 * 365 * 24 * H) * 1000n,
+      beforeUs: BigInt(NOW) * 1000n,
+      beforeId: "01937a4e-0000-7000-8000-000000000001",
+    });
+    const err = await rpcError(client.getDeviceStateHistory({ deviceId: "dev-1", pageToken }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(
+      "invalid request: page_token: reaches outside the longest window this method allows (720 hours); request the first page again",
+    );
+    expect(calls).toHaveLength(0);
+  });
+
   it("refuses another device's token", async () => {
     const { client } = setup();
     const pageToken = encodeStateHistoryToken({ deviceId: "dev-2", startUs: 1n, beforeUs: 2n, beforeId: "01937a4e-0000-7000-8000-000000000001" });

@@ -31,7 +31,7 @@ const sign = (claims: Record<string, unknown>, key: Uint8Array = secret) =>
 describe("token verification", () => {
   it("accepts a minted token and returns its principal", async () => {
     const token = await mintToken(secret, { role: "device", sub: "device-123", ttlSeconds: 60 }, NOW);
-    await expect(verify(token)).resolves.toEqual({ role: "device", subject: "device-123" });
+    await expect(verify(token)).resolves.toEqual({ role: "device", subject: "device-123", expiresAtMs: NOW + 60_000 });
   });
 
   it.each([
@@ -56,7 +56,7 @@ describe("token verification", () => {
   it("checks issuer and audience when configured", async () => {
     const strict = createTokenVerifier({ secret, issuer: "https://auth.example.com", audience: "analytics", now: () => NOW });
     const good = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://auth.example.com", audience: "analytics" }, NOW);
-    await expect(strict(good)).resolves.toEqual({ role: "user", subject: "u" });
+    await expect(strict(good)).resolves.toMatchObject({ role: "user", subject: "u" });
     const wrongAud = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, issuer: "https://auth.example.com", audience: "billing" }, NOW);
     expect((await failure(strict, wrongAud)).rawMessage).toBe("invalid token: audience not accepted");
     const noIss = await mintToken(secret, { role: "user", sub: "u", ttlSeconds: 60, audience: "analytics" }, NOW);
@@ -143,7 +143,7 @@ describe("token verification", () => {
         .setProtectedHeader({ alg: "ES256", kid: "k1" })
         .setExpirationTime(NOW / 1000 + 60)
         .sign(privateKey);
-      await expect(withJwks(token)).resolves.toEqual({ role: "service", subject: "billing" });
+      await expect(withJwks(token)).resolves.toEqual({ role: "service", subject: "billing", expiresAtMs: NOW + 60_000 });
       // HS256 still works beside it.
       await expect(withJwks(await mintToken(secret, { role: "admin", sub: "a", ttlSeconds: 60 }, NOW))).resolves.toMatchObject({ role: "admin" });
       expect((await failure(verify, token)).rawMessage).toBe("invalid token: its signing algorithm is not accepted");

@@ -628,6 +628,62 @@ describe("stream", () => {
     expect(err?.rawMessage).toBe("server is shutting down: acknowledged batches are stored; reconnect and resend the others");
     expect(writer.calls).toHaveLength(2);
   });
+
+  it("when the token expires, stops reading, acknowledges what it took, then ends Unauthenticated", async () => {
+    const { ingest, writer } = setup();
+    writer.auto = false;
+    const requests = new RequestStream();
+    requests.push(1, "dev-1", [sample(T0, { cpu: 1 })]);
+    requests.push(2, "dev-1", [sample(T0 + 1000, { cpu: 2 })]);
+    const expiry = new AbortController();
+    const acks: StreamAck[] = [];
+    const done = drain(ingest.stream(requests, { signal: signalNever(), expirySignal: expiry.signal }), acks);
+    await settle();
+    expect(writer.calls).toHaveLength(2);
+    expiry.abort(new ConnectError("token expired: reconnect with a fresh token", Code.Unauthenticated));
+    requests.push(3, "dev-1", [sample(T0 + 2000, { cpu: 3 })]);
+    await settle();
+    for (const c of writer.calls) c.resolve();
+    const err = await done;
+    expect(acks.map((a) => Number(a.sequence))).toEqual([1, 2]);
+    expect(acks.every((a) => a.counts.stored === 1)).toBe(true);
+    expect(err?.code).toBe(Code.Unauthenticated);
+    expect(err?.rawMessage).toBe("token expired: reconnect with a fresh token");
+    // Batch 3 came after the expiry: neither decided nor written, and the slot is free again.
+    expect(writer.calls).toHaveLength(2);
+    expect(writer.committed).toHaveLength(2);
+    expect(ingest.openStreams("dev-1")).toBe(0);
+  });
+
+  it("ends Unauthenticated at once, reading nothing, when the token has already expired", async () => {
+    const { ingest, writer } = setup();
+    const requests = new RequestStream();
+    requests.push(1, "dev-1", [sample(T0, { cpu: 1 })]);
+    const expiry = new AbortController();
+    expiry.abort(new ConnectError("token expired", Code.Unauthenticated));
+    const acks: StreamAck[] = [];
+    const err = await drain(ingest.stream(requests, { signal: signalNever(), expirySignal: expiry.signal }), acks);
+    expect(err?.code).toBe(Code.Unauthenticated);
+    expect(acks).toEqual([]);
+    expect(requests.taken).toBe(0);
+    expect(writer.calls).toHaveLength(0);
+  });
+
+  it("does not cut a stream the client had finished sending when the token expires during its last writes", async () => {
+    const { ingest, writer } = setup();
+    writer.auto = false;
+    const requests = new RequestStream();
+    requests.push(1, "dev-1", [sample(T0, { cpu: 1 })]);
+    requests.end();
+    const expiry = new AbortController();
+    const acks: StreamAck[] = [];
+    const done = drain(ingest.stream(requests, { signal: signalNever(), expirySignal: expiry.signal }), acks);
+    await settle();
+    expiry.abort(new ConnectError("token expired", Code.Unauthenticated));
+    writer.calls[0]!.resolve();
+    expect(await done).toBeUndefined();
+    expect(acks.map((a) => Number(a.sequence))).toEqual([1]);
+  });
 });
 
 describe("idle eviction", () => {

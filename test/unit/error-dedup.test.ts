@@ -7,6 +7,7 @@ import {
   applyIncrement,
   decideDedup,
   dedupKey,
+  dedupReporter,
   type DedupEntry,
 } from "../../src/ingest/error-dedup.js";
 
@@ -57,6 +58,37 @@ describe("dedupKey", () => {
     const long = "x".repeat(1_000_000);
     expect(dedupKey({ ...base, errorMessage: long })).toHaveLength(64);
     expect(dedupKey({ ...base, errorMessage: long })).not.toBe(dedupKey({ ...base, errorMessage: long + "y" }));
+  });
+});
+
+describe("reporter scopes (who shares a group)", () => {
+  const report = { deviceId: "dev-1", errorCode: "E42", errorMessage: "disk full" };
+  const keyFor = (role: "admin" | "service" | "user" | "device", subject: string) =>
+    dedupKey({ ...report, reporter: dedupReporter({ role, subject }) });
+
+  it("puts devices, services, admins and calls without a principal in one shared group, keyed as before", () => {
+    const shared = createHash("sha256").update('["dev-1","E42","disk full"]').digest("hex");
+    expect(keyFor("device", "dev-1")).toBe(shared);
+    expect(keyFor("service", "gateway")).toBe(shared);
+    expect(keyFor("admin", "ops")).toBe(shared);
+    expect(dedupKey({ ...report, reporter: dedupReporter(undefined) })).toBe(shared);
+  });
+
+  it("groups what a user reports apart from the shared group and from every other user", () => {
+    const shared = keyFor("device", "dev-1");
+    const alice = keyFor("user", "alice");
+    expect(alice).not.toBe(shared);
+    expect(keyFor("user", "bob")).not.toBe(alice);
+    expect(keyFor("user", "alice")).toBe(alice);
+    expect(alice).toBe(createHash("sha256").update('["dev-1","E42","disk full","user:alice"]').digest("hex"));
+  });
+
+  it("cannot be made to collide with a shared key by a user's choice of fields", () => {
+    // A user naming a device "dev-1\",\"E42" or a subject that looks like a field still makes a
+    // four-element identity, which no three-element one equals.
+    const shared = keyFor("device", "dev-1");
+    expect(dedupKey({ deviceId: "dev-1", errorCode: "E42", errorMessage: "disk full", reporter: "" })).not.toBe(shared);
+    expect(keyFor("user", "")).not.toBe(shared);
   });
 });
 

@@ -18,7 +18,7 @@ describe("cachedTokenVerifier", () => {
       { now: () => clock, maxAgeMs: 60_000 },
     );
     const token = await mintToken(secret, { role: "service", sub: "svc", ttlSeconds: 3600 }, clock);
-    expect(await verify(token)).toEqual({ subject: "svc", role: "service" });
+    expect(await verify(token)).toEqual({ subject: "svc", role: "service", expiresAtMs: clock + 3_600_000 });
     await verify(token);
     expect(verifications).toBe(1);
     clock += 60_001;

@@ -3,7 +3,9 @@ import { eventColumns, eventIdUnique } from "./event-columns.js";
 
 /**
  * `error_logs`: categorised errors. A repeat of the same device, code and message within the
- * de-duplication interval increments `occurrence_count` and `last_seen_at` on the stored row.
+ * de-duplication interval increments `occurrence_count` and `last_seen_at` on the stored row;
+ * `dedup_key` also carries the reporter scope (a `user`'s reports are grouped apart, see
+ * `dedupReporter`), so no column of its own is needed for it.
  */
 export const ErrorLogEntity = defineEntity({
   name: "ErrorLog",

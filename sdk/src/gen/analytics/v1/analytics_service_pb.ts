@@ -394,11 +394,17 @@ export const LogErrorRequestSchema: GenMessage<LogErrorRequest, {jsonType: LogEr
 /**
  * LogErrorResponse says what happened to the error.
  *
+ * Errors are de-duplicated within a reporter scope: what devices, services and admins report
+ * shares one group per device, code and message; what a `user` token reports is grouped apart,
+ * per user. The answer only names the caller's own scope: a user never learns the id or count of
+ * an error that a device, a service or another user reported.
+ *
  * @generated from message analytics.v1.LogErrorResponse
  */
 export type LogErrorResponse = Message<"analytics.v1.LogErrorResponse"> & {
   /**
-   * id is the stored error's id; for a de-duplicated error, the id of the error it was counted on.
+   * id is the stored error's id; for a de-duplicated error, the id of the error it was counted on
+   * (always one of the caller's reporter scope).
    *
    * @generated from field: string id = 1;
    */
@@ -412,7 +418,8 @@ export type LogErrorResponse = Message<"analytics.v1.LogErrorResponse"> & {
   outcome: WriteOutcome;
 
   /**
-   * occurrence_count is how many times the stored error has been seen, this one included.
+   * occurrence_count is how many times the stored error has been seen in the caller's reporter
+   * scope, this one included.
    *
    * @generated from field: uint32 occurrence_count = 3;
    */
@@ -429,11 +436,17 @@ export type LogErrorResponse = Message<"analytics.v1.LogErrorResponse"> & {
 /**
  * LogErrorResponse says what happened to the error.
  *
+ * Errors are de-duplicated within a reporter scope: what devices, services and admins report
+ * shares one group per device, code and message; what a `user` token reports is grouped apart,
+ * per user. The answer only names the caller's own scope: a user never learns the id or count of
+ * an error that a device, a service or another user reported.
+ *
  * @generated from message analytics.v1.LogErrorResponse
  */
 export type LogErrorResponseJson = {
   /**
-   * id is the stored error's id; for a de-duplicated error, the id of the error it was counted on.
+   * id is the stored error's id; for a de-duplicated error, the id of the error it was counted on
+   * (always one of the caller's reporter scope).
    *
    * @generated from field: string id = 1;
    */
@@ -447,7 +460,8 @@ export type LogErrorResponseJson = {
   outcome?: WriteOutcomeJson;
 
   /**
-   * occurrence_count is how many times the stored error has been seen, this one included.
+   * occurrence_count is how many times the stored error has been seen in the caller's reporter
+   * scope, this one included.
    *
    * @generated from field: uint32 occurrence_count = 3;
    */

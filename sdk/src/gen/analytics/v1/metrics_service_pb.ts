@@ -816,7 +816,9 @@ export type GetDeviceStateHistoryRequest = Message<"analytics.v1.GetDeviceStateH
   pageSize: number;
 
   /**
-   * page_token is the next_page_token of the previous page; empty for the first page.
+   * page_token is the next_page_token of the previous page; empty for the first page. Later pages
+   * keep the first page's window; a token is refused (InvalidArgument) once that window starts
+   * more than the longest allowed window (720 hours) plus one hour of paging before now.
    *
    * @generated from field: string page_token = 4;
    */
@@ -851,7 +853,9 @@ export type GetDeviceStateHistoryRequestJson = {
   pageSize?: number;
 
   /**
-   * page_token is the next_page_token of the previous page; empty for the first page.
+   * page_token is the next_page_token of the previous page; empty for the first page. Later pages
+   * keep the first page's window; a token is refused (InvalidArgument) once that window starts
+   * more than the longest allowed window (720 hours) plus one hour of paging before now.
    *
    * @generated from field: string page_token = 4;
    */
@@ -1075,7 +1079,9 @@ export type GetDeviceMetricsRequest = Message<"analytics.v1.GetDeviceMetricsRequ
   pageSize: number;
 
   /**
-   * page_token is the next_page_token of the previous page; empty for the first page.
+   * page_token is the next_page_token of the previous page; empty for the first page. Later pages
+   * keep the first page's window; a token is refused (InvalidArgument) once that window starts
+   * more than the longest allowed window (720 hours) plus one hour of paging before now.
    *
    * @generated from field: string page_token = 4;
    */
@@ -1110,7 +1116,9 @@ export type GetDeviceMetricsRequestJson = {
   pageSize?: number;
 
   /**
-   * page_token is the next_page_token of the previous page; empty for the first page.
+   * page_token is the next_page_token of the previous page; empty for the first page. Later pages
+   * keep the first page's window; a token is refused (InvalidArgument) once that window starts
+   * more than the longest allowed window (720 hours) plus one hour of paging before now.
    *
    * @generated from field: string page_token = 4;
    */
