@@ -269,8 +269,8 @@ export function createOnePortServer(handler: UniversalHandler, options: OnePortS
     refusedOverCap++;
     overCapLog.note();
   });
-  // Once listening, accept() fails when the process is out of file descriptors; the listener
-  // keeps serving (libuv sheds the waiting connection), and an unhandled "error" would end the process.
+  // Out of file descriptors, libuv usually sheds the waiting connections itself; when it cannot,
+  // Node reports the failed accept as an "error", which unhandled would end the process.
   const onAcceptError = () => acceptErrorLog.note();
 
   return {

@@ -117,6 +117,18 @@ describe("deadlines and HTTP/2 limits", () => {
     expect(c.closedAt()! - sent).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 50);
   });
 
+  it("answers a malformed HTTP/1.1 request 400 and oversized headers 431, then closes", async () => {
+    for (const [request, status] of [
+      ["GARBAGE\r\n\r\n", "400 Bad Request"],
+      [`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, "431 Request Header Fields Too Large"],
+    ] as const) {
+      const c = await openRaw(t.server);
+      c.socket.write(request);
+      expect(await c.waitClosed(2000), `connection still open after ${status}`).toBe(true);
+      expect(c.text()).toMatch(new RegExp(`^HTTP/1\\.1 ${status}\r\n`));
+    }
+  });
+
   it("closes an HTTP/1.1 connection idle between requests after the idle timeout", async () => {
     const c = await openRaw(t.server);
     c.socket.write(HEALTH_CHECK_JSON);
