@@ -152,6 +152,15 @@ describe("deadlines and HTTP/2 limits", () => {
     expect(t.server.transportStats().idleSessionsClosed).toBe(closedBefore + 1);
   });
 
+  it("lets a gRPC client whose idle session was closed call again (it reconnects)", async () => {
+    const closedBefore = t.server.transportStats().idleSessionsClosed;
+    const health = createClient(Health, createGrpcTransport({ baseUrl: t.server.url() }));
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    await eventually(() => t.server.transportStats().idleSessionsClosed, (n) => n > closedBefore, 3000);
+    expect(t.server.transportStats().idleSessionsClosed).toBeGreaterThan(closedBefore);
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+  });
+
   it("keeps a session whose stream is open but quiet, and goes idle once the stream ends", async () => {
     const session = http2.connect(t.server.url());
     session.on("error", () => undefined);
