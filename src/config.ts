@@ -32,6 +32,16 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** How long a new connection may take to send its first bytes (`ANALYTICS_SNIFF_TIMEOUT_MS`). */
   readonly sniffTimeoutMs: number;
+  /** An HTTP/1.1 request's headers must arrive within this, each request of a keep-alive connection anew; else `408` and close (`ANALYTICS_HEADERS_TIMEOUT_MS`, default 10000). */
+  readonly headersTimeoutMs: number;
+  /** A connection or HTTP/2 session without an open request or stream for this long is closed (GOAWAY on HTTP/2) (`ANALYTICS_IDLE_TIMEOUT_MS`, default 120000). */
+  readonly idleTimeoutMs: number;
+  /** Streams one HTTP/2 session may have open at once, advertised as SETTINGS_MAX_CONCURRENT_STREAMS (`ANALYTICS_MAX_CONCURRENT_STREAMS`, default 128, at least 100). */
+  readonly maxConcurrentStreams: number;
+  /** Open connections overall; more are closed at once (`ANALYTICS_MAX_CONNECTIONS`, default 4096). */
+  readonly maxConnections: number;
+  /** Open connections per client address (IPv6: per /64); more are closed at once (`ANALYTICS_MAX_CONNECTIONS_PER_CLIENT`, default 256; 0: no cap). */
+  readonly maxConnectionsPerClient: number;
   /** Apply pending migrations at start (`ANALYTICS_MIGRATE_ON_START`, default true). */
   readonly migrateOnStart: boolean;
   /** Log verbosity (`LOG_LEVEL`: debug, info, warn, error; default info). */
@@ -340,6 +350,13 @@ const SPECS = {
   rollupRetentionDays: { name: "ANALYTICS_ROLLUP_RETENTION_DAYS", parse: int(8, 36500), fallback: 400 },
   shutdownTimeoutMs: { name: "ANALYTICS_SHUTDOWN_TIMEOUT_MS", parse: int(0, 600_000), fallback: 10_000 },
   sniffTimeoutMs: { name: "ANALYTICS_SNIFF_TIMEOUT_MS", parse: int(100, 600_000), fallback: 10_000 },
+  headersTimeoutMs: { name: "ANALYTICS_HEADERS_TIMEOUT_MS", parse: int(100, 600_000), fallback: 10_000 },
+  idleTimeoutMs: { name: "ANALYTICS_IDLE_TIMEOUT_MS", parse: int(1000, 86_400_000), fallback: 120_000 },
+  // At least 100 (RFC 9113 §6.5.2's advice): until a client has the server's SETTINGS, Node's
+  // assumes 100 and streams it opens over a lower cap are refused, which connect-node does not retry.
+  maxConcurrentStreams: { name: "ANALYTICS_MAX_CONCURRENT_STREAMS", parse: int(100, 65_536), fallback: 128 },
+  maxConnections: { name: "ANALYTICS_MAX_CONNECTIONS", parse: int(1, 1_000_000), fallback: 4096 },
+  maxConnectionsPerClient: { name: "ANALYTICS_MAX_CONNECTIONS_PER_CLIENT", parse: int(0, 1_000_000), fallback: 256 },
   migrateOnStart: { name: "ANALYTICS_MIGRATE_ON_START", parse: bool, fallback: true },
   logLevel: { name: "LOG_LEVEL", parse: oneOf(LOG_LEVELS), fallback: "info" as LogLevel },
   jwtSecret: { name: "ANALYTICS_JWT_SECRET", parse: jwtSecret, fallback: undefined },

@@ -14,7 +14,7 @@ import { tableSpecs } from "../storage/table-specs.js";
 import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { createHealthService, ServingStatus, type HealthService } from "./health.js";
-import { createOnePortServer } from "./one-port-server.js";
+import { createOnePortServer, type OnePortServerStats } from "./one-port-server.js";
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
 import { createBinaryLogEventsRoutes, createRoutes, HEALTH_CHECKED_SERVICES, routeBinaryLogEvents, type RouteDeps } from "./routes.js";
@@ -40,6 +40,8 @@ export interface AnalyticsServer {
   listen(): Promise<AddressInfo>;
   /** `http://host:port` once listening. */
   url(): string;
+  /** The transport's counters (open connections, refusals): for probes and benchmarks. */
+  transportStats(): OnePortServerStats;
   /**
    * Graceful shutdown: report NOT_SERVING, stop accepting, signal streaming handlers to finish,
    * let in-flight calls complete within `config.shutdownTimeoutMs`, drain the batch writer, then
@@ -141,7 +143,15 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     ? routeBinaryLogEvents(main, connectNodeAdapter({ routes: binaryLogEventsRoutes, ...adapterOptions }))
     : main;
   const handler = withCors(meterRequests(routed), { allowedOrigins: config.corsOrigins });
-  const http = createOnePortServer(handler, { sniffTimeoutMs: config.sniffTimeoutMs, log });
+  const http = createOnePortServer(handler, {
+    sniffTimeoutMs: config.sniffTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    log,
+  });
 
   let retention: { stop(): Promise<void> } | undefined;
   let closing: Promise<void> | undefined;
@@ -171,6 +181,9 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
       if (!a) throw new Error("server is not listening");
       const host = a.family === "IPv6" ? `[${a.address === "::" ? "::1" : a.address}]` : a.address === "0.0.0.0" ? "127.0.0.1" : a.address;
       return `http://${host}:${a.port}`;
+    },
+    transportStats() {
+      return http.stats();
     },
     close() {
       closing ??= (async () => {
