@@ -42,6 +42,13 @@ export interface NodeTransportOptions {
    * replaced instead of hanging calls until their deadline.
    */
   readonly pingIntervalMs?: number;
+  /**
+   * An HTTP/2 connection without calls for this long is closed by the client (default 60000).
+   * It must stay below the server's `ANALYTICS_IDLE_TIMEOUT_MS` (default 120000): a call started
+   * just as the server closes an idle connection would be refused (`REFUSED_STREAM`), and the
+   * client closing first avoids that race.
+   */
+  readonly idleConnectionTimeoutMs?: number;
 }
 
 /**
@@ -77,14 +84,15 @@ export function createNodeTransport(options: NodeTransportOptions): Transport {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const defaultTimeoutMs = timeoutMs > 0 ? timeoutMs : undefined;
   const pingIntervalMs = options.pingIntervalMs ?? 30_000;
+  const idleConnectionTimeoutMs = options.idleConnectionTimeoutMs ?? 60_000;
   if (options.protocol === "connect") {
     if (options.httpVersion === "1.1") {
       return markBinaryTransport(createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", useBinaryFormat: true, interceptors, defaultTimeoutMs }));
     }
     return markBinaryTransport(
-      createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs }),
+      createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs }),
     );
   }
   // Binary in every protocol: clients may send pre-encoded messages (LogEvents) through it.
-  return markBinaryTransport(createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs }));
+  return markBinaryTransport(createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs }));
 }
