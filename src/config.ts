@@ -78,6 +78,12 @@ export interface Config {
   readonly writerStrategy: WriterStrategy | undefined;
   /** Procedure prefixes the request log skips (`ANALYTICS_REQUEST_LOG_SKIP`, comma-separated). */
   readonly requestLogSkip: readonly string[] | undefined;
+  /**
+   * Share of the writer's buffer (rows and bytes) that request-log rows of unauthenticated calls
+   * may fill; rows beyond it are dropped and counted as `shedOffers`
+   * (`ANALYTICS_REQUEST_LOG_UNAUTHENTICATED_SHARE`, 0 to 1, default 0.1).
+   */
+  readonly requestLogUnauthenticatedShare: number;
   /** Trusted proxies in front of the server, for `X-Forwarded-For` (`ANALYTICS_TRUSTED_PROXY_HOPS`). */
   readonly trustedProxyHops: number;
   /** Connections to `DATABASE_URL` (`ANALYTICS_DB_POOL_MAX`; the embedded database always uses 1). */
@@ -310,6 +316,7 @@ const SPECS = {
   writerMaxWaitMs: { name: "ANALYTICS_WRITER_MAX_WAIT_MS", parse: int(0, 600_000), fallback: 10_000 },
   writerStrategy: { name: "ANALYTICS_WRITER_STRATEGY", parse: oneOf(WRITER_STRATEGIES), fallback: undefined as WriterStrategy | undefined },
   requestLogSkip: { name: "ANALYTICS_REQUEST_LOG_SKIP", parse: (raw: string) => raw.split(",").map((x) => x.trim()).filter((x) => x !== ""), fallback: undefined },
+  requestLogUnauthenticatedShare: { name: "ANALYTICS_REQUEST_LOG_UNAUTHENTICATED_SHARE", parse: decimal(0, 1), fallback: 0.1 },
   trustedProxyHops: { name: "ANALYTICS_TRUSTED_PROXY_HOPS", parse: int(0, 10), fallback: 0 },
   dbPoolMax: { name: "ANALYTICS_DB_POOL_MAX", parse: int(1, 1000), fallback: 10 },
   metricsSnapshotIntervalMs: { name: "ANALYTICS_METRICS_SNAPSHOT_INTERVAL_MS", parse: int(1000, 86_400_000), fallback: 300_000 },
