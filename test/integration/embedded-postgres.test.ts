@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -267,6 +267,41 @@ describe("startEmbeddedPostgres", () => {
     // This user still gets in.
     const client = await connect(db.url);
     expect((await client.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+  });
+
+  it("keeps acknowledged commits when the process is killed (kill -9)", async () => {
+    // A child starts the database, commits a row, says so, and is killed without any shutdown.
+    const module = new URL("../../src/db/embedded-postgres.ts", import.meta.url).href;
+    const pgModule = import.meta.resolve("pg");
+    const script = join(root, "commit-then-wait.mts");
+    await writeFile(
+      script,
+      `import pg from ${JSON.stringify(pgModule)};
+       import { startEmbeddedPostgres } from ${JSON.stringify(module)};
+       const db = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} });
+       const client = new pg.Client({ connectionString: db.url });
+       await client.connect();
+       await client.query("create table if not exists killed (note text)");
+       await client.query("insert into killed values ('acknowledged before kill -9')");
+       console.log("committed");
+       setInterval(() => {}, 1000);`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: process.cwd(), stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("committed")) resolve();
+      });
+      child.once("exit", (code) => reject(new Error(`child exited (${code}) before committing`)));
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+
+    const db = await start(); // takes over the dead child's lock
+    const client = await connect(db.url);
+    expect((await client.query("select note from killed")).rows).toEqual([{ note: "acknowledged before kill -9" }]);
   });
 
   it("serves from a 0700 folder under the temporary folder when the data folder's path is too long for a socket", async () => {
