@@ -15,7 +15,15 @@
 import { Code } from "@connectrpc/connect";
 import type { Principal } from "../auth/principal.js";
 import { OfferShare, type BatchWriter, type Row } from "../storage/batch-writer.js";
-import { clientIpOf, httpStatusOf, protocolOf, rememberPerAddress, storableText } from "./request-log-fields.js";
+import {
+  clientIpOf,
+  DEFAULT_REQUEST_LOG_SKIP,
+  httpStatusOf,
+  isSkipped,
+  protocolOf,
+  rememberPerAddress,
+  storableText,
+} from "./request-log-fields.js";
 
 /** Default share of the writer's buffer (rows and bytes) unauthenticated calls' rows may fill. */
 export const DEFAULT_UNAUTHENTICATED_SHARE = 0.1;
@@ -78,6 +86,8 @@ export interface RefusedCall {
 /** Options of {@link createRefusedCallRecorder}: those of the request-log interceptor it stands beside. */
 export interface RefusedCallRecorderOptions {
   readonly sink: RequestLogSink;
+  /** Procedure prefixes not logged (`ANALYTICS_REQUEST_LOG_SKIP`; default {@link DEFAULT_REQUEST_LOG_SKIP}). */
+  readonly skip?: readonly string[];
   /** Proxies in front of the server whose `X-Forwarded-For` entries are trusted (default 0). */
   readonly trustedProxyHops?: number;
   /** Applied to client addresses before they are stored (anonymisation). */
@@ -89,15 +99,18 @@ const MAX_REMEMBERED_ADDRESSES = 1024;
 
 /**
  * A function that records a call refused before Connect as the request-log interceptor would
- * have, under the unauthenticated share. Returns false when the row was dropped. Never throws:
- * logging is best effort.
+ * have, under the unauthenticated share. Returns false when the row was dropped or the procedure
+ * is skipped. Never throws: logging is best effort. Create it only when request logging is on
+ * (`ANALYTICS_ENABLED`).
  */
 export function createRefusedCallRecorder(options: RefusedCallRecorderOptions): (call: RefusedCall) => boolean {
   const hops = options.trustedProxyHops ?? 0;
+  const skip = options.skip ?? DEFAULT_REQUEST_LOG_SKIP;
   const anonymize = options.anonymizeIp;
   const storedIp = anonymize ? rememberPerAddress((ip) => anonymize(ip) ?? null, MAX_REMEMBERED_ADDRESSES) : (ip: string) => ip;
   return (call) => {
     try {
+      if (isSkipped(call.procedure, skip)) return false;
       const ip = clientIpOf(call.remoteAddress, hops > 0 ? call.forwardedFor : undefined, hops);
       return options.sink.unauthenticated({
         occurred_at: new Date(call.startedAtMs),
