@@ -3,6 +3,7 @@
  * fails with a message naming the variable; everything else receives a {@link Config}.
  */
 import { resolve } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { parseRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from "./auth/rate-limit-policy.js";
 import { DEFAULT_IP_ANONYMIZATION, IP_ANONYMIZATION_MODES, type IpAnonymization } from "./util/anonymize-ip.js";
 
@@ -92,6 +93,12 @@ export interface Config {
   readonly writerStrategy: WriterStrategy | undefined;
   /** Procedure prefixes the request log skips (`ANALYTICS_REQUEST_LOG_SKIP`, comma-separated). */
   readonly requestLogSkip: readonly string[] | undefined;
+  /**
+   * Share of the writer's buffer (rows and bytes) that request-log rows of unauthenticated calls
+   * may fill; rows beyond it are dropped and counted as `shedOffers`
+   * (`ANALYTICS_REQUEST_LOG_UNAUTHENTICATED_SHARE`, 0 to 1, default 0.1).
+   */
+  readonly requestLogUnauthenticatedShare: number;
   /** Trusted proxies in front of the server, for `X-Forwarded-For` (`ANALYTICS_TRUSTED_PROXY_HOPS`). */
   readonly trustedProxyHops: number;
   /** Connections to `DATABASE_URL` (`ANALYTICS_DB_POOL_MAX`; the embedded database always uses 1). */
@@ -122,6 +129,12 @@ export interface Config {
   readonly metricsMaxStreamsPerDevice: number;
   /** Batches of one stream being written and not yet acknowledged (`ANALYTICS_METRICS_MAX_IN_FLIGHT`, default 128). */
   readonly metricsMaxInFlightBatches: number;
+  /**
+   * Bytes of state the metrics filter keeps, least recently seen devices evicted beyond it
+   * (`ANALYTICS_METRICS_MAX_STATE_MB`, in MiB; default 1/8 of the V8 heap limit, see
+   * {@link DEFAULT_METRICS_MAX_STATE_BYTES}).
+   */
+  readonly metricsMaxStateBytes: number;
 }
 
 /** Log levels, most verbose first. */
@@ -320,6 +333,13 @@ const metricThresholds = (raw: string): Readonly<Record<string, MetricThresholdS
   return Object.freeze(out);
 };
 
+/**
+ * Default of `metricsMaxStateBytes`: 1/8 of the V8 heap limit (`heap_size_limit`, set by
+ * `--max-old-space-size` or, by default, from the machine's memory: ~4 GiB gives ~518 MiB). A share
+ * of the heap rather than a fixed size, so a small container is not told it may use more than it has.
+ */
+export const DEFAULT_METRICS_MAX_STATE_BYTES = Math.floor(getHeapStatistics().heap_size_limit / 8);
+
 /** How the batch writer inserts rows (`ANALYTICS_WRITER_STRATEGY`). */
 export const WRITER_STRATEGIES = ["copy", "unnest", "multi-row"] as const;
 export type WriterStrategy = (typeof WRITER_STRATEGIES)[number];
@@ -379,6 +399,7 @@ const SPECS = {
   writerMaxWaitMs: { name: "ANALYTICS_WRITER_MAX_WAIT_MS", parse: int(0, 600_000), fallback: 10_000 },
   writerStrategy: { name: "ANALYTICS_WRITER_STRATEGY", parse: oneOf(WRITER_STRATEGIES), fallback: undefined as WriterStrategy | undefined },
   requestLogSkip: { name: "ANALYTICS_REQUEST_LOG_SKIP", parse: (raw: string) => raw.split(",").map((x) => x.trim()).filter((x) => x !== ""), fallback: undefined },
+  requestLogUnauthenticatedShare: { name: "ANALYTICS_REQUEST_LOG_UNAUTHENTICATED_SHARE", parse: decimal(0, 1), fallback: 0.1 },
   trustedProxyHops: { name: "ANALYTICS_TRUSTED_PROXY_HOPS", parse: int(0, 10), fallback: 0 },
   dbPoolMax: { name: "ANALYTICS_DB_POOL_MAX", parse: int(1, 1000), fallback: 10 },
   metricsSnapshotIntervalMs: { name: "ANALYTICS_METRICS_SNAPSHOT_INTERVAL_MS", parse: int(1000, 86_400_000), fallback: 300_000 },
@@ -394,6 +415,7 @@ const SPECS = {
   metricsMaxMessageBytes: { name: "ANALYTICS_METRICS_MAX_MESSAGE_BYTES", parse: int(1024, 64 * 1024 * 1024), fallback: 1024 * 1024 },
   metricsMaxStreamsPerDevice: { name: "ANALYTICS_METRICS_MAX_STREAMS_PER_DEVICE", parse: int(1, 1000), fallback: 4 },
   metricsMaxInFlightBatches: { name: "ANALYTICS_METRICS_MAX_IN_FLIGHT", parse: int(1, 1000), fallback: 128 },
+  metricsMaxStateBytes: { name: "ANALYTICS_METRICS_MAX_STATE_MB", parse: (raw: string) => int(1, 1_048_576)(raw) * 1024 * 1024, fallback: DEFAULT_METRICS_MAX_STATE_BYTES },
 } satisfies { [K in keyof Config]: Spec<Config[K]> };
 
 /** Names of all variables the service reads, for help text and the unknown-variable check. */

@@ -1,8 +1,22 @@
 /**
  * The embedded PostgreSQL used when `DATABASE_URL` is unset: PGlite (PostgreSQL 18 compiled to
- * WASM) persisted in a data folder and served over the PostgreSQL wire protocol on a local TCP
- * port, so the service talks to it with the same `@mikro-orm/postgresql` driver (node-postgres)
- * it uses against a real server.
+ * WASM) persisted in a data folder and served over the PostgreSQL wire protocol on a Unix socket,
+ * so the service talks to it with the same `@mikro-orm/postgresql` driver (node-postgres) it uses
+ * against a real server.
+ *
+ * Access. PGlite has one user, a superuser, and no authentication: whoever reaches the socket can
+ * read and change everything, or hold its one session so every write of the service waits and
+ * fails. So it is never served on a TCP port (any local user can reach loopback). The socket lives
+ * in a folder of mode 0700 owned by this process's user (`<dataDir>/socket`, or a fresh 0700
+ * folder under the OS temporary folder when that path would exceed the ~104-byte socket path
+ * limit), so only that user (and root) can connect. Windows has no Unix sockets node-postgres can
+ * use: there the embedded database refuses to start; set `DATABASE_URL`.
+ *
+ * Durability. PGlite's Node file system writes through to the data folder's files but never calls
+ * fsync: a commit is in the operating system's page cache when it is acknowledged. It survives the
+ * process being killed (`kill -9`, OOM) but not an operating-system crash or a power loss, which
+ * can lose recent commits or, in the worst case, leave the folder unusable. A real PostgreSQL
+ * server (`DATABASE_URL`) is what production uses.
  *
  * PGlite is a single backend: one session, one transaction state, one unnamed prepared statement.
  * pglite-socket 0.2.17 offers two ways to deal with a second connection, neither safe:
@@ -13,8 +27,8 @@
  *   kept together, but the unnamed statement/portal and "skip until Sync after an error" state are
  *   shared, so a client whose Parse and Bind arrive in separate reads can bind another client's
  *   statement (reproduced with raw protocol writes).
- * So this module puts a session queue in front: the public port admits one connection at a time
- * and pipes it to pglite-socket on a private Unix socket (named pipe on Windows); the next
+ * So this module puts a session queue in front: the public socket admits one connection at a time
+ * and pipes it to pglite-socket on a private Unix socket (in its own 0700 folder); the next
  * connection waits until the current one closes, or fails after `connectionWaitTimeoutMs` with
  * SQLSTATE 53300. Callers must still use a pool of max 1: a second concurrent connection does
  * not run in parallel, it only waits. A transaction left open by a closed connection is rolled
@@ -23,7 +37,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -32,8 +46,14 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 
 /** A running embedded PostgreSQL. */
 export interface EmbeddedPostgres {
-  /** postgres:// URL for the driver (user and database `postgres`, no password, no TLS). */
+  /**
+   * postgres:// URL for the driver: user and database `postgres`, no password, the socket folder
+   * as the host (percent-encoded, as node-postgres and MikroORM read it) and port 5432 (which only
+   * names the socket file `.s.PGSQL.5432`; nothing listens on a TCP port).
+   */
   readonly url: string;
+  /** Absolute path of the Unix socket clients connect to (inside a 0700 folder). */
+  readonly socketPath: string;
   /** Absolute path of the folder PGlite persists to (`<dataDir>/pglite`). */
   readonly dataDir: string;
   /** Stops accepting connections, closes open ones, closes PGlite (flushing to disk) and releases the data folder. Idempotent. */
@@ -44,24 +64,26 @@ export interface EmbeddedPostgres {
 export interface EmbeddedPostgresOptions {
   /** Folder for the database; PGlite's files go in `<dataDir>/pglite`, created if missing. */
   dataDir: string;
-  /** Address to listen on (default `127.0.0.1`). There is no authentication: keep it on loopback. */
-  host?: string;
-  /** TCP port (default 0: a free port chosen by the OS; read it from {@link EmbeddedPostgres.url}). */
-  port?: number;
   /** How long a connection may wait for the one in use to close before it is refused (default 10 000 ms). */
   connectionWaitTimeoutMs?: number;
   /** Progress messages (start-up, address). */
   log?: (msg: string) => void;
 }
 
-const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_CONNECTION_WAIT_TIMEOUT_MS = 10_000;
+/** The port in the URL: for a Unix socket it only names the file, `.s.PGSQL.<port>`. */
+const SOCKET_PORT = 5432;
+/**
+ * Longest socket path used, in bytes: `sun_path` holds 108 bytes on Linux and 104 on macOS, the
+ * terminating NUL included.
+ */
+const MAX_SOCKET_PATH_BYTES = 103;
 /** The session queue keeps one live connection; the slack absorbs connections still closing. */
 const BACKEND_MAX_CONNECTIONS = 4;
 
 /**
- * Starts PGlite on `<dataDir>/pglite` and serves it on `host:port`; resolves once connections are
- * accepted.
+ * Starts PGlite on `<dataDir>/pglite` and serves it on a Unix socket only this user can reach (see
+ * the module comment); resolves once connections are accepted.
  *
  * - One connection at a time: use a pool of max 1 (`pool: { min: 0, max: 1 }` in MikroORM). Extra
  *   connections wait for the current one to close (see the module comment).
@@ -78,7 +100,12 @@ const BACKEND_MAX_CONNECTIONS = 4;
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {});
-  const host = options.host ?? DEFAULT_HOST;
+  if (process.platform === "win32") {
+    throw new Error(
+      "The embedded PostgreSQL is served only on a Unix socket (it has no authentication, so never on a TCP port), " +
+        "which node-postgres cannot use on Windows: set DATABASE_URL to a PostgreSQL server.",
+    );
+  }
   const root = resolve(options.dataDir);
   const pgDir = join(root, "pglite");
   const lockPath = join(root, "pglite.lock");
@@ -121,19 +148,28 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       options.connectionWaitTimeoutMs ?? DEFAULT_CONNECTION_WAIT_TIMEOUT_MS,
     );
     const front = createServer((socket) => gate.accept(socket));
-    const port = await listen(front, options.port ?? 0, host);
+    const socket = await publicSocketFolder(root);
+    cleanups.push(socket.remove);
+    if (socket.inTmp) {
+      log(`embedded PostgreSQL: the data folder's path is too long for a Unix socket; serving in ${socket.dir} (mode 0700) instead`);
+    }
+    const socketPath = join(socket.dir, `.s.PGSQL.${SOCKET_PORT}`);
+    // We hold the data folder's lock: a socket file left here is from a process that is gone.
+    await rm(socketPath, { force: true });
+    await listen(front, socketPath);
     cleanups.push(async () => {
       const closed = new Promise<void>((done) => front.close(() => done()));
       gate.close();
       await closed;
     });
 
-    const url = `postgres://postgres@${urlHost(host)}:${port}/postgres`;
-    log(`embedded PostgreSQL: listening on ${urlHost(host)}:${port} (ready in ${Date.now() - startedAt} ms)`);
+    const url = `postgres://postgres@${encodeURIComponent(socket.dir)}:${SOCKET_PORT}/postgres`;
+    log(`embedded PostgreSQL: serving on Unix socket ${socketPath}, folder mode 0700 (ready in ${Date.now() - startedAt} ms)`);
 
     let stopping: Promise<void> | undefined;
     return {
       url,
+      socketPath,
       dataDir: pgDir,
       stop() {
         stopping ??= runCleanups().then(() => log("embedded PostgreSQL: stopped"));
@@ -274,37 +310,45 @@ function field(code: string, value: string): Buffer {
 
 /** A socket path only this process can reach, so nothing bypasses the session queue. */
 async function privateSocketPath(): Promise<{ path: string; remove: () => Promise<void> }> {
-  if (process.platform === "win32") {
-    return { path: `\\\\.\\pipe\\pglite-${process.pid}-${randomUUID()}`, remove: async () => {} };
-  }
   // mkdtemp makes the folder 0700; a short base keeps the path under the 104-byte sun_path limit.
   const dir = await mkdtemp(join(tmpdir(), "pglite-"));
   return { path: join(dir, ".s.PGSQL.5432"), remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((done, fail) => {
-    const onError = (err: Error): void => {
-      fail(new Error(`embedded PostgreSQL cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
-    };
-    server.once("error", onError);
-    server.listen(port, host, () => {
-      server.off("error", onError);
-      const address = server.address();
-      if (address === null || typeof address === "string") {
-        fail(new Error(`embedded PostgreSQL: unexpected listen address ${String(address)}`));
-        return;
-      }
-      done(address.port);
-    });
-  });
+/**
+ * The folder the public socket goes in: `<root>/socket`, mode 0700, or a fresh 0700 folder under
+ * the OS temporary folder when the socket path would be too long (`inTmp`; removed at stop).
+ *
+ * @throws Error when `<root>/socket` is not a folder owned by this user (it is then not ours to
+ *   trust, or to change the mode of).
+ */
+async function publicSocketFolder(root: string): Promise<{ dir: string; inTmp: boolean; remove: () => Promise<void> }> {
+  const dir = join(root, "socket");
+  if (Buffer.byteLength(join(dir, `.s.PGSQL.${SOCKET_PORT}`)) > MAX_SOCKET_PATH_BYTES) {
+    const tmp = await mkdtemp(join(tmpdir(), "analytics-pg-"));
+    return { dir: tmp, inTmp: true, remove: () => rm(tmp, { recursive: true, force: true }) };
+  }
+  await mkdir(dir, { mode: 0o700, recursive: true });
+  const stat = await lstat(dir);
+  if (!stat.isDirectory() || (process.getuid !== undefined && stat.uid !== process.getuid())) {
+    throw new Error(`${dir} must be a folder owned by this user: the embedded PostgreSQL's socket goes in it`);
+  }
+  // mkdir leaves an existing folder's mode as it was, and a new one's is cut by the umask.
+  if ((stat.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  return { dir, inTmp: false, remove: async () => {} };
 }
 
-/** The host part of a URL that reaches `host` (wildcard addresses mean "connect via loopback"). */
-function urlHost(host: string): string {
-  if (host === "0.0.0.0") return DEFAULT_HOST;
-  if (host === "::") return "[::1]";
-  return host.includes(":") ? `[${host}]` : host;
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((done, fail) => {
+    const onError = (err: Error): void => {
+      fail(new Error(`embedded PostgreSQL cannot listen on ${path}: ${err.message}`, { cause: err }));
+    };
+    server.once("error", onError);
+    server.listen(path, () => {
+      server.off("error", onError);
+      done();
+    });
+  });
 }
 
 /**

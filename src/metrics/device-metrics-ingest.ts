@@ -213,6 +213,7 @@ export function deviceMetricsOptionsFromConfig(
     | "metricsMaxMessageBytes"
     | "metricsMaxStreamsPerDevice"
     | "metricsMaxInFlightBatches"
+    | "metricsMaxStateBytes"
   >,
 ): { filter: Partial<SmartDataFilterOptions>; limits: DeviceMetricsLimits } {
   const rules: Record<string, MetricThreshold> = {};
@@ -229,6 +230,7 @@ export function deviceMetricsOptionsFromConfig(
       metricThresholds: rules,
       maxFutureSkewMs: config.metricsMaxFutureSkewMs,
       maxDevices: config.metricsMaxDevices,
+      maxStateBytes: config.metricsMaxStateBytes,
       idleEvictionMs: config.metricsIdleEvictionMs,
     },
     limits: {
@@ -555,7 +557,9 @@ export class DeviceMetricsIngest {
     const everyMs = Math.min(60_000, Math.max(1_000, Number.isFinite(idle) ? idle / 4 : 60_000));
     const timer = setInterval(() => {
       const evicted = this.evictIdle();
-      if (evicted > 0) this.#log.debug("metrics filter evicted idle devices", { evicted, tracked: this.filter.size });
+      if (evicted > 0) {
+        this.#log.debug("metrics filter evicted idle devices", { evicted, tracked: this.filter.size, stateBytes: this.filter.stateBytes });
+      }
     }, everyMs);
     timer.unref();
     return () => clearInterval(timer);

@@ -71,6 +71,13 @@ export interface SmartDataFilterOptions {
   /** Most devices tracked at once; the least recently seen is evicted beyond it. Default 100 000. */
   readonly maxDevices: number;
   /**
+   * Most bytes of state kept, as {@link SmartDataFilter.stateBytes} estimates them; the least
+   * recently seen devices are evicted beyond it. A device count alone does not bound memory: with
+   * 256 unique 128-character metric names a device costs ~80 KB. Default 512 MiB (the service
+   * sets a share of the heap, `ANALYTICS_METRICS_MAX_STATE_MB`).
+   */
+  readonly maxStateBytes: number;
+  /**
    * A device not seen for this long (sample time) is evicted by {@link SmartDataFilter.evictIdle}.
    * Default 3 600 000 (1 h).
    */
@@ -89,6 +96,7 @@ export const DEFAULT_SMART_DATA_FILTER_OPTIONS: SmartDataFilterOptions = Object.
   maxIdLength: 128,
   maxMetricsPerSample: 256,
   maxDevices: 100_000,
+  maxStateBytes: 512 * 1024 * 1024,
   idleEvictionMs: 3_600_000,
 });
 
@@ -124,7 +132,10 @@ export interface SmartDataFilterCounters {
   readonly stored: number;
   readonly filtered: number;
   readonly rejected: number;
-  /** Devices dropped by the `maxDevices` cap or by {@link SmartDataFilter.evictIdle}; `forget` is not counted. */
+  /**
+   * Devices dropped by the `maxDevices` or `maxStateBytes` cap or by {@link SmartDataFilter.evictIdle};
+   * `forget` is not counted.
+   */
   readonly evicted: number;
 }
 
@@ -152,6 +163,7 @@ export function validateFilterOptions(options: Partial<SmartDataFilterOptions> =
     maxIdLength: options.maxIdLength ?? d.maxIdLength,
     maxMetricsPerSample: options.maxMetricsPerSample ?? d.maxMetricsPerSample,
     maxDevices: options.maxDevices ?? d.maxDevices,
+    maxStateBytes: options.maxStateBytes ?? d.maxStateBytes,
     idleEvictionMs: options.idleEvictionMs ?? d.idleEvictionMs,
   };
 
@@ -172,6 +184,7 @@ export function validateFilterOptions(options: Partial<SmartDataFilterOptions> =
   check("maxIdLength", resolved.maxIdLength, positiveInteger, "a positive integer");
   check("maxMetricsPerSample", resolved.maxMetricsPerSample, positiveInteger, "a positive integer");
   check("maxDevices", resolved.maxDevices, positiveInteger, "a positive integer");
+  check("maxStateBytes", resolved.maxStateBytes, positiveInteger, "a positive integer");
   check("idleEvictionMs", resolved.idleEvictionMs, (v) => v > 0, "a positive number (Infinity disables)");
 
   const rules: unknown = options.metricThresholds;
@@ -224,6 +237,8 @@ interface Shape {
   readonly thresholds: Float64Array;
   /** Devices using this Shape; it is dropped at 0 so churning metric names cannot grow memory. */
   refs: number;
+  /** Estimated bytes of the Shape (see {@link shapeBytes}), counted once however many devices share it. */
+  readonly bytes: number;
 }
 
 interface DeviceState {
@@ -235,6 +250,8 @@ interface DeviceState {
    * bytes more RSS per device than for an unboxed double array (~140 bytes of heap).
    */
   values: number[];
+  /** Estimated bytes of this state beside its Shape (see {@link deviceBytes}). */
+  bytes: number;
   storedAtMs: number;
   /**
    * The filter's clock (latest sample time or caller's now so far) when the device was last seen;
@@ -282,8 +299,9 @@ const STORED_HEARTBEAT: FilterDecision = Object.freeze({ action: "store", reason
  * (or a second reading in the same millisecond, which storage could not hold beside the first);
  * storing it would make the kept snapshot differ from the stored row.
  *
- * State is bounded by `maxDevices` (least recently seen evicted first) and by
- * {@link SmartDataFilter.evictIdle}. Rejected samples never create state.
+ * State is bounded by `maxDevices` and `maxStateBytes` (least recently seen evicted first) and by
+ * {@link SmartDataFilter.evictIdle}. An evicted device's next sample is a first contact. Rejected
+ * samples never create state.
  */
 export class SmartDataFilter {
   /** The resolved options in effect. */
@@ -295,6 +313,8 @@ export class SmartDataFilter {
   private oldest: DeviceState | undefined;
   private newest: DeviceState | undefined;
   private readonly shapes = new Map<string, Shape>();
+  /** Sum of the devices' and the Shapes' estimated bytes, kept as they come and go. */
+  private bytes = 0;
   private clockMs = Number.NEGATIVE_INFINITY;
   private storedCount = 0;
   private filteredCount = 0;
@@ -309,6 +329,16 @@ export class SmartDataFilter {
   /** Number of devices currently tracked. */
   get size(): number {
     return this.devices.size;
+  }
+
+  /**
+   * Estimated heap bytes of the state kept (devices, their values and the interned metric
+   * names), held at most `maxStateBytes`. An estimate kept as state comes and goes, never a walk:
+   * it slightly exceeds what V8 measures (`npm run bench -- filter`, and the unit test that
+   * measures it), so the cap errs on the safe side.
+   */
+  get stateBytes(): number {
+    return this.bytes;
   }
 
   /** A snapshot of the running totals. */
@@ -588,6 +618,7 @@ export class SmartDataFilter {
       deviceId,
       shape,
       values: kept,
+      bytes: deviceBytes(deviceId, kept.length),
       storedAtMs: occurredAtMs,
       seenAtMs: this.clockMs,
       older: undefined,
@@ -595,6 +626,20 @@ export class SmartDataFilter {
     };
     this.devices.set(deviceId, state);
     this.append(state);
+    this.bytes += state.bytes;
+    this.evictOverBytes();
+  }
+
+  /**
+   * Evicts the least recently seen devices while the state is over `maxStateBytes`, never the
+   * newest (the one just stored: its own state must be kept for the decision to hold).
+   */
+  private evictOverBytes(): void {
+    const max = this.options.maxStateBytes;
+    while (this.bytes > max && this.oldest !== undefined && this.oldest !== this.newest) {
+      this.drop(this.oldest);
+      this.evictedCount++;
+    }
   }
 
   private keep(
@@ -610,16 +655,24 @@ export class SmartDataFilter {
       const shape = this.intern(names);
       this.release(state.shape);
       state.shape = shape;
-      if (state.values.length !== shape.names.length) state.values = newValues(shape.names.length);
+      if (state.values.length !== shape.names.length) {
+        state.values = newValues(shape.names.length);
+        const bytes = deviceBytes(state.deviceId, shape.names.length);
+        this.bytes += bytes - state.bytes;
+        state.bytes = bytes;
+      }
     }
     copyValues(state.shape, names, record, values, offset, state.values);
     state.storedAtMs = occurredAtMs;
+    // Only a new key set can grow the state (a new Shape, more values); `state` is the newest.
+    if (!sameShape) this.evictOverBytes();
   }
 
   private drop(state: DeviceState): void {
     this.devices.delete(state.deviceId);
     this.unlink(state);
     this.release(state.shape);
+    this.bytes -= state.bytes;
   }
 
   private intern(names: readonly string[]): Shape {
@@ -637,15 +690,20 @@ export class SmartDataFilter {
         thresholds[i] = rule?.threshold ?? this.options.changeThreshold;
       });
       // Its own copy of the names: the caller's array may be reused.
-      shape = { key, names: [...names], index: new Map(names.map((n, i) => [n, i])), absolute, thresholds, refs: 0 };
+      const copy = [...names];
+      shape = { key, names: copy, index: new Map(names.map((n, i) => [n, i])), absolute, thresholds, refs: 0, bytes: shapeBytes(key, copy) };
       this.shapes.set(key, shape);
+      this.bytes += shape.bytes;
     }
     shape.refs++;
     return shape;
   }
 
   private release(shape: Shape): void {
-    if (--shape.refs === 0) this.shapes.delete(shape.key);
+    if (--shape.refs === 0) {
+      this.shapes.delete(shape.key);
+      this.bytes -= shape.bytes;
+    }
   }
 }
 
@@ -693,6 +751,39 @@ function copyValues(
     if (shape.names[i] !== name) i = shape.index.get(name)!;
     into[i] = record === undefined ? values[offset + j]! : record[name]!;
   }
+}
+
+/*
+ * The byte estimate. Sizes are V8's on 64-bit Node without pointer compression (the official
+ * builds), rounded up; checked against measured heap by test/unit/smart-data-filter.test.ts
+ * ("bytes") and `npm run bench -- filter`. Strings count as held by the filter alone, which they
+ * are once the message that carried them is gone.
+ */
+
+/** A DeviceState object (10 fields), its entry in the devices Map, and its values array's headers. */
+const DEVICE_OVERHEAD_BYTES = 232;
+/** A Shape object, its names array, index Map and typed arrays (headers and backing stores). */
+const SHAPE_OVERHEAD_BYTES = 640;
+/** Per name of a Shape: its slot in `names`, its `index` Map entry, its threshold and flag. */
+const SHAPE_PER_NAME_BYTES = 56;
+
+/** Heap bytes of a flat string: a 16-byte header, then 1 byte per character, 2 if any needs 2. */
+function stringBytes(text: string): number {
+  // Linear, and run only when state is created, never per decision.
+  const width = /[^\u0000-\u00ff]/.test(text) ? 2 : 1;
+  return (16 + text.length * width + 7) & ~7;
+}
+
+/** Estimated bytes of a device's own state: the object, its id and its values (8 bytes each). */
+function deviceBytes(deviceId: string, values: number): number {
+  return DEVICE_OVERHEAD_BYTES + stringBytes(deviceId) + 8 * values;
+}
+
+/** Estimated bytes of a Shape: its key, its own names and the per-name tables. */
+function shapeBytes(key: string, names: readonly string[]): number {
+  let bytes = SHAPE_OVERHEAD_BYTES + stringBytes(key) + SHAPE_PER_NAME_BYTES * names.length;
+  for (const name of names) bytes += stringBytes(name);
+  return bytes;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from "../util/logger.js";
 import { createHealthService, ServingStatus, type HealthService } from "./health.js";
 import { createOnePortServer, type OnePortServerStats } from "./one-port-server.js";
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
+import { createRequestLogSink } from "./request-log-shedding.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
 import { createBinaryLogEventsRoutes, createRoutes, HEALTH_CHECKED_SERVICES, routeBinaryLogEvents, type RouteDeps } from "./routes.js";
 import { createRollupFlushHook } from "../queries/rollups.js";
@@ -101,10 +102,14 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   const stopWriterStatsLog = startWriterStatsLog(writer, log, options.writerStatsIntervalMs ?? 60_000);
   // Order matters: the request log is outermost so it times and records everything after it.
   const interceptors: Interceptor[] = [];
+  // Unauthenticated calls' rows may fill only a share of the writer's buffer; calls refused
+  // before Connect offer theirs through `createRefusedCallRecorder({ sink: requestLog, ... })`.
+  const requestLog = createRequestLogSink(writer, config.requestLogUnauthenticatedShare);
   if (config.analyticsEnabled) {
     interceptors.push(
       createRequestLogInterceptor({
-        offer: (row) => writer.offer("api_request_logs", row),
+        offer: requestLog.authenticated,
+        offerUnauthenticated: requestLog.unauthenticated,
         skip: config.requestLogSkip,
         trustedProxyHops: config.trustedProxyHops,
         anonymizeIp: (ip) => anonymizeIp(ip, config.ipAnonymization) ?? undefined,

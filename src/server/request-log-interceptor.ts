@@ -14,12 +14,19 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { kPrincipal } from "../auth/principal.js";
 import type { Row } from "../storage/batch-writer.js";
 import { clientIpOf, DEFAULT_REQUEST_LOG_SKIP, httpStatusOf, isSkipped, protocolOf, rememberPerAddress, storableText } from "./request-log-fields.js";
+import { isUnauthenticatedCall } from "./request-log-shedding.js";
 import { kRequestMeter, type RequestMeter } from "./request-metering.js";
 
 /** Options for {@link createRequestLogInterceptor}. */
 export interface RequestLogOptions {
   /** Receives each row; must not block (the batch writer's `offer`). */
   readonly offer: (row: Row) => void;
+  /**
+   * Receives the rows of unauthenticated calls instead of `offer` (see `isUnauthenticatedCall`):
+   * `RequestLogSink.unauthenticated`, which keeps them within their share of the writer's buffer.
+   * Default: `offer`.
+   */
+  readonly offerUnauthenticated?: (row: Row) => void;
   /** Procedure prefixes not logged (default {@link DEFAULT_REQUEST_LOG_SKIP}). */
   readonly skip?: readonly string[];
   /** Proxies in front of the server whose `X-Forwarded-For` entries are trusted (default 0). */
@@ -39,6 +46,7 @@ const MAX_REMEMBERED_ADDRESSES = 1024;
 /** What every call's record shares: the options, resolved once. */
 interface Recorder {
   readonly offer: (row: Row) => void;
+  readonly offerUnauthenticated: (row: Row) => void;
   readonly hops: number;
   readonly now: () => number;
   /** The stored form of a client address (anonymised, remembered). */
@@ -51,6 +59,7 @@ export function createRequestLogInterceptor(options: RequestLogOptions): Interce
   const anonymize = options.anonymizeIp;
   const recorder: Recorder = {
     offer: options.offer,
+    offerUnauthenticated: options.offerUnauthenticated ?? options.offer,
     hops: options.trustedProxyHops ?? 0,
     now: options.now ?? (() => performance.now()),
     storedIp: anonymize ? rememberPerAddress((ip) => anonymize(ip) ?? null, MAX_REMEMBERED_ADDRESSES) : (ip) => ip,
@@ -186,7 +195,10 @@ class LoggedCall {
       // X-Forwarded-For is read only when proxies are trusted: otherwise it is never used.
       const forwardedFor = recorder.hops > 0 && headers ? (headerText(headers["x-forwarded-for"]) ?? undefined) : undefined;
       const ip = clientIpOf(meter?.remoteAddress, forwardedFor, recorder.hops);
-      recorder.offer({
+      // Read when the call ends: the auth interceptor, further in, sets it once the token is good.
+      const principal = req.contextValues.get(kPrincipal);
+      const offer = isUnauthenticatedCall(principal, code) ? recorder.offerUnauthenticated : recorder.offer;
+      offer({
         occurred_at: new Date(this.#startedAtMs),
         endpoint: this.#procedure,
         protocol: protocolOf(headers ? headerText(headers["content-type"]) : req.header.get("content-type")),
@@ -194,7 +206,7 @@ class LoggedCall {
         status_code: code,
         http_status: httpStatusOf(code),
         response_time_ms: recorder.now() - this.#t0,
-        user_id: storableText(req.contextValues.get(kPrincipal)?.subject),
+        user_id: storableText(principal?.subject),
         client_ip: ip === undefined ? null : recorder.storedIp(ip),
         user_agent: storableText(headers ? headerText(headers["user-agent"]) : req.header.get("user-agent")),
         request_bytes: meter?.requestBytes ?? 0,

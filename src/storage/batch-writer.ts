@@ -139,6 +139,11 @@ export interface WriterStats {
   flushes: number;
   /** COPY batches redone with `unnest` because a row was already stored. */
   copyFallbacks: number;
+  /**
+   * Offered rows dropped because their {@link OfferShare} was used up (unauthenticated calls'
+   * request-log rows), while the buffer itself still had room.
+   */
+  shedOffers: number;
 }
 
 /** Every counter at zero: a new writer's stats. */
@@ -153,7 +158,41 @@ export const NO_WRITER_STATS: Readonly<WriterStats> = Object.freeze({
   retries: 0,
   flushes: 0,
   copyFallbacks: 0,
+  shedOffers: 0,
 });
+
+/**
+ * A share of the buffer caps that some fire-and-forget rows may fill together, so that rows
+ * anyone can cause (the request-log rows of unauthenticated calls) never take the room durable
+ * writes need. Offered through it ({@link BatchWriter.offer}), rows over the share are dropped and
+ * counted (`shedOffers`); its counts fall as its rows are flushed.
+ */
+export class OfferShare {
+  /** Rows of this share buffered or being flushed now. */
+  rows = 0;
+  /** Their estimated bytes. */
+  bytes = 0;
+
+  /**
+   * @param fraction - of `maxBufferedRows` and of `maxBufferedBytes`, from 0 (every row
+   *   dropped) to 1 (no more limited than any offered row).
+   * @throws RangeError when `fraction` is not in [0, 1].
+   */
+  constructor(readonly fraction: number) {
+    if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`an offer share must be from 0 to 1 (got ${fraction})`);
+  }
+}
+
+/**
+ * Whether one more row fits in `share` under the caps (pure): rows as a count, bytes as the
+ * buffer's own cap does (room while under it).
+ */
+export function fitsShare(
+  share: Pick<OfferShare, "rows" | "bytes" | "fraction">,
+  caps: Pick<BatchWriterOptions, "maxBufferedRows" | "maxBufferedBytes">,
+): boolean {
+  return share.rows + 1 <= Math.floor(caps.maxBufferedRows * share.fraction) && share.bytes < caps.maxBufferedBytes * share.fraction;
+}
 
 /** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
 export interface ConnectionSource {
@@ -228,6 +267,8 @@ interface Pending {
   readonly settle: WriteGroup | undefined;
   /** The row's index in its write. */
   readonly index: number;
+  /** The share an offered row counts against, if any. */
+  readonly share: OfferShare | undefined;
 }
 
 /** The answer for a row that COPY stored: shared, rows are many. */
@@ -333,14 +374,21 @@ export class BatchWriter {
     );
   }
 
-  /** Fire-and-forget write (request logs). Returns false when the row was dropped (full or closed). */
-  offer(table: TableName, row: Row): boolean {
+  /**
+   * Fire-and-forget write (request logs). Returns false when the row was dropped: the buffer is
+   * full or closing (`droppedOffers`), or `share` is used up (`shedOffers`).
+   */
+  offer(table: TableName, row: Row, share?: OfferShare): boolean {
     if (this.#closed || !this.hasRoom(1)) {
       this.#stats.droppedOffers++;
       return false;
     }
+    if (share !== undefined && !fitsShare(share, this.options)) {
+      this.#stats.shedOffers++;
+      return false;
+    }
     const queue = this.#queue(table);
-    this.#enqueue(queue, row, Date.now(), undefined, 0);
+    this.#enqueue(queue, row, Date.now(), undefined, 0, share);
     this.#schedule(queue, this.options.offerMaxDelayMs);
     return true;
   }
@@ -409,7 +457,7 @@ export class BatchWriter {
     return q;
   }
 
-  #enqueue(queue: TableQueue, row: Row, now: number, settle: WriteGroup | undefined, index: number): void {
+  #enqueue(queue: TableQueue, row: Row, now: number, settle: WriteGroup | undefined, index: number, share?: OfferShare): void {
     const cols = queue.spec.columns;
     const values = new Array<unknown>(cols.length);
     let bytes = 64;
@@ -421,9 +469,13 @@ export class BatchWriter {
       values[i] = v;
       bytes += sizeOf(v);
     }
-    queue.entries.push({ row, values, bytes, enqueuedAt: now, settle, index });
+    queue.entries.push({ row, values, bytes, enqueuedAt: now, settle, index, share });
     this.#stats.bufferedRows++;
     this.#stats.bufferedBytes += bytes;
+    if (share !== undefined) {
+      share.rows++;
+      share.bytes += bytes;
+    }
   }
 
   #schedule(queue: TableQueue, delayMs: number): void {
@@ -717,6 +769,10 @@ export class BatchWriter {
     for (const e of entries) {
       this.#stats.bufferedRows--;
       this.#stats.bufferedBytes -= e.bytes;
+      if (e.share !== undefined) {
+        e.share.rows--;
+        e.share.bytes -= e.bytes;
+      }
     }
     if (this.#capacityWaiters.length === 0) return;
     const waiting = this.#capacityWaiters;

@@ -1,6 +1,7 @@
 /**
  * The batch writer's counters as a periodic log line, so operators see what the writer did:
- * rows stored, request-log rows dropped, durable writes refused or failed, COPY batches redone,
+ * rows stored, request-log rows dropped (`droppedOffers`: buffer full; `shedOffers`: unauthenticated
+ * calls' rows over their share), durable writes refused or failed, COPY batches redone,
  * and what is buffered now. One line per interval, only when something changed; at `warn` when
  * rows were dropped, refused or failed.
  */
@@ -14,13 +15,14 @@ const COUNTERS = [
   "retries",
   "copyFallbacks",
   "droppedOffers",
+  "shedOffers",
   "rejectedFull",
   "failedUnavailable",
   "failedPermanent",
 ] as const satisfies readonly (keyof WriterStats)[];
 
 /** Counters whose growth means data was refused or lost: the line is a warning. */
-const TROUBLE = new Set<keyof WriterStats>(["droppedOffers", "rejectedFull", "failedUnavailable", "failedPermanent"]);
+const TROUBLE = new Set<keyof WriterStats>(["droppedOffers", "shedOffers", "rejectedFull", "failedUnavailable", "failedPermanent"]);
 
 /** One interval's report: the counters' changes and the buffer now, and whether it warns. */
 export interface WriterStatsReport {

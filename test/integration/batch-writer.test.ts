@@ -38,7 +38,7 @@ beforeAll(async () => {
     url = embedded.url;
   }
   const target = new URL(url);
-  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+  proxy = await startTcpProxy({ host: decodeURIComponent(target.hostname), port: Number(target.port) });
   db = await openDatabase({ ...testDb.config, databaseUrl: proxy.via(url), dbPoolMax: embedded ? 1 : 4 }, dbLog);
 });
 

@@ -1,5 +1,6 @@
-import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineEntity, p } from "@mikro-orm/core";
@@ -24,7 +25,7 @@ describe("startEmbeddedPostgres", () => {
   const running: EmbeddedPostgres[] = [];
   const clients: pg.Client[] = [];
 
-  async function start(options: { connectionWaitTimeoutMs?: number } = {}): Promise<EmbeddedPostgres> {
+  async function start(options: { connectionWaitTimeoutMs?: number; dataDir?: string } = {}): Promise<EmbeddedPostgres> {
     const db = await startEmbeddedPostgres({ dataDir, ...options });
     running.push(db);
     return db;
@@ -52,10 +53,10 @@ describe("startEmbeddedPostgres", () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it("serves PostgreSQL on a free port and keeps the rows across restarts", async () => {
+  it("serves PostgreSQL on a Unix socket in the data folder and keeps the rows across restarts", async () => {
     const first = await start();
-    expect(first.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
-    expect(Number(new URL(first.url).port)).toBeGreaterThan(0);
+    expect(first.url).toBe(`postgres://postgres@${encodeURIComponent(join(dataDir, "socket"))}:5432/postgres`);
+    expect(first.socketPath).toBe(join(dataDir, "socket", ".s.PGSQL.5432"));
     expect(first.dataDir).toBe(join(dataDir, "pglite"));
 
     const client = await connect(first.url);
@@ -220,4 +221,136 @@ describe("startEmbeddedPostgres", () => {
       message: expect.stringMatching(/serves one connection at a time/),
     });
   });
+
+  it("opens no TCP listener: the only way in is the socket", async () => {
+    const before = tcpListenersOfThisProcess();
+    const db = await start();
+    const client = await connect(db.url);
+    expect((await client.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+    expect(tcpListenersOfThisProcess()).toEqual(before);
+    // The driver's connection is a Unix socket too, not loopback TCP.
+    expect(new pg.Client({ connectionString: db.url }).host).toBe(join(dataDir, "socket"));
+  });
+
+  it("keeps the socket in a folder of mode 0700 owned by this user, fixing a looser mode left there", async () => {
+    const first = await start();
+    const folder = await stat(join(dataDir, "socket"));
+    expect(folder.mode & 0o777).toBe(0o700);
+    expect(folder.uid).toBe(process.getuid!());
+    expect((await stat(first.socketPath)).isSocket()).toBe(true);
+    await first.stop();
+
+    const { chmod } = await import("node:fs/promises");
+    await chmod(join(dataDir, "socket"), 0o755);
+    const second = await start();
+    expect((await stat(join(dataDir, "socket"))).mode & 0o777).toBe(0o700);
+    // The socket file the first run left (as after kill -9) did not stop the second from serving.
+    const client = await connect(second.url);
+    expect((await client.query("select 2 as two")).rows).toEqual([{ two: 2 }]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("refuses another user (run as root: a child as nobody gets EACCES)", async () => {
+    const db = await start();
+    // The folders above are open to everyone, so only what the server sets up keeps them out.
+    const { chmod } = await import("node:fs/promises");
+    await chmod(root, 0o755);
+    await chmod(dataDir, 0o755);
+    // Whatever the URL names, a Unix socket or a TCP port, as the driver would read it.
+    const url = new URL(db.url);
+    const host = decodeURIComponent(url.hostname);
+    const target = host.startsWith("/") ? [join(host, `.s.PGSQL.${url.port}`)] : [Number(url.port), host];
+    const probe = `require("net").connect(...${JSON.stringify(target)})
+      .on("connect", () => { console.log("connected"); process.exit(0); })
+      .on("error", (e) => { console.log(e.code); process.exit(0); });`;
+    const child = spawnSync(process.execPath, ["-e", probe], { uid: 65534, gid: 65534, encoding: "utf8", cwd: "/" });
+    expect(child.stdout.trim()).toBe("EACCES");
+    // This user still gets in.
+    const client = await connect(db.url);
+    expect((await client.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+  });
+
+  it("keeps acknowledged commits when the process is killed (kill -9)", async () => {
+    // A child starts the database, commits a row, says so, and is killed without any shutdown.
+    const module = new URL("../../src/db/embedded-postgres.ts", import.meta.url).href;
+    const pgModule = import.meta.resolve("pg");
+    const script = join(root, "commit-then-wait.mts");
+    await writeFile(
+      script,
+      `import pg from ${JSON.stringify(pgModule)};
+       import { startEmbeddedPostgres } from ${JSON.stringify(module)};
+       const db = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} });
+       const client = new pg.Client({ connectionString: db.url });
+       await client.connect();
+       await client.query("create table if not exists killed (note text)");
+       await client.query("insert into killed values ('acknowledged before kill -9')");
+       console.log("committed");
+       setInterval(() => {}, 1000);`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: process.cwd(), stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("committed")) resolve();
+      });
+      child.once("exit", (code) => reject(new Error(`child exited (${code}) before committing`)));
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+
+    const db = await start(); // takes over the dead child's lock
+    const client = await connect(db.url);
+    expect((await client.query("select note from killed")).rows).toEqual([{ note: "acknowledged before kill -9" }]);
+  });
+
+  it("serves from a 0700 folder under the temporary folder when the data folder's path is too long for a socket", async () => {
+    const deep = join(root, "d".repeat(60), "e".repeat(60));
+    const messages: string[] = [];
+    const db = await startEmbeddedPostgres({ dataDir: deep, log: (m) => messages.push(m) });
+    running.push(db);
+    expect(Buffer.byteLength(db.socketPath)).toBeLessThanOrEqual(103);
+    expect(db.socketPath.startsWith(tmpdir())).toBe(true);
+    const folder = join(db.socketPath, "..");
+    expect((await stat(folder)).mode & 0o777).toBe(0o700);
+    expect(messages.some((m) => m.includes("too long for a Unix socket") && m.includes(folder))).toBe(true);
+    const client = await connect(db.url);
+    expect((await client.query("select 3 as three")).rows).toEqual([{ three: 3 }]);
+    await client.end();
+    await db.stop();
+    await expect(stat(folder)).rejects.toMatchObject({ code: "ENOENT" });
+  });
 });
+
+/**
+ * Inodes of the TCP sockets in LISTEN state that this process holds: its socket descriptors
+ * (/proc/self/fd) matched with the kernel's TCP tables. Other processes' listeners do not count,
+ * so tests running beside this one do not disturb it.
+ */
+function tcpListenersOfThisProcess(): string[] {
+  const mine = new Set<string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode !== undefined) mine.add(inode);
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  const listening: string[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      // st 0A is LISTEN; column 9 is the inode.
+      if (cols[3] === "0A" && cols[9] !== undefined && mine.has(cols[9])) listening.push(`${cols[1]}#${cols[9]}`);
+    }
+  }
+  return listening.sort();
+}

@@ -4,6 +4,7 @@
  * cluster that other tests share.
  */
 import net from "node:net";
+import { join } from "node:path";
 
 /** A running proxy. */
 export interface TcpProxy {
@@ -21,8 +22,15 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** Starts a proxy on 127.0.0.1 (random port) forwarding to `target`. */
+/**
+ * Starts a proxy on 127.0.0.1 (random port) forwarding to `target`: a TCP address, or, when `host`
+ * is a folder path (as the embedded database's URL names its Unix socket), the PostgreSQL socket
+ * `.s.PGSQL.<port>` in it.
+ */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const connectUpstream = target.host.startsWith("/")
+    ? () => net.connect(join(target.host, `.s.PGSQL.${target.port}`))
+    : () => net.connect(target.port, target.host);
   const open = new Set<net.Socket>();
   let down = false;
   let stalled = false;
@@ -38,7 +46,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       client.pause();
       return;
     }
-    const upstream = net.connect(target.port, target.host);
+    const upstream = connectUpstream();
     open.add(client);
     open.add(upstream);
     const drop = () => {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { getHeapStatistics } from "node:v8";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { deviceMetricsOptionsFromConfig } from "../../src/metrics/device-metrics-ingest.js";
 
 describe("device metrics settings", () => {
   it("have the documented defaults", () => {
@@ -17,7 +19,15 @@ describe("device metrics settings", () => {
       metricsMaxMessageBytes: 1_048_576,
       metricsMaxStreamsPerDevice: 4,
       metricsMaxInFlightBatches: 128,
+      metricsMaxStateBytes: Math.floor(getHeapStatistics().heap_size_limit / 8),
     });
+  });
+
+  it("cap the filter's state in MiB, passed on to the filter", () => {
+    const config = loadConfig({ ANALYTICS_METRICS_MAX_STATE_MB: "64" });
+    expect(config.metricsMaxStateBytes).toBe(64 * 1024 * 1024);
+    expect(deviceMetricsOptionsFromConfig(config).filter.maxStateBytes).toBe(64 * 1024 * 1024);
+    expect(() => loadConfig({ ANALYTICS_METRICS_MAX_STATE_MB: "0" })).toThrowError(/ANALYTICS_METRICS_MAX_STATE_MB="0" must be an integer from 1/);
   });
 
   it("read decimals, metric lists and per-metric rules", () => {

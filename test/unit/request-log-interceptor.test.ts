@@ -64,6 +64,29 @@ describe("createRequestLogInterceptor (in-process)", () => {
     expect(rows[0]).toMatchObject({ user_id: "user\uFFFD42", error_message: 'names "a\uFFFDb" more than once' });
   });
 
+  it("hands the rows of unauthenticated calls to offerUnauthenticated, and only those", async () => {
+    const plain: Row[] = [];
+    const unauthenticated: Row[] = [];
+    const routes = (router: Parameters<Parameters<typeof createRouterTransport>[0]>[0]) =>
+      router.service(AnalyticsService, {
+        logUserActivity: () => ({ id: "x" }),
+        logError: () => {
+          throw new ConnectError("token expired", Code.Unauthenticated);
+        },
+      });
+    const log = createRequestLogInterceptor({ offer: (r) => plain.push(r), offerUnauthenticated: (r) => unauthenticated.push(r) });
+    const anonymous = createClient(AnalyticsService, createRouterTransport(routes, { router: { interceptors: [log] } }));
+    const signedIn = createClient(AnalyticsService, createRouterTransport(routes, { router: { interceptors: [log, asUser] } }));
+    await anonymous.logUserActivity({}); // no principal by the end: unauthenticated
+    await signedIn.logUserActivity({});
+    await rpcError(signedIn.logError({})); // a principal, yet failed Unauthenticated
+    expect(plain.map((r) => r.user_id)).toEqual(["user-42"]);
+    expect(unauthenticated.map((r) => [r.user_id, r.status_code])).toEqual([
+      [null, 0],
+      ["user-42", Code.Unauthenticated],
+    ]);
+  });
+
   it("never fails a call because logging failed", async () => {
     const client = createClient(
       AnalyticsService,

@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_SMART_DATA_FILTER_OPTIONS,
@@ -6,6 +8,7 @@ import {
   type FilterDecision,
   type SmartDataFilterOptions,
 } from "../../src/metrics/smart-data-filter.js";
+import type { ProbeOutput } from "../support/filter-heap-probe.js";
 
 const T0 = 1_700_000_000_000;
 const MIN = 60_000;
@@ -468,6 +471,7 @@ describe("configuration", () => {
       maxIdLength: 128,
       maxMetricsPerSample: 256,
       maxDevices: 100_000,
+      maxStateBytes: 512 * 1024 * 1024,
       idleEvictionMs: 3_600_000,
     });
     expect(new SmartDataFilter().options).toEqual(DEFAULT_SMART_DATA_FILTER_OPTIONS);
@@ -616,5 +620,112 @@ describe("columnar samples (metricNames + decideValues)", () => {
     expect(filter.decideValues("dev-1", T0, names, [1], 0, T0)).toEqual({ action: "store", reason: "first_contact" });
     const other = new SmartDataFilter({ maxIdLength: 10 });
     expect(() => filter.decideValues("dev-1", T0, other.metricNames(["cpu"]), [1], 0, T0)).toThrow(RangeError);
+  });
+});
+
+/** `count` metrics with names of `length` characters that no other device uses. */
+function uniqueMetrics(device: number, count = 256, length = 128): Record<string, number> {
+  const metrics: Record<string, number> = {};
+  for (let j = 0; j < count; j++) metrics[`d${device}m${j}_`.padEnd(length, "x")] = j;
+  return metrics;
+}
+
+/** Runs test/support/filter-heap-probe.ts in a child with a forced GC, so real heap can be read. */
+function probeHeap(input: Record<string, unknown>): ProbeOutput {
+  const script = fileURLToPath(new URL("../support/filter-heap-probe.ts", import.meta.url));
+  const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", script, JSON.stringify(input)], { encoding: "utf8" });
+  return JSON.parse(out.trim().split("\n").pop()!) as ProbeOutput;
+}
+
+describe("bytes of state (maxStateBytes)", () => {
+  const MIB = 1024 * 1024;
+
+  it("keeps devices with unique long metric names under the cap, evicting the least recently seen", () => {
+    const maxStateBytes = 4 * MIB;
+    const filter = new SmartDataFilter({ maxStateBytes });
+    for (let d = 0; d < 200; d++) {
+      expect(feed(filter, uniqueMetrics(d), T0 + d, `dev-${d}`)).toEqual({ action: "store", reason: "first_contact" });
+      expect(filter.stateBytes).toBeLessThanOrEqual(maxStateBytes);
+    }
+    // ~85 KB each (measured below): about 48 fit, and the device count cap (100 000) never bit.
+    expect(filter.size).toBeGreaterThan(40);
+    expect(filter.size).toBeLessThan(60);
+    expect(filter.counters().evicted).toBe(200 - filter.size);
+    // The newest are kept and decide as before; an evicted device starts over with a first contact.
+    expect(feed(filter, uniqueMetrics(199), T0 + 1000, "dev-199")).toEqual(FILTERED);
+    expect(feed(filter, uniqueMetrics(0), T0 + 1000, "dev-0")).toEqual({ action: "store", reason: "first_contact" });
+    expect(filter.stateBytes).toBeLessThanOrEqual(maxStateBytes);
+  });
+
+  it("refreshes a device on any sample, so the one evicted is the least recently seen", () => {
+    const probe = new SmartDataFilter();
+    feed(probe, uniqueMetrics(0, 50, 100), T0, "x");
+    const perDevice = probe.stateBytes;
+    const filter = new SmartDataFilter({ maxStateBytes: Math.floor(perDevice * 3.5) });
+    for (const [i, id] of ["a", "b", "c"].entries()) feed(filter, uniqueMetrics(i, 50, 100), T0, id);
+    expect(feed(filter, uniqueMetrics(0, 50, 100), T0 + 1, "a")).toEqual(FILTERED); // a is now the most recent
+    feed(filter, uniqueMetrics(3, 50, 100), T0 + 2, "d"); // evicts b
+    expect(filter.size).toBe(3);
+    expect(feed(filter, uniqueMetrics(0, 50, 100), T0 + 3, "a")).toEqual(FILTERED);
+    expect(feed(filter, uniqueMetrics(1, 50, 100), T0 + 3, "b")).toEqual({ action: "store", reason: "first_contact" });
+  });
+
+  it("counts a Shape shared by many devices once, and frees it with its last device", () => {
+    const filter = new SmartDataFilter();
+    feed(filter, uniqueMetrics(0, 20, 64), T0, "a");
+    const one = filter.stateBytes;
+    feed(filter, uniqueMetrics(0, 20, 64), T0, "b");
+    const two = filter.stateBytes;
+    // The second device adds its own state only (id, object, 20 values), not the names again.
+    expect(two - one).toBeLessThan(600);
+    expect(two - one).toBeGreaterThan(20 * 8);
+    // A new key set for b: the old Shape is still a's; the new one is b's alone.
+    feed(filter, uniqueMetrics(1, 20, 64), T0 + 1, "b");
+    expect(filter.stateBytes).toBeGreaterThan(two + 20 * 64);
+    filter.forget("a");
+    filter.forget("b");
+    expect(filter.stateBytes).toBe(0);
+  });
+
+  it("grows with a device's new key set and evicts others to make room, keeping the device itself", () => {
+    const filter = new SmartDataFilter({ maxStateBytes: 60_000 });
+    feed(filter, { cpu: 1 }, T0, "small-1");
+    feed(filter, { cpu: 1 }, T0, "small-2");
+    feed(filter, { cpu: 1 }, T0, "grower");
+    // One device alone over the cap is still kept (its decision needs it); the others go.
+    expect(feed(filter, uniqueMetrics(7, 256, 128), T0 + 1, "grower")).toMatchObject({ action: "store", reason: "significant_change" });
+    expect(filter.size).toBe(1);
+    expect(filter.counters().evicted).toBe(2);
+    expect(feed(filter, uniqueMetrics(7, 256, 128), T0 + 2, "grower")).toEqual(FILTERED);
+  });
+
+  it("accounts at least what V8 measures, and not much more (heap read after a forced GC in a child)", () => {
+    const scenarios = [
+      { devices: 20_000, metrics: 10, nameLength: 12, uniqueNames: false, idLength: 36 },
+      { devices: 300, metrics: 256, nameLength: 128, uniqueNames: true, idLength: 36 },
+      { devices: 3_000, metrics: 4, nameLength: 20, uniqueNames: true, idLength: 36 },
+    ];
+    for (const scenario of scenarios) {
+      const { tracked, stateBytes, measuredBytes } = probeHeap(scenario);
+      expect(tracked).toBe(scenario.devices);
+      // Within [-3 %, +25 %] of the measurement: GC timing and hash-table growth steps move it by a few %.
+      expect(stateBytes, JSON.stringify(scenario)).toBeGreaterThanOrEqual(measuredBytes * 0.97);
+      expect(stateBytes, JSON.stringify(scenario)).toBeLessThanOrEqual(measuredBytes * 1.25);
+    }
+  });
+
+  it("holds real heap near the cap under a flood of devices with unique long metric names", () => {
+    const maxStateBytes = 16 * MIB;
+    // Uncapped, these 1 000 devices would take ~85 MB.
+    const out = probeHeap({ devices: 1000, metrics: 256, nameLength: 128, uniqueNames: true, idLength: 36, maxStateBytes });
+    expect(out.stateBytes).toBeLessThanOrEqual(maxStateBytes);
+    expect(out.tracked).toBeLessThan(1000);
+    expect(out.evicted).toBe(1000 - out.tracked);
+    expect(out.measuredBytes).toBeLessThanOrEqual(maxStateBytes * 1.05);
+  });
+
+  it("refuses a cap that is not a positive integer", () => {
+    expect(() => new SmartDataFilter({ maxStateBytes: 0 })).toThrow(/maxStateBytes must be a positive integer/);
+    expect(() => new SmartDataFilter({ maxStateBytes: Number.NaN })).toThrow(/maxStateBytes must be a positive integer/);
   });
 });

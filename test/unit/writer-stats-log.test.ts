@@ -25,7 +25,7 @@ describe("writerStatsReport", () => {
     });
   });
 
-  it.each(["droppedOffers", "rejectedFull", "failedUnavailable", "failedPermanent"] as const)("warns when %s grows", (key) => {
+  it.each(["droppedOffers", "shedOffers", "rejectedFull", "failedUnavailable", "failedPermanent"] as const)("warns when %s grows", (key) => {
     const report = writerStatsReport(zero, { ...zero, [key]: 3 });
     expect(report).toEqual({ fields: { [key]: 3, bufferedRows: 0, bufferedBytes: 0 }, warn: true });
   });
