@@ -100,8 +100,8 @@ export function standInBody(contentType: string | undefined): Uint8Array {
   return enveloped;
 }
 
-/** Request headers naming a compression: the stand-in body is never compressed. */
-const COMPRESSION_HEADERS = ["content-encoding", "connect-content-encoding", "grpc-encoding"];
+/** Request headers describing the client's body, which the stand-in replaces: its length and compression. */
+const BODY_HEADERS = ["content-length", "content-encoding", "connect-content-encoding", "grpc-encoding"];
 
 /** Only called if the auth interceptor let a refused call through, which it never does. */
 function refusedImplementation(): never {
@@ -153,7 +153,7 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
     // connection; closing it stops the client instead.
     if (!("stream" in req)) res.setHeader("Connection", "close");
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
-    for (const name of COMPRESSION_HEADERS) uReq.header.delete(name);
+    for (const name of BODY_HEADERS) uReq.header.delete(name);
     refusals
       .get(path)!({ ...uReq, body: oneChunk(standInBody(req.headers["content-type"])) })
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
