@@ -152,7 +152,14 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
     // HTTP/1.1: the unread body would otherwise have to be read (and thrown away) to reuse the
     // connection; closing it stops the client instead.
     if (!("stream" in req)) res.setHeader("Connection", "close");
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
+    let uReq: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      // Throws for a request without an authority (neither `:authority` nor `Host`).
+      uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
+    } catch (err) {
+      fail(res, err);
+      return;
+    }
     for (const name of BODY_HEADERS) uReq.header.delete(name);
     refusals
       .get(path)!({ ...uReq, body: oneChunk(standInBody(req.headers["content-type"])) })
