@@ -170,7 +170,8 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
         if ("stream" in req && !req.readableEnded && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
       })
       .catch((err: unknown) => {
-        if (ConnectError.from(err).code !== Code.Aborted) fail(res, err);
+        // A client gone before its answer was written is no failure of the gate.
+        if (!res.destroyed && ConnectError.from(err).code !== Code.Aborted) fail(res, err);
       });
   }
 
