@@ -1,9 +1,11 @@
 /**
  * The auth interceptor: finds the call's token, verifies it, applies the access matrix
  * (`access-policy.ts`) to the procedure and its request message(s), and puts the principal in
- * the context (`kPrincipal`) before any handler runs.
+ * the context (`kPrincipal`) before any handler runs. Behind the server's auth gate
+ * (`src/server/auth-gate.ts`) it takes the gate's verdict ({@link kAuthVerdict}) instead of
+ * verifying the token a second time; in-process transports have no gate and verify here.
  */
-import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type Interceptor, type StreamRequest } from "@connectrpc/connect";
 import { accessRule, checkRole, type AccessRule } from "./access-policy.js";
 import { readCredentials } from "./credentials.js";
 import { kPrincipal, type Principal } from "./principal.js";
@@ -16,6 +18,17 @@ export interface AuthInterceptorOptions {
   /** Origins whose browser requests may authenticate with the cookie (`ANALYTICS_CORS_ORIGINS`). */
   readonly corsOrigins: readonly string[];
 }
+
+/**
+ * What the auth gate concluded about a call's credentials before Connect read its body: the
+ * principal its token names, or why the call is refused (what verification threw, or the
+ * missing-credentials error). Set only by server code from the Node request (never from
+ * anything a client sends), so a client cannot forge one.
+ */
+export type AuthVerdict = { readonly token: string; readonly principal: Principal } | { readonly refused: unknown };
+
+/** The gate's verdict on the current call; undefined without a gate (in-process transports). */
+export const kAuthVerdict = createContextKey<AuthVerdict | undefined>(undefined, { description: "auth gate verdict" });
 
 const denied = (reason: string) => new ConnectError(`permission denied: ${reason}`, Code.PermissionDenied);
 
@@ -31,11 +44,15 @@ async function* checkEach<T>(messages: AsyncIterable<T>, principal: Principal, c
 /** Creates the interceptor; put it before (outside of) anything that needs the principal. */
 export function createAuthInterceptor(options: AuthInterceptorOptions): Interceptor {
   return (next) => async (req) => {
+    const verdict = req.contextValues.get(kAuthVerdict);
+    // A refused call carries a stand-in body instead of the client's: it never reaches a handler.
+    if (verdict !== undefined && "refused" in verdict) throw verdict.refused;
     const rule = accessRule(req.service.typeName, req.method.name);
     if (rule.allow === "open") return next(req);
     const credentials = readCredentials(req.header, req.url, options.corsOrigins);
     if (credentials.token === undefined) throw new ConnectError(credentials.problem, Code.Unauthenticated);
-    const principal = await options.verify(credentials.token);
+    // The gate read the same headers; comparing the token keeps the verdict bound to them.
+    const principal = verdict?.token === credentials.token ? verdict.principal : await options.verify(credentials.token);
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const roleDenial = checkRole(rule, principal, procedure);
     if (roleDenial) throw denied(roleDenial.reason);

@@ -3,7 +3,7 @@
  * `buildServer` does not listen, so tests choose the port (0) and production uses `PORT`.
  */
 import type { Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { writerStrategyOf, type Config } from "../config.js";
@@ -18,7 +18,14 @@ import { createOnePortServer, type OnePortServerStats } from "./one-port-server.
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { createRequestLogSink } from "./request-log-shedding.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
-import { createBinaryLogEventsRoutes, createRoutes, HEALTH_CHECKED_SERVICES, routeBinaryLogEvents, type RouteDeps } from "./routes.js";
+import {
+  ADVERTISED_SERVICES,
+  createBinaryLogEventsRoutes,
+  createRoutes,
+  HEALTH_CHECKED_SERVICES,
+  routeBinaryLogEvents,
+  type RouteDeps,
+} from "./routes.js";
 import { createRollupFlushHook } from "../queries/rollups.js";
 import { createSqlPool } from "../queries/sql-runner.js";
 import { startRetentionSchedule } from "../storage/retention.js";
@@ -29,6 +36,8 @@ import { anonymizeIp } from "../util/anonymize-ip.js";
 import { withCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createErrorMaskInterceptor } from "./error-mask-interceptor.js";
+import { withAuthGate, withAuthVerdict } from "./auth-gate.js";
+import { messageCaps } from "./message-caps.js";
 
 /** A built server. */
 export interface AnalyticsServer {
@@ -102,8 +111,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   const stopWriterStatsLog = startWriterStatsLog(writer, log, options.writerStatsIntervalMs ?? 60_000);
   // Order matters: the request log is outermost so it times and records everything after it.
   const interceptors: Interceptor[] = [];
-  // Unauthenticated calls' rows may fill only a share of the writer's buffer; calls refused
-  // before Connect offer theirs through `createRefusedCallRecorder({ sink: requestLog, ... })`.
+  // Unauthenticated calls' rows may fill only a share of the writer's buffer (calls the auth gate
+  // refuses reach the interceptor too: Connect answers them).
   const requestLog = createRequestLogSink(writer, config.requestLogUnauthenticatedShare);
   if (config.analyticsEnabled) {
     interceptors.push(
@@ -133,12 +142,15 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     deviceMetrics,
     shutdownSignal: shutdown.signal,
     analyticsOverrides: options.analyticsOverrides,
+    messageCaps: messageCaps({ maxMessageBytes: config.maxMessageBytes, metricsMessageBytes: config.metricsMaxMessageBytes }),
   };
   const adapterOptions = {
     interceptors,
     readMaxBytes: config.maxMessageBytes,
+    // Named (connectNodeAdapter's default) so the auth gate's refusals accept the same ones.
+    acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
-    contextValues: meterContextValues,
+    contextValues: withAuthVerdict(meterContextValues),
   };
   const main = connectNodeAdapter({ routes: createRoutes(routeDeps), ...adapterOptions });
   // Binary LogEvents calls take the fast path: the same RPC through the same interceptors, its
@@ -147,7 +159,9 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   const routed = binaryLogEventsRoutes
     ? routeBinaryLogEvents(main, connectNodeAdapter({ routes: binaryLogEventsRoutes, ...adapterOptions }))
     : main;
-  const handler = withCors(meterRequests(routed), { allowedOrigins: config.corsOrigins });
+  // The gate refuses calls without a valid token before their body is read (auth-gate.ts).
+  const gate = withAuthGate(routed, { verify: verifyToken, corsOrigins: config.corsOrigins, services: ADVERTISED_SERVICES, connect: adapterOptions, log });
+  const handler = withCors(meterRequests(gate), { allowedOrigins: config.corsOrigins });
   const http = createOnePortServer(handler, {
     sniffTimeoutMs: config.sniffTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,

@@ -2,7 +2,8 @@
  * Every procedure the server answers, registered in one place. Tests mount the same routes
  * in-process with `createRouterTransport(createRoutes(deps))`.
  */
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
@@ -19,6 +20,7 @@ import { createSqlPool } from "../queries/sql-runner.js";
 import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
 import type { HealthService } from "./health.js";
 import { createReflectionRoutes } from "./reflection.js";
+import type { MessageCaps } from "./message-caps.js";
 
 /** What the routes need. */
 export interface RouteDeps extends AnalyticsServiceDeps {
@@ -33,6 +35,8 @@ export interface RouteDeps extends AnalyticsServiceDeps {
   readonly shutdownSignal?: AbortSignal;
   /** The MetricsService queries; by default over `em`'s connection pool. */
   readonly metricsQueries?: MetricsQueries;
+  /** Each procedure's read cap by path (`messageCaps(...)`); none: only the adapter's global cap. */
+  readonly messageCaps?: MessageCaps;
 }
 
 /** The services every client can discover through reflection. */
@@ -51,7 +55,8 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     log: deps.log,
     now: deps.now,
   });
-  return (router) => {
+  return (connectRouter) => {
+    const router = withMessageCaps(connectRouter, deps.messageCaps);
     router.service(AnalyticsService, { ...createAnalyticsService(deps), ...deps.analyticsOverrides });
     // Registered after the service, so they replace its Unimplemented entries (routers key
     // handlers by path; the last wins), each with its own per-message size cap.
@@ -73,7 +78,47 @@ export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectR
   if (deps.analyticsOverrides?.logEvents) return undefined;
   const handlers = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
   return (router) => {
-    router.rpc(logEventsWireMethod, handlers.logEventsWire);
+    // The cap of LogEvents: the fast path reads the same requests.
+    withMessageCaps(router, deps.messageCaps).rpc(logEventsWireMethod, handlers.logEventsWire);
+  };
+}
+
+/**
+ * `router` registering every procedure with its read cap from `caps` (the smaller one when a
+ * registration names its own), one method at a time: `service()`'s options would give every
+ * method of a service the same cap. Without `caps`, `router` itself.
+ */
+export function withMessageCaps(router: ConnectRouter, caps: MessageCaps | undefined): ConnectRouter {
+  if (caps === undefined) return router;
+  const optionsOf = (method: DescMethod, options: { readMaxBytes?: number } | undefined) => {
+    const cap = caps.get(`/${method.parent.typeName}/${method.name}`);
+    if (cap === undefined) return options;
+    return { ...options, readMaxBytes: Math.min(cap, options?.readMaxBytes ?? cap) };
+  };
+  const capped: ConnectRouter = {
+    handlers: router.handlers,
+    service(service: DescService, impl: Record<string, unknown>, options?: { readMaxBytes?: number }) {
+      for (const method of service.methods) {
+        const fn = impl[method.localName];
+        // As `router.service` does: bound to its object, and Unimplemented when absent.
+        const bound = typeof fn === "function" ? fn.bind(impl) : unimplemented(service, method);
+        // The method's kind and implementation come from the same service description.
+        router.rpc(method as never, bound as never, optionsOf(method, options));
+      }
+      return capped;
+    },
+    rpc(method: DescMethod, impl: unknown, options?: { readMaxBytes?: number }) {
+      router.rpc(method as never, impl as never, optionsOf(method, options));
+      return capped;
+    },
+  } as ConnectRouter;
+  return capped;
+}
+
+function unimplemented(service: DescService, method: DescMethod) {
+  const message = `${service.typeName}.${method.name} is not implemented`;
+  return function unimplemented(): never {
+    throw new ConnectError(message, Code.Unimplemented);
   };
 }
 

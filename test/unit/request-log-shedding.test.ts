@@ -19,7 +19,6 @@ import { ormOptions } from "../../src/db/orm.js";
 import { createAnalyticsService } from "../../src/handlers/analytics-service.js";
 import { createRequestLogInterceptor } from "../../src/server/request-log-interceptor.js";
 import {
-  createRefusedCallRecorder,
   createRequestLogSink,
   isUnauthenticatedCall,
   type RequestLogSink,
@@ -199,51 +198,4 @@ describe("a flood of unauthenticated calls while the database is slow", () => {
     expect(report?.fields).not.toHaveProperty("droppedOffers");
     await s.writer.close();
   });
-
-  it("gives calls refused before Connect the same rule, through createRefusedCallRecorder", async () => {
-    const s = setUp("sink");
-    const sink = createRequestLogSink(s.writer, 0.1);
-    const refused = {
-      procedure: "/analytics.v1.AnalyticsService/LogEvents",
-      code: Code.Unauthenticated,
-      message: "missing credentials",
-      startedAtMs: Date.UTC(2026, 0, 1),
-      responseTimeMs: 0.5,
-      httpMethod: "POST",
-      contentType: "application/grpc",
-      userAgent: "curl/8",
-      remoteAddress: "::ffff:10.0.0.7",
-      forwardedFor: "1.2.3.4",
-    };
-    const rows: Row[] = [];
-    const spy = createRecorderSpy(sink, rows);
-    const record = createRefusedCallRecorder({ sink: spy, trustedProxyHops: 0, anonymizeIp: () => "10.0.0.0" });
-    const kept = Array.from({ length: 50 }, () => record(refused));
-    expect(rows[0]).toMatchObject({
-      endpoint: "/analytics.v1.AnalyticsService/LogEvents",
-      protocol: "grpc",
-      status_code: Code.Unauthenticated,
-      http_status: 401,
-      user_id: null,
-      client_ip: "10.0.0.0",
-      error_message: "missing credentials",
-    });
-    expect(kept.filter(Boolean)).toHaveLength(20);
-    expect(s.writer.stats().shedOffers).toBe(30);
-    // Skipped procedures are not logged at all, as in the interceptor.
-    expect(record({ ...refused, procedure: "/grpc.health.v1.Health/Check" })).toBe(false);
-    expect(s.writer.stats()).toMatchObject({ shedOffers: 30, bufferedRows: 20 });
-    s.db.open();
-    await s.writer.flush();
-    expect(s.db.inserted.get("api_request_logs")).toBe(20);
-    await s.writer.close();
-  });
 });
-
-/** `sink`, with every row it is given also kept in `rows`. */
-function createRecorderSpy(sink: RequestLogSink, rows: Row[]): RequestLogSink {
-  return {
-    authenticated: (row) => (rows.push(row), sink.authenticated(row)),
-    unauthenticated: (row) => (rows.push(row), sink.unauthenticated(row)),
-  };
-}
