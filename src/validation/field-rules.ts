@@ -109,8 +109,11 @@ export const maxLength =
   (v) =>
     v.length > n ? `must be at most ${n} characters (got ${v.length})` : undefined;
 
-/** Text stored in a column: no NUL ({@link noNul}) and at most `n` characters. */
-export const text = (n: number): Check<string>[] => [noNul, maxLength(n)];
+/**
+ * Text stored in a column: at most `n` characters, then no NUL ({@link noNul}). The size comes
+ * first so an oversized value is refused for its size before any scan of its content.
+ */
+export const text = (n: number): Check<string>[] => [maxLength(n), noNul];
 
 /** The string, when present, must be a UUID. */
 export const optionalUuid: Check<string> = (v) => (v !== "" && !isUuid(v) ? "must be a UUID" : undefined);
