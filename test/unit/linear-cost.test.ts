@@ -5,6 +5,7 @@ import { EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytic
 import { JsonText, jsonHasNul, jsonTextOf, wellFormedJson } from "../../src/util/json-text.js";
 import { jsonPayload, MAX_JSON_BYTES } from "../../src/validation/field-rules.js";
 import { compileDecoder } from "../../src/wire/message-decoder.js";
+import { isTransientStorageError } from "../../src/storage/storage-errors.js";
 import { concat } from "../support/bytes.js";
 
 // Probes that keep caller-controlled work linear in its input (docs/HARDENING.md, "Linear
@@ -173,4 +174,14 @@ describe("the binary decoder's cost is linear in its input", () => {
       expectLinear(make, (bytes) => decodeAsObject(bytes), n, 300);
     });
   }
+});
+
+describe("error classification is linear in the error's message", () => {
+  it("tells a dropped connection from a message quoting caller data with many a \"connection\"", () => {
+    const quoting = (n: number) => new Error(`insert into "error_logs" values ('${"connection ".repeat(n)}') - value too long`);
+    expectLinear(quoting, (err) => expect(isTransientStorageError(err)).toBe(false), 16_000, 200);
+    expect(isTransientStorageError(new Error("the connection was unexpectedly CLOSED by the server"))).toBe(true);
+    expect(isTransientStorageError(new Error("pool: connection ended"))).toBe(true);
+    expect(isTransientStorageError(new Error("connection ok\nstatement closed"))).toBe(false); // not on one line
+  });
 });
