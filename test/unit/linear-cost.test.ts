@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createMethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { fromBinary, type DescMethodUnary, type JsonObject } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { AnalyticsService, EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { JsonText, jsonHasNul, jsonTextOf, wellFormedJson } from "../../src/util/json-text.js";
 import { jsonPayload, MAX_JSON_BYTES } from "../../src/validation/field-rules.js";
 import { compileDecoder } from "../../src/wire/message-decoder.js";
@@ -183,5 +185,39 @@ describe("error classification is linear in the error's message", () => {
     expect(isTransientStorageError(new Error("the connection was unexpectedly CLOSED by the server"))).toBe(true);
     expect(isTransientStorageError(new Error("pool: connection ended"))).toBe(true);
     expect(isTransientStorageError(new Error("connection ok\nstatement closed"))).toBe(false); // not on one line
+  });
+});
+
+describe("Connect JSON requests (protobuf-es fromJson)", () => {
+  // Parsed by Connect before any interceptor or handler: its errors are the answer.
+  const parseJson = (method: DescMethodUnary, json: string) =>
+    createMethodSerializationLookup(method, undefined, undefined, { readMaxBytes: 64 << 20, writeMaxBytes: 64 << 20 })
+      .getI(false)
+      .parse(new TextEncoder().encode(json));
+
+  it("refuses a payload nested deeper than 100 as InvalidArgument, at once, however deep (no stack overflow, no Internal)", () => {
+    for (const depth of [101, 10_000, 300_000]) {
+      const lists = `${"[".repeat(depth)}${"]".repeat(depth)}`;
+      const objects = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+      for (const [method, json] of [
+        [AnalyticsService.method.logUserActivity, `{"activityType":"ACTIVITY_TYPE_CLICK","extraData":{"x":${lists}}}`],
+        [AnalyticsService.method.logError, `{"errorMessage":"m","context":${objects}}`],
+        [AnalyticsService.method.logEvents, `{"events":[{"jobOutcome":{"jobId":"j","extraData":{"x":${lists}}}}]}`],
+      ] as [DescMethodUnary, string][]) {
+        const start = process.cpuUsage();
+        let error: unknown;
+        try {
+          parseJson(method, json);
+        } catch (err) {
+          error = err;
+        }
+        const { user, system } = process.cpuUsage(start);
+        expect(error).toBeInstanceOf(ConnectError);
+        expect((error as ConnectError).code, `${method.name}, depth ${depth}: ${(error as Error).message}`).toBe(Code.InvalidArgument);
+        expect((error as ConnectError).message).toMatch(/maximum recursion depth/);
+        if (process.env.LINEAR_COST_LOG) console.log(method.name, depth, json.length, (user + system) / 1000);
+        expect((user + system) / 1000).toBeLessThan(500);
+      }
+    }
   });
 });
