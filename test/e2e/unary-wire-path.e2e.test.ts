@@ -47,13 +47,13 @@ describe("unary Log* calls in binary encodings", () => {
     for (const row of stored) expect(row.extra_data).toEqual({ tab: "map", zoom: 3.5, list: [1, "a", null, { ok: true }] });
   });
 
-  it("merge extra_data sent 4,000 times in one binary LogUserActivity at once, as protobuf merges it", async () => {
+  it("merge extra_data sent 4,400 times in one binary LogUserActivity at once, as protobuf merges it", async () => {
     const token = await mintTestToken(t.server.config, "service");
     const head = toBinary(LogUserActivityRequestSchema, { $typeName: "analytics.v1.LogUserActivityRequest", activityType: ActivityType.CLICK, pageUrl: "/wire/repeats" } as never);
     const writer = new BinaryWriter().raw(head);
-    for (let i = 0; i < 4000; i++) writer.raw(extraDataField(`k${i % 1000}`, i)); // 1,000 keys, each sent 4 times: the last wins
+    for (let i = 0; i < 4400; i++) writer.raw(extraDataField(`k${i % 4000}`, i)); // k0..k399 sent twice: the last wins
     const body = writer.finish();
-    expect(body.length).toBeGreaterThan(60_000);
+    expect(body.length).toBeGreaterThan(90_000);
     const start = performance.now();
     const res = await fetch(`${t.server.url()}/analytics.v1.AnalyticsService/LogUserActivity`, {
       method: "POST",
@@ -65,7 +65,7 @@ describe("unary Log* calls in binary encodings", () => {
     // Linear: tens of milliseconds; the quadratic merge took seconds (generous for a loaded box).
     expect(ms).toBeLessThan(1500);
     const [row] = await t.rows<{ extra_data: Record<string, number> }>(`select extra_data from user_activities where page_url = '/wire/repeats'`);
-    const expected = Object.fromEntries(Array.from({ length: 1000 }, (_, k) => [`k${k}`, 3000 + k]));
+    const expected = Object.fromEntries(Array.from({ length: 4000 }, (_, k) => [`k${k}`, k < 400 ? 4000 + k : k]));
     expect(row!.extra_data).toEqual(expected);
   });
 });
