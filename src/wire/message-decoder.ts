@@ -107,13 +107,12 @@ export function compileDecoder<Desc extends DescMessage>(schema: Desc, options: 
     reader.pos = bytes.byteOffset;
     (reader as { len: number }).len = bytes.byteOffset + bytes.byteLength;
     input.depth = 0;
-    merges.length = 0;
     try {
       const message = readMessage(plan, input, bytes.byteLength, undefined) as MessageShape<Desc>;
       if (merges.length > 0) finishMerges(merges);
       return message;
     } catch (err) {
-      merges.length = 0; // what a failed decode held is garbage now
+      merges.length = 0; // what a failed decode held is garbage now (a decode starts with it empty)
       if (err instanceof WireFormatError) throw err;
       // BinaryReader's own errors: premature EOF, invalid varint, an unskippable wire type.
       throw new WireFormatError(`cannot decode ${schema.typeName}: ${(err as Error).message}`);
