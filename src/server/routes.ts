@@ -11,7 +11,8 @@ import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/r
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createAnalyticsService, type AnalyticsServiceDeps } from "../handlers/analytics-service.js";
 import { createLogEventsHandlers } from "../handlers/log-events.js";
-import { isBinaryLogEventsRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
+import { isBinaryFastPathRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
+import { fromUnaryWire, unaryWireMethod } from "../wire/unary-log-wire.js";
 import type { UniversalHandler } from "./one-port-server.js";
 import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
 import { createMetricsService } from "../handlers/metrics-service.js";
@@ -77,9 +78,18 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
 export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectRouter) => void) | undefined {
   if (deps.analyticsOverrides?.logEvents) return undefined;
   const handlers = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
+  // The unary Log* calls with a Struct field, read through wire types (src/wire/unary-log-wire.ts:
+  // a repeated Struct field costs linear time there, quadratic in protobuf-es's generated path).
+  const unary = { ...createAnalyticsService(deps), ...deps.analyticsOverrides };
+  const { logUserActivity, logError, logDeviceStateChange, logJobOutcome } = AnalyticsService.method;
   return (router) => {
-    // The cap of LogEvents: the fast path reads the same requests.
-    withMessageCaps(router, deps.messageCaps).rpc(logEventsWireMethod, handlers.logEventsWire);
+    // The caps of the methods they stand for: the fast path reads the same requests.
+    const capped = withMessageCaps(router, deps.messageCaps);
+    capped.rpc(logEventsWireMethod, handlers.logEventsWire);
+    capped.rpc(unaryWireMethod(logUserActivity), (req, ctx) => unary.logUserActivity!(fromUnaryWire(logUserActivity.input, req), ctx));
+    capped.rpc(unaryWireMethod(logError), (req, ctx) => unary.logError!(fromUnaryWire(logError.input, req), ctx));
+    capped.rpc(unaryWireMethod(logDeviceStateChange), (req, ctx) => unary.logDeviceStateChange!(fromUnaryWire(logDeviceStateChange.input, req), ctx));
+    capped.rpc(unaryWireMethod(logJobOutcome), (req, ctx) => unary.logJobOutcome!(fromUnaryWire(logJobOutcome.input, req), ctx));
   };
 }
 
@@ -122,8 +132,8 @@ function unimplemented(service: DescService, method: DescMethod) {
   };
 }
 
-/** Sends binary `LogEvents` calls to `binaryLogEvents`, everything else to `main`. */
+/** Sends binary `LogEvents` and unary `Log*` calls to `binaryLogEvents`, everything else to `main`. */
 export function routeBinaryLogEvents(main: UniversalHandler, binaryLogEvents: UniversalHandler): UniversalHandler {
   return (req, res) =>
-    isBinaryLogEventsRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
+    isBinaryFastPathRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
 }

@@ -5,7 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { jsonHasNul, jsonTextOf } from "../util/json-text.js";
+import { jsonHasNul, jsonOf } from "../util/json-text.js";
 import { isUuid } from "../util/uuid-v7.js";
 
 /** One invalid field: its proto field path and what is wrong, in words safe to show a client. */
@@ -109,8 +109,11 @@ export const maxLength =
   (v) =>
     v.length > n ? `must be at most ${n} characters (got ${v.length})` : undefined;
 
-/** Text stored in a column: no NUL ({@link noNul}) and at most `n` characters. */
-export const text = (n: number): Check<string>[] => [noNul, maxLength(n)];
+/**
+ * Text stored in a column: at most `n` characters, then no NUL ({@link noNul}). The size comes
+ * first so an oversized value is refused for its size before any scan of its content.
+ */
+export const text = (n: number): Check<string>[] => [maxLength(n), noNul];
 
 /** The string, when present, must be a UUID. */
 export const optionalUuid: Check<string> = (v) => (v !== "" && !isUuid(v) ? "must be a UUID" : undefined);
@@ -155,13 +158,17 @@ export const MAX_JSON_BYTES = 64 * 1024;
 
 /**
  * A Struct field, when present, must encode to at most {@link MAX_JSON_BYTES} of JSON and hold no
- * U+0000 in a key or string (jsonb cannot store it: the row would be refused at its flush).
+ * U+0000 in a key or string (jsonb cannot store it: the row would be refused at its flush). The
+ * size is checked first, on the text as serialized, so no content scan ever runs on an
+ * oversized payload.
  */
 export const jsonPayload: Check<JsonObject | undefined> = (v) => {
   if (v === undefined) return undefined;
-  const text = jsonTextOf(v).text;
-  if (jsonHasNul(text)) return "must not contain the NUL character (U+0000) in a key or string";
-  if (text.length * 3 <= MAX_JSON_BYTES) return undefined; // UTF-8 takes at most 3 bytes per UTF-16 code unit
-  const bytes = Buffer.byteLength(text);
-  return bytes > MAX_JSON_BYTES ? `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})` : undefined;
+  const json = jsonOf(v);
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit: most payloads need no count of their bytes.
+  if (json.length * 3 > MAX_JSON_BYTES) {
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_JSON_BYTES) return `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${bytes})`;
+  }
+  return jsonHasNul(json) ? "must not contain the NUL character (U+0000) in a key or string" : undefined;
 };

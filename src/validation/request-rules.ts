@@ -1,6 +1,8 @@
 /**
  * Validation rules, declared once per request message. Handlers call `assertValid(req, RULES)`;
- * `LogEvents` runs the same rules per item and rejects only the invalid items.
+ * `LogEvents` runs the same rules per item and rejects only the invalid items. A field's size
+ * check comes before any check of its content (`text` before `required`), so an oversized value
+ * is refused for its size before it is scanned.
  */
 import type {
   LogDeviceStateChangeRequest,
@@ -58,7 +60,7 @@ export const ERROR_RULES: Rules<LogErrorRequest> = rules(
   field("category", (m) => m.category, definedEnum(ErrorCategory, true)),
   field("severity", (m) => m.severity, definedEnum(Severity, true)),
   field("error_code", (m) => m.errorCode, ...text(LIMITS.id)),
-  field("error_message", (m) => m.errorMessage, required, ...text(LIMITS.message)),
+  field("error_message", (m) => m.errorMessage, ...text(LIMITS.message), required),
   field("stack_trace", (m) => m.stackTrace, ...text(LIMITS.stackTrace)),
   field("endpoint", (m) => m.endpoint, ...text(LIMITS.url)),
   field("device_id", (m) => m.deviceId, ...text(LIMITS.id)),
@@ -69,9 +71,9 @@ export const ERROR_RULES: Rules<LogErrorRequest> = rules(
 
 /** LogDeviceStateChange. */
 export const DEVICE_STATE_CHANGE_RULES: Rules<LogDeviceStateChangeRequest> = rules(
-  field("device_id", (m) => m.deviceId, required, ...text(LIMITS.id)),
+  field("device_id", (m) => m.deviceId, ...text(LIMITS.id), required),
   field("previous_state", (m) => m.previousState, ...text(LIMITS.shortText)),
-  field("new_state", (m) => m.newState, required, ...text(LIMITS.shortText)),
+  field("new_state", (m) => m.newState, ...text(LIMITS.shortText), required),
   field("changed_by", (m) => m.changedBy, ...text(LIMITS.shortText)),
   field("reason", (m) => m.reason, ...text(LIMITS.message)),
   field("extra_data", (m) => m.extraData, jsonPayload),
@@ -81,8 +83,8 @@ export const DEVICE_STATE_CHANGE_RULES: Rules<LogDeviceStateChangeRequest> = rul
 
 /** LogJobOutcome. */
 export const JOB_OUTCOME_RULES: Rules<LogJobOutcomeRequest> = rules(
-  field("job_id", (m) => m.jobId, required, ...text(LIMITS.id)),
-  field("job_type", (m) => m.jobType, required, ...text(LIMITS.id)),
+  field("job_id", (m) => m.jobId, ...text(LIMITS.id), required),
+  field("job_type", (m) => m.jobType, ...text(LIMITS.id), required),
   field("status", (m) => m.status, definedEnum(JobStatus, false)),
   field("device_id", (m) => m.deviceId, ...text(LIMITS.id)),
   field("duration_ms", (m) => m.durationMs, fitsIntegerColumn),

@@ -19,6 +19,7 @@ import type { WireType } from "@bufbuild/protobuf/wire";
 import { Buffer } from "node:buffer";
 import { nativeBuffer, utf8Length, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { UNARY_WIRE_METHODS } from "./unary-log-wire.js";
 import {
   LogEventsRequestWireSchema as requestSchema,
   LogEventsResponseWireSchema as responseSchema,
@@ -64,6 +65,19 @@ const LOG_EVENTS_PATH = `/${AnalyticsService.typeName}/${AnalyticsService.method
  */
 export function isBinaryLogEventsRequest(method: string | undefined, url: string | undefined, contentType: string | undefined): boolean {
   return method === "POST" && url === LOG_EVENTS_PATH && contentType !== undefined && BINARY_CONTENT_TYPE.test(contentType);
+}
+
+/** The paths of the unary methods read through wire types (`unary-log-wire.ts`). */
+const UNARY_WIRE_PATHS = new Set(UNARY_WIRE_METHODS.map((m) => `/${AnalyticsService.typeName}/${m.name}`));
+
+/**
+ * Whether an HTTP request goes to the binary fast path: `LogEvents` ({@link isBinaryLogEventsRequest})
+ * or a unary `Log*` call whose request has a Struct field (`unary-log-wire.ts`), in a binary
+ * encoding.
+ */
+export function isBinaryFastPathRequest(method: string | undefined, url: string | undefined, contentType: string | undefined): boolean {
+  if (method !== "POST" || url === undefined || contentType === undefined) return false;
+  return (url === LOG_EVENTS_PATH || UNARY_WIRE_PATHS.has(url)) && BINARY_CONTENT_TYPE.test(contentType);
 }
 
 /**

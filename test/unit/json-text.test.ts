@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonText, jsonTextOf, wellFormedJson } from "../../src/util/json-text.js";
+import { JsonText, jsonHasNul, jsonOf, jsonTextOf, wellFormedJson } from "../../src/util/json-text.js";
 
 describe("JsonText", () => {
   it("stands for its value wherever a row is serialized, not for a wrapper", () => {
@@ -28,5 +28,26 @@ describe("JsonText", () => {
     // Paired surrogates are characters, not escapes; a literal backslash before "ud800" is text.
     expect(text({ e: "😀", l: "\\ud800", m: "\\\ud800" })).toBe('{"e":"😀","l":"\\\\ud800","m":"\\\\\\ufffd"}');
     expect(wellFormedJson('{"a":1}')).toBe('{"a":1}');
+  });
+
+  it("finds U+0000 by the parity of the backslashes before it, in keys and values", () => {
+    const nul = (v: object) => jsonHasNul(JSON.stringify(v));
+    expect(nul({ k: "\u0000" })).toBe(true);
+    expect(nul({ "a\u0000": 1 })).toBe(true);
+    expect(nul({ k: "\\u0000" })).toBe(false); // a backslash, then "u0000"
+    expect(nul({ k: "\\\u0000" })).toBe(true); // a backslash, then U+0000
+    expect(nul({ k: "\\\\u0000" })).toBe(false);
+    expect(nul({ k: "x\\", l: "u0000" })).toBe(false); // an escape ends a string; the next starts afresh
+    expect(jsonHasNul('{"k":"\\ud800\\n"}')).toBe(false);
+  });
+
+  it("gives the JSON as serialized (lone surrogates still escaped) for measuring, and the stored text from the same serialization", () => {
+    const payload = { k: "\ud800" };
+    expect(jsonOf(payload)).toBe('{"k":"\\ud800"}');
+    expect(jsonTextOf(payload).text).toBe('{"k":"\\ufffd"}');
+    expect(jsonTextOf(payload)).toBe(jsonTextOf(payload));
+    const text = new JsonText('{"a":1}');
+    expect(jsonOf(text)).toBe(text.text);
+    expect(jsonTextOf(text)).toBe(text);
   });
 });

@@ -122,6 +122,27 @@ describe("NUL characters (PostgreSQL's text and jsonb cannot store U+0000)", () 
   });
 });
 
+describe("size checks", () => {
+  it("come before content checks: an oversized value is refused for its size, whatever it holds", () => {
+    const outcome = (fields: object) => validate(create(LogErrorRequestSchema, { errorMessage: "m", ...fields }), ERROR_RULES);
+    expect(outcome({ errorCode: "\u0000".repeat(LIMITS.id + 1) })).toEqual([
+      { field: "error_code", description: `must be at most ${LIMITS.id} characters (got ${LIMITS.id + 1})` },
+    ]);
+    expect(outcome({ errorMessage: " ".repeat(LIMITS.message + 1) })).toEqual([
+      { field: "error_message", description: `must be at most ${LIMITS.message} characters (got ${LIMITS.message + 1})` },
+    ]);
+    const run = "\\".repeat(MAX_JSON_BYTES / 2); // each backslash is two characters of JSON
+    expect(outcome({ context: { k: run + "\u0000" } })).toEqual([
+      { field: "context", description: `must encode to at most ${MAX_JSON_BYTES} bytes of JSON (got ${MAX_JSON_BYTES + 14})` },
+    ]);
+    // Within the limits, the content is judged.
+    expect(outcome({ errorCode: "\u0000", context: { k: run.slice(100) + "\u0000" } })).toEqual([
+      { field: "error_code", description: "must not contain the NUL character (U+0000)" },
+      { field: "context", description: "must not contain the NUL character (U+0000) in a key or string" },
+    ]);
+  });
+});
+
 describe("assertValid", () => {
   it("throws InvalidArgument naming each field", () => {
     try {
