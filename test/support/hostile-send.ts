@@ -11,7 +11,7 @@ import { ConnectError, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import http from "node:http";
 import { encodeJson, type Encoding, type FuzzCase, type FuzzTarget } from "./hostile-messages.js";
-import { codeName, envelope, H2Pool, h1Call, h2Call, type Outcome } from "./hostile-wire.js";
+import { CLIENT_SESSION_MEMORY_MB, codeName, envelope, H2Pool, h1Call, h2Call, type Outcome } from "./hostile-wire.js";
 
 /** Where a case is sent. */
 export type Channel = "client-grpc" | "client-connect" | "raw-grpc" | "raw-connect";
@@ -39,8 +39,10 @@ export class FuzzSender {
       const useBinaryFormat = encoding === "binary";
       t =
         channel === "client-grpc"
-          ? createGrpcTransport({ baseUrl: this.url, useBinaryFormat })
-          : createConnectTransport({ baseUrl: this.url, useBinaryFormat, httpVersion: streaming ? "2" : "1.1" });
+          ? createGrpcTransport({ baseUrl: this.url, useBinaryFormat, nodeOptions: { maxSessionMemory: CLIENT_SESSION_MEMORY_MB } })
+          : streaming
+            ? createConnectTransport({ baseUrl: this.url, useBinaryFormat, httpVersion: "2", nodeOptions: { maxSessionMemory: CLIENT_SESSION_MEMORY_MB } })
+            : createConnectTransport({ baseUrl: this.url, useBinaryFormat, httpVersion: "1.1" });
       this.#transports.set(key, t);
     }
     return t;

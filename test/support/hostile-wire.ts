@@ -124,6 +124,9 @@ export interface RawCall {
   readonly openStreamGraceMs?: number;
 }
 
+/** Session memory of the fuzz clients' HTTP/2 sessions, in MB (see {@link H2Pool.session}). */
+export const CLIENT_SESSION_MEMORY_MB = 1024;
+
 /** HTTP/2 sessions to one server, reopened when one is closed or refused. */
 export class H2Pool {
   #session: http2.ClientHttp2Session | undefined;
@@ -132,7 +135,9 @@ export class H2Pool {
   session(): http2.ClientHttp2Session {
     const s = this.#session;
     if (s !== undefined && !s.closed && !s.destroyed) return s;
-    const fresh = http2.connect(this.url);
+    // Node's default (10 MB) would make the client itself refuse new streams (ENHANCE_YOUR_CALM)
+    // while a message far over the server's cap is still buffered on its way out.
+    const fresh = http2.connect(this.url, { maxSessionMemory: CLIENT_SESSION_MEMORY_MB });
     fresh.on("error", () => {});
     fresh.on("goaway", () => {
       if (this.#session === fresh) this.#session = undefined;
@@ -184,21 +189,28 @@ export function h2Call(pool: H2Pool, call: RawCall): Promise<Outcome> {
     let httpStatus = 0;
     const chunks: Buffer[] = [];
     let messages = 0;
-    let received = 0;
+    // The answer is complete at its trailers (gRPC) or at the end of the response body (Connect),
+    // even while the request is still being sent: a server that refuses a body it will not read
+    // answers early, and waiting for the stream to close would wait for the unread upload.
+    const finishGrpc = () => done(codeName(Number(status)), statusMessage && decodeURIComponent(statusMessage));
     stream.on("response", (headers) => {
       httpStatus = Number(headers[":status"]);
       if (headers["grpc-status"] !== undefined) {
         status = String(headers["grpc-status"]);
         statusMessage = headers["grpc-message"] as string | undefined;
+        if (grpc) finishGrpc();
       }
     });
     stream.on("trailers", (trailers) => {
       status = String(trailers["grpc-status"]);
       statusMessage = trailers["grpc-message"] as string | undefined;
+      if (grpc) finishGrpc();
+    });
+    stream.on("end", () => {
+      if (!grpc) finishConnect();
     });
     stream.on("data", (chunk: Buffer) => {
       chunks.push(chunk);
-      received += chunk.length;
       // Count whole envelopes seen so far, for the open-stream rule.
       const all = Buffer.concat(chunks);
       let at = 0;
@@ -215,19 +227,19 @@ export function h2Call(pool: H2Pool, call: RawCall): Promise<Outcome> {
           graceTimer = setTimeout(() => done("ok", "stream left open after answering"), call.openStreamGraceMs);
         }
       }
-      void received;
     });
     stream.on("error", () => {});
-    stream.on("close", () => {
-      if (grpc) {
-        if (status !== undefined) return done(codeName(Number(status)), statusMessage && decodeURIComponent(statusMessage));
-        return done(httpStatus ? `http_${httpStatus}` : "reset");
-      }
+    const finishConnect = () => {
       // Connect streaming: the last envelope (flag 0x02) is the end-of-stream JSON.
-      if (httpStatus !== 200) return done(httpStatus ? connectHttpCode(httpStatus, Buffer.concat(chunks)) : "reset");
+      if (httpStatus !== 200) return done(httpStatus ? connectHttpCode(httpStatus, Buffer.concat(chunks)) : "reset", `stream closed with RST_STREAM code ${stream!.rstCode} before any answer`);
       const end = lastEndStream(Buffer.concat(chunks));
       if (end === undefined) return done("reset", "no end-of-stream message");
       done(end.code, end.message);
+    };
+    stream.on("close", () => {
+      if (!grpc) return finishConnect();
+      if (status !== undefined) return finishGrpc();
+      done(httpStatus ? `http_${httpStatus}` : "reset", `stream closed with RST_STREAM code ${stream!.rstCode} before any status`);
     });
     stream.end(call.body);
   });
