@@ -27,6 +27,8 @@ import { startHostileServer, type HostileServer } from "../support/hostile-serve
 
 const SEED = Number(process.env.FUZZ_SEED ?? 19190);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 120);
+/** Cases in flight at once. */
+const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 1);
 const HEALTH_MS = Number(process.env.FUZZ_HEALTH_MS ?? 100);
 /** A call with no answer after this long is a hang. */
 const CALL_TIMEOUT_MS = Number(process.env.FUZZ_CALL_TIMEOUT_MS ?? 10_000);
@@ -105,25 +107,31 @@ describe(`fuzz (FUZZ_SEED=${SEED}, ${RUNS} cases per RPC and encoding)`, () => {
     let runs = 0;
     let crash: string | undefined;
     const findings: Record[] = [];
+    // Each run sends CONCURRENCY cases at once (the long run's speed; 1 in the short run).
+    const batch = fc.array(arb, { minLength: CONCURRENCY, maxLength: CONCURRENCY });
     const result = await fc.check(
-      fc.asyncProperty(arb, async ({ channel, c, caller }: { channel: Channel; c: FuzzCase; caller: string }) => {
-        runs++;
-        const start = Date.now();
-        const outcome = await sender.send(target, encoding, channel, c, tokens.get(caller));
-        const rec: Record = { target: target.path, encoding, channel, cls: c.cls, label: c.label, oversize: c.oversize, caller, code: outcome.code, ms: outcome.ms, start, end: Date.now(), ...(outcome.message ? { message: outcome.message } : {}) };
-        records.push(rec);
+      fc.asyncProperty(batch, async (calls: { channel: Channel; c: FuzzCase; caller: string }[]) => {
+        await Promise.all(
+          calls.map(async ({ channel, c, caller }) => {
+            runs++;
+            const start = Date.now();
+            const outcome = await sender.send(target, encoding, channel, c, tokens.get(caller));
+            const rec: Record = { target: target.path, encoding, channel, cls: c.cls, label: c.label, oversize: c.oversize, caller, code: outcome.code, ms: outcome.ms, start, end: Date.now(), ...(outcome.message ? { message: outcome.message } : {}) };
+            records.push(rec);
+            if (!isClean(rec)) findings.push(rec);
+          }),
+        );
         const exited = server.exited();
         if (exited) {
-          crash = `the server exited (code ${exited.code}, signal ${exited.signal}) after: ${c.label} via ${channel}\n${exited.stderrTail}`;
+          crash = `the server exited (code ${exited.code}, signal ${exited.signal}) after: ${calls.map((x) => `${x.c.label} via ${x.channel}`).join("; ")}\n${exited.stderrTail}`;
           return false;
         }
-        if (!isClean(rec)) findings.push(rec);
         return true;
       }),
-      { seed, numRuns: RUNS, endOnFailure: true, interruptAfterTimeLimit: PROPERTY_LIMIT_MS },
+      { seed, numRuns: Math.ceil(RUNS / CONCURRENCY), endOnFailure: true, interruptAfterTimeLimit: PROPERTY_LIMIT_MS },
     );
     const health = summarize(probe.samples().filter((s) => s.at >= started));
-    const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} npx vitest run test/fuzz/hostile-rpcs.test.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
+    const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} FUZZ_CONCURRENCY=${CONCURRENCY} npx vitest run test/fuzz/hostile-rpcs.test.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
     expect(crash, reproduce).toBeUndefined();
     expect(
       findings.map((f) => `${f.cls} via ${f.channel} as ${f.caller}: ${f.code}${f.ms >= CALL_TIMEOUT_MS ? "" : ` after ${Math.round(f.ms)} ms`} (${f.label})${f.message ? `: ${f.message}` : ""}`),
@@ -154,23 +162,24 @@ function printSummary(health: ReturnType<typeof summarize> | undefined): void {
   const samples = probe.samples();
   const byClass = new Map<string, Record[]>();
   for (const r of records) byClass.set(r.cls, [...(byClass.get(r.cls) ?? []), r]);
-  // Each health sample's wait is charged to every class with a call in flight during it (calls run
-  // one after another, so those calls are a contiguous run of the records).
+  // Each health sample's wait is charged to every class with a call in flight during it.
+  const byStart = [...records].sort((a, b) => a.start - b.start);
+  const longest = Math.max(0, ...records.map((r) => r.end - r.start));
   const worstByClass = new Map<string, number>();
   for (const s of samples) {
     let lo = 0;
-    let hi = records.length;
+    let hi = byStart.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (records[mid]!.end < s.at) lo = mid + 1;
+      if (byStart[mid]!.start < s.at - longest) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < records.length && records[i]!.start <= s.at + s.ms; i++) {
-      const cls = records[i]!.cls;
-      worstByClass.set(cls, Math.max(worstByClass.get(cls) ?? 0, s.ms));
+    for (let i = lo; i < byStart.length && byStart[i]!.start <= s.at + s.ms; i++) {
+      const r = byStart[i]!;
+      if (r.end >= s.at) worstByClass.set(r.cls, Math.max(worstByClass.get(r.cls) ?? 0, s.ms));
     }
   }
-  const lines = [`fuzz summary (FUZZ_SEED=${SEED}, ${records.length} calls; health over the run: ${JSON.stringify(health)})`];
+  const lines = [`fuzz summary (FUZZ_SEED=${SEED}, FUZZ_CONCURRENCY=${CONCURRENCY}, ${records.length} calls; health over the run: ${JSON.stringify(health)})`];
   for (const [cls, rs] of [...byClass].sort()) {
     const codes = new Map<string, number>();
     for (const r of rs) codes.set(r.code, (codes.get(r.code) ?? 0) + 1);

@@ -40,8 +40,11 @@ export interface HealthProbe {
   stop(): Promise<HealthFigures>;
 }
 
+/** The error of the check still in flight when the probe stopped. */
+export const STILL_UNANSWERED = "still unanswered at stop";
+
 // Plain JavaScript: the worker runs without the TypeScript loader.
-const WORKER_SOURCE = String.raw`
+const WORKER_SOURCE = `
 const http2 = require("node:http2");
 const { parentPort, workerData } = require("node:worker_threads");
 const { url, intervalMs, timeoutMs, localAddress } = workerData;
@@ -96,7 +99,7 @@ function check() {
 parentPort.on("message", (msg) => {
   if (msg !== "stop") return;
   stopped = true;
-  if (pending) parentPort.postMessage({ at: pending.at, ms: performance.now() - pending.started, ok: false, error: "still unanswered at stop" });
+  if (pending) parentPort.postMessage({ at: pending.at, ms: performance.now() - pending.started, ok: false, error: "${STILL_UNANSWERED}" });
   if (session) session.destroy();
   parentPort.postMessage("stopped");
 });
@@ -115,6 +118,8 @@ export async function startHealthProbe(url: string, options: { intervalMs?: numb
   let onStopped: (() => void) | undefined;
   worker.on("message", (msg: HealthSample | "stopped") => {
     if (msg === "stopped") return onStopped?.();
+    // A check sent just before the stop is not a slow one.
+    if (msg.error === STILL_UNANSWERED && msg.ms < 250) return;
     samples.push(msg);
   });
   worker.on("error", (err) => samples.push({ at: Date.now(), ms: 0, ok: false, error: `probe worker failed: ${err.message}` }));

@@ -485,9 +485,10 @@ const byteClasses = (target: FuzzTarget, encoding: Encoding, caps: SizeCaps): fc
       arbitrary: fc.integer({ min: 1000, max: 8000 }).map((n) => {
         if (struct) {
           if (encoding === "binary") {
-            // The same Struct field sent n times in one message (protobuf merges repeats).
-            const one = lenField(struct.numbers[struct.numbers.length - 1]!, toBinary(StructSchema, fromJson(StructSchema, { k: "v", n: 1, l: [1, "x"] })));
-            const repeated = concat(Array.from({ length: n }, () => one));
+            // The same Struct field sent n times in one message, each with keys of its own, so
+            // the merged value grows with every repeat (protobuf merges repeats of a message field).
+            const field = struct.numbers[struct.numbers.length - 1]!;
+            const repeated = concat(Array.from({ length: n }, (_, i) => lenField(field, toBinary(StructSchema, fromJson(StructSchema, { [`k${i}`]: "v", [`n${i}`]: i, [`l${i}`]: [i, "x"] })))));
             return bytesCase("huge-repeats", `${struct.names.join(".")} sent ${n} times`, wrapFields(struct.numbers.slice(0, -1), repeated));
           }
           const keys = Array.from({ length: n }, (_, i) => `"k":{"i":${i}}`).join(",");

@@ -17,7 +17,7 @@ import { CLIENT_SESSION_MEMORY_MB, codeName, envelope, H2Pool, h1Call, h2Call, t
 export type Channel = "client-grpc" | "client-connect" | "raw-grpc" | "raw-connect";
 
 /** How long a streamed answer may stay open after its first message (a health Watch does). */
-const OPEN_STREAM_GRACE_MS = 1000;
+const OPEN_STREAM_GRACE_MS = 300;
 
 /** Clients to one server, shared by every case. */
 export class FuzzSender {

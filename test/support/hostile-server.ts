@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../../src/auth/mint-token.js";
 import type { Role } from "../../src/auth/principal.js";
@@ -31,8 +32,13 @@ export interface HostileServer {
   exited(): { code: number | null; signal: string | null; stderrTail: string } | undefined;
   /** Log lines of level `error` the server wrote (a masked internal error is one). */
   errorLines(): readonly string[];
-  /** Stops the server (SIGTERM, then SIGKILL after 15 s) and drops its database. */
-  close(): Promise<void>;
+  /** Peak resident memory of the process so far, MiB (Linux; undefined elsewhere or once exited). */
+  peakRssMiB(): Promise<number | undefined>;
+  /**
+   * Stops the server (SIGTERM, then SIGKILL after 15 s; at once with `kill`, for a server whose
+   * event loop is stuck) and drops its database.
+   */
+  close(options?: { kill?: boolean }): Promise<void>;
 }
 
 const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
@@ -100,10 +106,15 @@ export async function startHostileServer(settings: Readonly<Record<string, strin
     token: (role, sub = `fuzz-${role}`) => mintToken(key, { role, sub, ttlSeconds: 4 * 3600 }),
     exited: () => exit,
     errorLines: () => errorLines,
-    close() {
+    async peakRssMiB() {
+      const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
+      const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+      return kb === undefined ? undefined : Math.round(Number(kb) / 1024);
+    },
+    close(options = {}) {
       closing ??= (async () => {
         if (exit === undefined) {
-          child.kill("SIGTERM");
+          child.kill(options.kill ? "SIGKILL" : "SIGTERM");
           const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
           await exited;
           clearTimeout(killer);
