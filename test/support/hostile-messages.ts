@@ -148,7 +148,7 @@ const messageClasses = (caps: SizeCaps): fc.Arbitrary<{ cls: string; label: stri
       weight: 2,
       arbitrary: fc.integer({ min: 1000, max: 8000 }).map((n) => ({
         cls: "huge-repeats",
-        label: `${n} elements in every repeated field and map`,
+        label: `${n} elements in every top-level repeated field and map`,
         flavor: { ...benign, repeats: n },
         oversize: false,
       })),
@@ -209,7 +209,8 @@ function fieldJson(field: DescField, flavor: Flavor, depth: number, pick: number
             ? field.enum.values[Math.min(1, field.enum.values.length - 1)]!.name
             : messageValueJson(field.message, flavor, depth, pick);
       if (one === undefined) return undefined;
-      return Array.from({ length: flavor.repeats }, () => one);
+      // Repeats at the top only: nested ones would multiply (samples x metrics x values).
+      return Array.from({ length: depth === 0 ? flavor.repeats : 1 }, () => one);
     }
     case "map": {
       const value =
@@ -220,7 +221,7 @@ function fieldJson(field: DescField, flavor: Flavor, depth: number, pick: number
             : messageValueJson(field.message, flavor, depth, pick);
       if (value === undefined) return undefined;
       const key = field.mapKey === ScalarType.STRING ? (i: number) => (i === 0 ? flavor.string(field.name) : `k${i}`) : (i: number) => String(i);
-      return Object.fromEntries(Array.from({ length: flavor.repeats }, (_, i) => [key(i), value]));
+      return Object.fromEntries(Array.from({ length: depth === 0 ? flavor.repeats : 1 }, (_, i) => [key(i), value]));
     }
   }
 }
@@ -510,8 +511,14 @@ const byteClasses = (target: FuzzTarget, encoding: Encoding, caps: SizeCaps): fc
       weight: 3,
       arbitrary: fc.record({ pick: fc.nat(8), seq: fc.nat(INVALID_UTF8.length - 1) }).map(({ pick, seq }) => {
         const flavor: Flavor = { ...benign, string: () => MARKER, struct: () => ({ [MARKER]: MARKER }) };
+        const bad = INVALID_UTF8[seq]!;
+        const label = `strings replaced by bytes ${Buffer.from(bad).toString("hex")}`;
         const whole = valid(pick, flavor);
-        return bytesCase("invalid-utf8", `strings replaced by bytes ${Buffer.from(INVALID_UTF8[seq]!).toString("hex")}`, replaceAll(whole, text(MARKER), INVALID_UTF8[seq]!));
+        const replaced = replaceAll(whole, text(MARKER), bad);
+        if (!replaced.every((b, i) => b === whole[i])) return bytesCase("invalid-utf8", label, replaced);
+        // A message without a string field: the bytes go in an unknown one.
+        const unknown = encoding === "binary" ? lenField(1000, Uint8Array.from(bad)) : concat([text('{"noSuchField":"'), Uint8Array.from(bad), text('"}')]);
+        return bytesCase("invalid-utf8", `${label} in an unknown field`, encoding === "binary" ? concat([whole, unknown]) : unknown);
       }),
     },
     {
