@@ -61,6 +61,10 @@ describe("hostile builders", () => {
               expect(() => new TextDecoder("utf-8", { fatal: true }).decode(c.payload)).toThrow();
             }
             if (c.cls.startsWith("oversize") && c.kind === "bytes") expect(c.payload.length).toBeGreaterThan(4096);
+            // Lone surrogates written as JSON escapes: well-formed JSON that holds one.
+            if (c.cls === "lone-surrogate" && c.kind === "bytes") {
+              expect(JSON.stringify(JSON.parse(new TextDecoder().decode(c.payload)))).toMatch(/\\ud[89abcdef]/);
+            }
           }),
           { seed: i * 2 + j, numRuns: 60 },
         );

@@ -133,6 +133,9 @@ describe(`fuzz (FUZZ_SEED=${SEED}, ${RUNS} cases per RPC and encoding)`, () => {
     const health = summarize(probe.samples().filter((s) => s.at >= started));
     const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} FUZZ_CONCURRENCY=${CONCURRENCY} npx vitest run test/fuzz/hostile-rpcs.test.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
     expect(crash, reproduce).toBeUndefined();
+    // A run that threw (a generator or client bug, not an answer) stops the property: say where.
+    const thrown = result.failed && crash === undefined ? `${String(result.errorInstance)} for ${JSON.stringify(result.counterexample?.[0]?.map((x) => `${x.c.label} via ${x.channel}`))}` : undefined;
+    expect(thrown, reproduce).toBeUndefined();
     expect(
       findings.map((f) => `${f.cls} via ${f.channel} as ${f.caller}: ${f.code}${f.ms >= CALL_TIMEOUT_MS ? "" : ` after ${Math.round(f.ms)} ms`} (${f.label})${f.message ? `: ${f.message}` : ""}`),
       reproduce,

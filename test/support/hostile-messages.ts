@@ -113,7 +113,7 @@ const messageClasses = (caps: SizeCaps): fc.Arbitrary<{ cls: string; label: stri
     { weight: 3, arbitrary: fc.constant({ cls: "valid", label: "valid", flavor: benign, oversize: false }) },
     {
       weight: 3,
-      arbitrary: fc.record({ n: fc.integer({ min: 1000, max: 32_000 }), inStruct: fc.boolean(), tail: fc.constantFrom("\u0000", "\\u0000", "\ud800", "\"") }).map(
+      arbitrary: fc.record({ n: fc.integer({ min: 1000, max: 32_000 }), inStruct: fc.boolean(), tail: fc.constantFrom("\u0000", "\\u0000", "\"") }).map(
         ({ n, inStruct, tail }) => ({
           cls: "escape-run",
           label: `escape-run ${n} backslashes + ${JSON.stringify(tail)} in ${inStruct ? "Struct values" : "strings"}`,
@@ -137,15 +137,6 @@ const messageClasses = (caps: SizeCaps): fc.Arbitrary<{ cls: string; label: stri
     },
     {
       weight: 2,
-      arbitrary: fc.constantFrom("\ud800", "\udfff", "a\ud83d", "\udc00\ud800").map((s) => ({
-        cls: "lone-surrogate",
-        label: `lone surrogate ${JSON.stringify(s)}`,
-        flavor: { ...benign, string: () => `x${s}y`, struct: () => ({ [s]: s }) },
-        oversize: false,
-      })),
-    },
-    {
-      weight: 2,
       arbitrary: fc.integer({ min: 1000, max: 8000 }).map((n) => ({
         cls: "huge-repeats",
         label: `${n} elements in every top-level repeated field and map`,
@@ -164,7 +155,9 @@ const messageClasses = (caps: SizeCaps): fc.Arbitrary<{ cls: string; label: stri
     },
     {
       weight: 2,
-      arbitrary: fc.integer({ min: 50, max: 400 }).map((d) => ({
+      // protobuf-es reads and writes at most 100 message levels (a Struct level is three), so a
+      // library can send only this much; deeper goes raw (deep-nesting).
+      arbitrary: fc.integer({ min: 10, max: 30 }).map((d) => ({
         cls: "deep-struct",
         label: `Struct ${d} deep`,
         flavor: { ...benign, struct: () => ({ d: nestedJson(d, "leaf") }) },
@@ -463,8 +456,8 @@ const byteClasses = (target: FuzzTarget, encoding: Encoding, caps: SizeCaps): fc
     },
     {
       weight: 3,
-      arbitrary: fc.record({ depthExp: fc.double({ min: 3, max: 5, noNaN: true }), lists: fc.boolean() }).map(({ depthExp, lists }) => {
-        const depth = Math.round(10 ** depthExp); // 1k to 100k, log-uniform
+      arbitrary: fc.record({ depthExp: fc.double({ min: 1.7, max: 5, noNaN: true }), lists: fc.boolean() }).map(({ depthExp, lists }) => {
+        const depth = Math.round(10 ** depthExp); // 50 to 100k, log-uniform (1k and more two thirds of the time)
         if (encoding === "binary") {
           if (struct) {
             // The Struct field holds { "a": <Value nested depth deep> }.
@@ -522,6 +515,23 @@ const byteClasses = (target: FuzzTarget, encoding: Encoding, caps: SizeCaps): fc
       }),
     },
     {
+      weight: encoding === "json" ? 4 : 0,
+      // In JSON text, what protobuf-es will not write: lone surrogates as \uD800 escapes, alone or
+      // after a run of escaped backslashes (each written \\), and escaped NULs after such a run.
+      arbitrary: fc.record({
+        pick: fc.nat(8),
+        run: fc.oneof(fc.constant(0), fc.integer({ min: 1000, max: 32_000 })),
+        tail: fc.constantFrom("\\ud800", "\\udfff", "a\\ud83d", "\\udc00\\ud800", "\\u0000"),
+      }).map(({ pick, run, tail }) => {
+        const flavor: Flavor = { ...benign, string: () => MARKER, struct: () => ({ [MARKER]: MARKER }) };
+        const json = new TextDecoder().decode(encodeJson(schema, messageJson(schema, pick, flavor), "json"));
+        const replacement = "\\\\".repeat(run) + tail;
+        const body = json.includes(MARKER) ? json.split(MARKER).join(replacement) : `{"noSuchField":"${replacement}"}`;
+        const cls = tail.includes("u0000") || run > 0 ? "escape-run" : "lone-surrogate";
+        return bytesCase(cls, `JSON text: ${run} escaped backslashes then ${tail} in every string`, text(body));
+      }),
+    },
+    {
       weight: 1,
       arbitrary: fc.constantFrom("just-over", "way-over").map((how) => {
         const size = how === "just-over" ? caps.messageBytes + 1 : caps.messageBytes * 4;
@@ -536,7 +546,7 @@ const byteClasses = (target: FuzzTarget, encoding: Encoding, caps: SizeCaps): fc
       }),
     },
   ];
-  return fc.oneof(...arbs);
+  return fc.oneof(...arbs.filter((a) => a.weight > 0));
 };
 
 /** gRPC envelope lies: a length field that does not match the bytes, or a compressed flag never negotiated. */
