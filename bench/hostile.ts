@@ -246,6 +246,7 @@ for (const [name, run] of Object.entries(classes)) {
     worst_health_ms: health.worst_ms,
     p99_health_ms: health.p99_ms,
     failed_health_checks: health.failed,
+    health_errors: [...new Set(probe.samples().flatMap((s) => (s.error === undefined ? [] : [s.error])))].slice(0, 3),
     health_checks: health.checks,
     server_stuck_at_end: stuck,
     server_peak_rss_mib: peak ?? null,
