@@ -11,7 +11,7 @@
  * of its own (probed every 20 ms from a worker thread) answers within FUZZ_HEALTH_MS (100) while
  * they run.
  *
- * `npm test` runs FUZZ_RUNS (default 120) cases per RPC and encoding; `npm run fuzz` runs 10,000
+ * `npm test` runs FUZZ_RUNS (default 100) cases per RPC and encoding; `npm run fuzz` runs 10,000
  * (vitest.fuzz.config.ts). FUZZ_SEED (default 19190) seeds every property; a failure prints it.
  * A summary per input class (codes seen, slowest answer, worst health latency while that class was
  * in flight) is printed at the end either way.
@@ -26,7 +26,7 @@ import { FuzzSender, type Channel } from "../support/hostile-send.js";
 import { startHostileServer, type HostileServer } from "../support/hostile-server.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 19190);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 120);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 100);
 /** Cases in flight at once. */
 const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 1);
 const HEALTH_MS = Number(process.env.FUZZ_HEALTH_MS ?? 100);
