@@ -133,7 +133,12 @@ describe(`fuzz (FUZZ_SEED=${SEED}, ${RUNS} cases per RPC and encoding)`, () => {
       }),
       { seed, numRuns: Math.ceil(RUNS / CONCURRENCY), endOnFailure: true, interruptAfterTimeLimit: PROPERTY_LIMIT_MS },
     );
+    // At least one health check sent during the run has answered (a short run could end first).
+    for (const until = Date.now() + CALL_TIMEOUT_MS; !probe.samples().some((s) => s.at >= started) && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const health = summarize(probe.samples().filter((s) => s.at >= started));
+    expect(health.checks, "health checks answered while this ran").toBeGreaterThan(0);
     const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} FUZZ_CONCURRENCY=${CONCURRENCY} npx vitest run test/fuzz/hostile-rpcs.test.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
     expect(crash, reproduce).toBeUndefined();
     // A run that threw (a generator or client bug, not an answer) stops the property: say where.
@@ -195,7 +200,8 @@ function printSummary(health: ReturnType<typeof summarize> | undefined): void {
       if (r.end >= s.at) worstByClass.set(r.cls, Math.max(worstByClass.get(r.cls) ?? 0, s.ms));
     }
   }
-  const lines = [`fuzz summary (FUZZ_SEED=${SEED}, FUZZ_CONCURRENCY=${CONCURRENCY}, ${records.length} calls; health over the run: ${JSON.stringify(health)})`];
+  const errors = [...new Set(samples.flatMap((s) => (s.error === undefined ? [] : [s.error])))];
+  const lines = [`fuzz summary (FUZZ_SEED=${SEED}, FUZZ_CONCURRENCY=${CONCURRENCY}, ${records.length} calls; health over the run: ${JSON.stringify(health)}; failed checks: ${JSON.stringify(errors)})`];
   for (const [cls, rs] of [...byClass].sort()) {
     const codes = new Map<string, number>();
     for (const r of rs) codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
