@@ -103,7 +103,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
     check(req) {
       const status = statuses.get(req.service);
       if (status === undefined) {
-        throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+        throw new ConnectError(`unknown service ${quotedName(req.service)}`, Code.NotFound);
       }
       return { status };
     },
@@ -170,4 +170,18 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
       return watcherCount;
     },
   };
+}
+
+/** Longest part of a caller's service name echoed in an error. */
+const MAX_ECHOED_NAME = 100;
+
+/**
+ * A caller's service name for an error message: quoted, cut to {@link MAX_ECHOED_NAME}
+ * characters and well-formed. The message travels as a gRPC trailer, percent-encoded (up to 9
+ * bytes per character): an unbounded name overflowed the header block and the client got a reset
+ * stream and no status; a lone surrogate made the encoding throw.
+ */
+export function quotedName(name: string): string {
+  const cut = name.length > MAX_ECHOED_NAME ? `${name.slice(0, MAX_ECHOED_NAME)}…` : name;
+  return JSON.stringify(cut.toWellFormed());
 }

@@ -6,8 +6,9 @@
  *
  * Asserted for each RPC and encoding: the server process never exits; every answer is an RPC
  * status a client can act on (OK where the message happens to be valid, else InvalidArgument,
- * ResourceExhausted, Unauthenticated, PermissionDenied; NotFound where a name is looked up), never
- * Internal or Unknown, never a hang past the client deadline; and a health check on a connection
+ * ResourceExhausted, Unauthenticated, PermissionDenied; NotFound where a name is looked up; Internal
+ * only in Connect's words for a body it cannot parse, as the gRPC spec has it), never a masked
+ * failure or Unknown, never a hang past the client deadline; and a health check on a connection
  * of its own (probed every 20 ms from a worker thread) answers within FUZZ_HEALTH_MS (100) while
  * they run.
  *
@@ -176,8 +177,21 @@ function isClean(r: Record): boolean {
   // A server may close a connection that keeps sending past the size cap before the client has
   // read its answer; on HTTP/1.1 that is the only clean refusal it has.
   if (r.oversize && (r.code === "reset" || r.code === "http_413")) return true;
+  // A body the protocol library cannot parse or decompress is INTERNAL by the gRPC spec ("Error
+  // parsing request proto", "Could not decompress": doc/statuscodes.md), answered by Connect
+  // before any interceptor; only those words, never a masked failure ("internal error").
+  if (r.code === "internal" && LIBRARY_PARSE_ERROR.test(r.message ?? "")) return true;
+  // HTTP/1.1 has no way to stop an upload but closing: the auth gate answers a caller without a
+  // valid token at once and closes, and a client still writing a large body may see the close
+  // (EPIPE) before the answer. Only for such callers, and only on the HTTP/1.1 client.
+  if (r.channel === "client-connect" && (r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
   return false;
 }
+
+/** Connect's own words for a request body it cannot parse or decompress. */
+const LIBRARY_PARSE_ERROR = /^(parse binary: |received compressed envelope, but do not know how to decompress)/;
+/** What a Node HTTP/1.1 client says when the server closed while it was still sending. */
+const HTTP1_CLOSED = /^(write EPIPE|read ECONNRESET|write ECONNRESET|socket hang up)$/;
 
 function printSummary(health: ReturnType<typeof summarize> | undefined): void {
   const samples = probe.samples();

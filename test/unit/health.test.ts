@@ -38,6 +38,15 @@ describe("Health.Check", () => {
     expect((err as ConnectError).rawMessage).toBe('unknown service "nope.v1.NopeService"');
   });
 
+  it("echoes at most 100 characters of an unknown name, well-formed (it travels as a gRPC trailer)", async () => {
+    const { client } = setup();
+    const err = await client.check({ service: "\\".repeat(25_000) }).catch((e: unknown) => e);
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+    expect((err as ConnectError).rawMessage).toBe(`unknown service ${JSON.stringify(`${"\\".repeat(100)}…`)}`);
+    const cut = await client.check({ service: `${"a".repeat(99)}😀` }).catch((e: unknown) => e);
+    expect((cut as ConnectError).rawMessage).toBe(`unknown service "${"a".repeat(99)}\ufffd…"`);
+  });
+
   it("starts from the given statuses", async () => {
     const { client } = setup({ statuses: { "": ServingStatus.NOT_SERVING } });
     expect((await client.check({})).status).toBe(ServingStatus.NOT_SERVING);
