@@ -10,7 +10,8 @@
  *
  * Classes:
  * - `escape_run`: LogUserActivity with a `Struct` string of 1 MB of backslashes then U+0000, from
- *   a valid `user` token (Connect JSON and gRPC binary, one call each).
+ *   a valid `user` token (Connect JSON and gRPC binary, one call each), then the same with 30,000
+ *   backslashes, under the size caps, so the content scan runs (`in_cap`).
  * - `repeated_structs`: one LogEvents event whose `extra_data` is sent 4,096 times (gRPC binary, a
  *   `service` token: the compiled decoder's path).
  * - `unauthenticated_4mib`: a LogEvents body of just under 4 MiB of empty events with no token
@@ -70,12 +71,12 @@ const answered = (o: Outcome) => ({ code: o.code, ms: o.code === "timeout" ? nul
 const classes: Record<string, (ctx: Context) => Promise<ClassFigures>> = {
   async escape_run({ server }) {
     const token = `Bearer ${await server.token("user", "hostile-user")}`;
-    const run = "\\".repeat(1024 * 1024) + "\u0000";
-    const message = { activityType: "ACTIVITY_TYPE_CLICK", pageUrl: "/p", extraData: { note: run } };
     const pool = new H2Pool(server.url);
     const agent = new (await import("node:http")).Agent({ keepAlive: false });
-    try {
-      // Both at once: each is one request, and the class's time limit holds for the pair.
+    // Both encodings at once: each is one request, and the class's time limit holds for the pair.
+    const send = async (backslashes: number) => {
+      const run = "\\".repeat(backslashes) + "\u0000";
+      const message = { activityType: "ACTIVITY_TYPE_CLICK", pageUrl: "/p", extraData: { note: run } };
       const [json, binary] = await Promise.all([
         h1Call(agent, server.url, {
           path: LOG_USER_ACTIVITY,
@@ -94,6 +95,12 @@ const classes: Record<string, (ctx: Context) => Promise<ClassFigures>> = {
         }),
       ]);
       return { connect_json: answered(json), grpc_binary: answered(binary) };
+    };
+    try {
+      // 1 MB (the issue's figure) is over the method's message cap: refused for its size. 30,000
+      // backslashes (~60 kB of JSON, under the payload's 64 KiB cap) reach the content scan, where
+      // 16k took ~0.8 s before the scan was made linear.
+      return { ...(await send(1024 * 1024)), in_cap: await send(30_000) };
     } finally {
       pool.close();
       agent.destroy();
