@@ -12,7 +12,7 @@ import { ROLES, type Role } from "./principal.js";
 import { hs256Accepted, loadSigningSecret } from "./signing-secret.js";
 
 /** Usage line for the main CLI's help. */
-export const TOKEN_USAGE = "  token --role ROLE --sub SUBJECT [--ttl 30d]   print a signed token (roles: admin, service, user, device)";
+export const TOKEN_USAGE = "  token --role ROLE --sub SUBJECT [--ttl 24h]   print a signed token valid for --ttl (roles: admin, service, user, device)";
 
 /** File name, inside the data folder, of the admin token written on first start. */
 export const ADMIN_TOKEN_FILE = "admin-token";
