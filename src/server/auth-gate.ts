@@ -14,8 +14,10 @@
  * writing is reset (NO_ERROR) once the answer is out, which tells the client to stop sending.
  *
  * An accepted call goes on to the adapter with the verdict, so the auth interceptor does not
- * verify its token again. Open procedures (health, reflection), unknown paths and CORS
- * preflights (answered before the gate) pass through untouched.
+ * verify its token again. An HTTP/1.1 client that sent `Expect: 100-continue` is told to send
+ * its body only then (`continueIfExpected`); a refused one gets the refusal instead. Open
+ * procedures (health, reflection), unknown paths and CORS preflights (answered before the gate)
+ * pass through untouched.
  */
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ContextValues, type ConnectRouterOptions } from "@connectrpc/connect";
@@ -28,7 +30,7 @@ import { kAuthVerdict, type AuthVerdict } from "../auth/auth-interceptor.js";
 import { readCredentials } from "../auth/credentials.js";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import { errorFields, type Logger } from "../util/logger.js";
-import type { UniversalHandler } from "./one-port-server.js";
+import { continueIfExpected, type UniversalHandler } from "./one-port-server.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -178,6 +180,7 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
   return (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0]!;
     if (!gated.has(path)) {
+      continueIfExpected(req, res);
       handler(req, res);
       return;
     }
@@ -192,6 +195,7 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
       .then(
         (principal) => {
           setVerdict(req, { token, principal });
+          continueIfExpected(req, res);
           handler(req, res);
         },
         (err: unknown) => refuse(req, res, path, err),

@@ -122,6 +122,14 @@ export function classifyPreface(head: Buffer): "h2" | "h1" | "undecided" {
   return "h1";
 }
 
+/**
+ * Sends `100 Continue` to an HTTP/1.1 request that asked for it: the server leaves that to its
+ * handler, which calls this once it has decided to read the body.
+ */
+export function continueIfExpected(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+  if (!("stream" in req) && req.headers.expect?.toLowerCase() === "100-continue") (res as http.ServerResponse).writeContinue();
+}
+
 /** Creates the server; call `listen` to bind it. */
 export function createOnePortServer(handler: UniversalHandler, options: OnePortServerOptions): OnePortServer {
   let inFlight = 0;
@@ -195,6 +203,10 @@ export function createOnePortServer(handler: UniversalHandler, options: OnePortS
     });
     if (closing) s.close();
   });
+  // `Expect: 100-continue`: Node would answer 100 at once, before the handler saw the headers;
+  // the handler decides instead ({@link continueIfExpected} once it takes the call), so a call
+  // refused from its headers alone (the auth gate) is answered without inviting its body.
+  h1.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => h1.emit("request", req, res));
   h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket;
     h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);

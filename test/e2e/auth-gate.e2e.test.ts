@@ -171,6 +171,41 @@ describe("a call without a valid token is answered before its body is read", () 
     });
   }
 
+  it("HTTP/1.1 with Expect: 100-continue: a refused call gets its 401 instead of 100 Continue, an accepted one is asked for its body", async () => {
+    const url = new URL(t.server.url());
+    const body = Buffer.alloc(0); // an empty LogEventsRequest
+    const ask = (headers: Record<string, string>) =>
+      new Promise<{ continued: boolean; status: number }>((resolve, reject) => {
+        const req = http.request({
+          host: url.hostname,
+          port: url.port,
+          method: "POST",
+          path: LOG_EVENTS,
+          agent: false,
+          headers: { "content-type": "application/proto", "content-length": body.length, expect: "100-continue", ...headers },
+        });
+        let continued = false;
+        req.on("continue", () => {
+          continued = true;
+          req.end(body);
+        });
+        req.on("response", (res) => {
+          res.resume();
+          res.on("end", () => {
+            resolve({ continued, status: res.statusCode! });
+            req.destroy();
+          });
+        });
+        req.on("error", reject);
+        req.flushHeaders();
+      });
+    // Node's own server answered 100 at once, so the client sent its body to be refused.
+    expect(await within(3000, ask({}))).toEqual({ continued: false, status: 401 });
+    const accepted = await within(3000, ask({ authorization: `Bearer ${token}` }));
+    expect(accepted.continued).toBe(true);
+    expect(accepted.status).not.toBe(401);
+  });
+
   it("Connect streaming over HTTP/2: an end-stream message with the error", async () => {
     const a = await within(3000, h2Call(session, STREAM_METRICS, { "content-type": "application/connect+proto" }, envelope(EMPTY_EVENTS), HOLD));
     expect(a.status).toBe(200);
