@@ -37,6 +37,7 @@ import { withCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createErrorMaskInterceptor } from "./error-mask-interceptor.js";
 import { withAuthGate, withAuthVerdict } from "./auth-gate.js";
+import { withGrpcJsonRefusal } from "./grpc-json-refusal.js";
 import { messageCaps } from "./message-caps.js";
 
 /** A built server. */
@@ -161,7 +162,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     : main;
   // The gate refuses calls without a valid token before their body is read (auth-gate.ts).
   const gate = withAuthGate(routed, { verify: verifyToken, corsOrigins: config.corsOrigins, services: ADVERTISED_SERVICES, connect: adapterOptions, log });
-  const handler = withCors(meterRequests(gate), { allowedOrigins: config.corsOrigins });
+  // gRPC and gRPC-Web in JSON are refused before the gate and Connect (grpc-json-refusal.ts).
+  const handler = withCors(meterRequests(withGrpcJsonRefusal(gate)), { allowedOrigins: config.corsOrigins });
   const http = createOnePortServer(handler, {
     sniffTimeoutMs: config.sniffTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,

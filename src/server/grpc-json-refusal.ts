@@ -1,0 +1,61 @@
+/**
+ * gRPC and gRPC-Web calls in the JSON codec (`application/grpc+json`, `application/grpc-web+json`)
+ * are refused in front of Connect, from their headers alone: answered `INVALID_ARGUMENT` in the
+ * gRPC protocol (HTTP 200, the call's content type, `grpc-status` and a percent-encoded
+ * `grpc-message` in a trailers-only answer), their body left unread.
+ *
+ * Why: a gRPC status travels in a trailer, and Connect percent-encodes the message with
+ * `encodeURIComponent`, which throws on a lone surrogate. Connect's messages for a JSON body it
+ * cannot parse echo the caller's text cut at UTF-16 code units (V8's `Unexpected token '\ud86d'`
+ * for a body starting with U+2B4FA, protobuf-es's `duplicate map key "\ud800"`...), and are made
+ * before any interceptor runs: the throw in Connect's trailer code left the call unanswered and
+ * its stream open for good, for every method (unauthenticated health checks too). Connect offers
+ * no hook where that error is made; Connect's own protocol carries its errors in a JSON body
+ * (`JSON.stringify` escapes lone surrogates) and keeps serving JSON; gRPC clients speak protobuf.
+ */
+import http2 from "node:http2";
+import type http from "node:http";
+import type { UniversalHandler } from "./one-port-server.js";
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** gRPC's INVALID_ARGUMENT. */
+const INVALID_ARGUMENT = 3;
+
+/** The message of a refusal (ASCII: the same percent-encoded). */
+export const GRPC_JSON_REFUSAL =
+  "the JSON codec is not served over gRPC or gRPC-Web: send application/grpc (protobuf), or use the Connect protocol for JSON";
+
+/** Whether `contentType` is gRPC or gRPC-Web in the JSON codec (as Connect would read it: case-insensitive, an optional charset). */
+export function isGrpcJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/grpc(?:-web)?\+json\s*(?:;|$)/i.test(contentType.trim());
+}
+
+/** Wraps `handler` (the Connect adapter, or what is in front of it) with the refusal. */
+export function withGrpcJsonRefusal(handler: UniversalHandler): UniversalHandler {
+  return (req, res) => {
+    const contentType = req.headers["content-type"];
+    if (req.method !== "POST" || !isGrpcJson(contentType)) {
+      handler(req, res);
+      return;
+    }
+    refuse(req, res, contentType!);
+  };
+}
+
+function refuse(req: NodeRequest, res: NodeResponse, contentType: string): void {
+  // HTTP/1.1 (gRPC-Web): the unread body would have to be read to reuse the connection.
+  if (!("stream" in req)) res.setHeader("Connection", "close");
+  res.writeHead(200, {
+    "content-type": contentType,
+    "grpc-status": String(INVALID_ARGUMENT),
+    "grpc-message": encodeURIComponent(GRPC_JSON_REFUSAL),
+    "content-length": "0",
+  });
+  res.end(() => {
+    // HTTP/2: the answer is complete; RST_STREAM(NO_ERROR) tells the client to stop sending
+    // (RFC 9113, 8.1) and drops what it already sent (as the auth gate does).
+    if ("stream" in req && !req.readableEnded && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  });
+}
