@@ -1,9 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * `npm run fuzz`: the fuzz suite's long run, 10,000 cases per RPC and encoding (FUZZ_RUNS and
- * FUZZ_SEED in the environment override the run's size and seed). `npm test` runs the same file
- * with a few hundred cases per RPC.
+ * The fuzz suite, alone: `npm run fuzz` is the long run, 10,000 cases per RPC and encoding, 4 in
+ * flight (FUZZ_RUNS, FUZZ_CONCURRENCY and FUZZ_SEED in the environment override them); `npm test`
+ * runs it after the other test files with 100 cases per RPC and encoding, one at a time.
  */
 export default defineConfig({
   test: {

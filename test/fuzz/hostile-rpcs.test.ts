@@ -140,7 +140,7 @@ describe(`fuzz (FUZZ_SEED=${SEED}, ${RUNS} cases per RPC and encoding)`, () => {
     }
     const health = summarize(probe.samples().filter((s) => s.at >= started));
     expect(health.checks, "health checks answered while this ran").toBeGreaterThan(0);
-    const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} FUZZ_CONCURRENCY=${CONCURRENCY} npx vitest run test/fuzz/hostile-rpcs.test.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
+    const reproduce = `reproduce: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} FUZZ_CONCURRENCY=${CONCURRENCY} npx vitest run --config vitest.fuzz.config.ts -t '${target.path} \\(${encoding}\\)' (property seed ${seed})`;
     expect(crash, reproduce).toBeUndefined();
     // A run that threw (a generator or client bug, not an answer) stops the property: say where.
     const thrown = result.failed && crash === undefined ? `${String(result.errorInstance)} for ${JSON.stringify(result.counterexample?.[0]?.map((x) => `${x.c.label} via ${x.channel}`))}` : undefined;
