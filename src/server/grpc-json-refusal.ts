@@ -2,7 +2,8 @@
  * gRPC and gRPC-Web calls in the JSON codec (`application/grpc+json`, `application/grpc-web+json`)
  * are refused in front of Connect, from their headers alone: answered `INVALID_ARGUMENT` in the
  * gRPC protocol (HTTP 200, the call's content type, `grpc-status` and a percent-encoded
- * `grpc-message` in a trailers-only answer), their body left unread.
+ * `grpc-message` in a trailers-only answer), their body never parsed (read and dropped, up to a
+ * bound).
  *
  * Why: a gRPC status travels in a trailer, and Connect percent-encodes the message with
  * `encodeURIComponent`, which throws on a lone surrogate. Connect's messages for a JSON body it
@@ -44,18 +45,37 @@ export function withGrpcJsonRefusal(handler: UniversalHandler): UniversalHandler
   };
 }
 
+/**
+ * Body bytes of a refused call read and thrown away before its stream is closed instead. Read:
+ * a client still writing its message when the answer arrives (connect-node's gRPC client with a
+ * large one) reports the reset of its stream ("Premature close") instead of the status.
+ */
+export const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
+
 function refuse(req: NodeRequest, res: NodeResponse, contentType: string): void {
-  // HTTP/1.1 (gRPC-Web): the unread body would have to be read to reuse the connection.
-  if (!("stream" in req)) res.setHeader("Connection", "close");
   res.writeHead(200, {
     "content-type": contentType,
     "grpc-status": String(INVALID_ARGUMENT),
     "grpc-message": encodeURIComponent(GRPC_JSON_REFUSAL),
     "content-length": "0",
   });
-  res.end(() => {
-    // HTTP/2: the answer is complete; RST_STREAM(NO_ERROR) tells the client to stop sending
-    // (RFC 9113, 8.1) and drops what it already sent (as the auth gate does).
-    if ("stream" in req && !req.readableEnded && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  });
+  res.end();
+  // The body is read and dropped (never parsed), so the client finishes its message and reads
+  // the answer; past DRAIN_LIMIT_BYTES the stream is closed: HTTP/2 with RST_STREAM(NO_ERROR),
+  // which tells the client to stop sending (RFC 9113, 8.1), HTTP/1.1 by closing the connection.
+  let read = 0;
+  const stop = () => {
+    req.off("data", count);
+    if ("stream" in req) {
+      if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    } else {
+      req.socket.destroy();
+    }
+  };
+  const count = (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > DRAIN_LIMIT_BYTES) stop();
+  };
+  req.on("data", count);
+  req.on("error", () => {}); // a client gone mid-body: nothing left to answer
 }
