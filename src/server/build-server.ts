@@ -38,6 +38,7 @@ import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createErrorMaskInterceptor } from "./error-mask-interceptor.js";
 import { withAuthGate, withAuthVerdict } from "./auth-gate.js";
 import { withGrpcJsonRefusal } from "./grpc-json-refusal.js";
+import { withEarlyAnswerClose } from "./unread-body.js";
 import { messageCaps } from "./message-caps.js";
 
 /** A built server. */
@@ -163,7 +164,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
   // The gate refuses calls without a valid token before their body is read (auth-gate.ts).
   const gate = withAuthGate(routed, { verify: verifyToken, corsOrigins: config.corsOrigins, services: ADVERTISED_SERVICES, connect: adapterOptions, log });
   // gRPC and gRPC-Web in JSON are refused before the gate and Connect (grpc-json-refusal.ts).
-  const handler = withCors(meterRequests(withGrpcJsonRefusal(gate)), { allowedOrigins: config.corsOrigins });
+  // An HTTP/1.1 answer sent before its body was all read closes the connection (unread-body.ts).
+  const handler = withCors(meterRequests(withEarlyAnswerClose(withGrpcJsonRefusal(gate))), { allowedOrigins: config.corsOrigins });
   const http = createOnePortServer(handler, {
     sniffTimeoutMs: config.sniffTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,

@@ -1,0 +1,30 @@
+/**
+ * An HTTP/1.1 answer sent before its request's body was read to the end (Connect answers
+ * `ResourceExhausted` as soon as a body passes the method's cap) says `Connection: close`, and
+ * the connection is closed once it is out (RFC 9112, 9.6), instead of being kept alive.
+ *
+ * Why: Connect stops reading such a body and destroys the request, and Node's server then stops
+ * reading the socket without closing it (a body chunk pushed to the destroyed request pauses it,
+ * and nothing resumes it). The kernel's buffers took the rest of the client's body (4 MiB on
+ * loopback), the client's keep-alive pool reused the connection, and its next call there was never
+ * read: it timed out although the server was idle (the fuzz suite's timeouts after "a string of
+ * 4194305 bytes" via HTTP/1.1, blamed at first on the batch writer).
+ */
+import type http from "node:http";
+import type { UniversalHandler } from "./one-port-server.js";
+
+/** Wraps `handler` so an HTTP/1.1 answer to a request whose body is not all read closes the connection. */
+export function withEarlyAnswerClose(handler: UniversalHandler): UniversalHandler {
+  return (req, res) => {
+    if (!("stream" in req)) {
+      const r = req as http.IncomingMessage;
+      const w = res as http.ServerResponse;
+      const writeHead = w.writeHead;
+      w.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
+        if (!r.complete && !this.headersSent) this.setHeader("Connection", "close");
+        return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+      } as typeof w.writeHead;
+    }
+    handler(req, res);
+  };
+}
