@@ -476,6 +476,28 @@ function readStruct(input: Input, length: number, into: JsonObject | undefined):
   return json;
 }
 
+/**
+ * The occurrences of one `Struct` field, each given as its encoded bytes, merged into one object
+ * as protobuf merges them (the object `fromBinary` gives; undefined for none). For a field a
+ * request may send thousands of times (`src/wire/unary-log-wire.ts`): each occurrence is read
+ * once, straight into the object, where protobuf-es builds `Value` messages for each and converts
+ * them (~5 µs per occurrence). Throws {@link WireFormatError} on malformed bytes.
+ */
+export function decodeStructOccurrences(occurrences: readonly Uint8Array[]): JsonObject | undefined {
+  let json: JsonObject | undefined;
+  let input: Input | undefined;
+  for (const bytes of occurrences) {
+    // Occurrences are views of one request buffer: one reader and Buffer view over it serve them all.
+    if (input === undefined || input.text.buffer !== bytes.buffer) {
+      input = { reader: new BinaryReader(new Uint8Array(bytes.buffer)), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0, merges: [] };
+    }
+    input.reader.pos = bytes.byteOffset;
+    input.depth = 0;
+    json = readStruct(input, bytes.byteLength, json);
+  }
+  return json;
+}
+
 /** `google.protobuf.Value` to its JSON value (unset kind → null, as protobuf-es). */
 function readValue(input: Input, length: number): JsonValue {
   const { reader } = input;

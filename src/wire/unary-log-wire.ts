@@ -18,8 +18,10 @@
  * advertised: reflection knows only `analytics.v1`.
  */
 import { clone, create, createFileRegistry, type DescMessage, type DescMethodUnary, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
-import { DescriptorProtoSchema, FieldDescriptorProto_Label, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { DescriptorProtoSchema, FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { AnalyticsService, file_analytics_v1_analytics_service as sourceFile } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { invalidArgument } from "../validation/field-rules.js";
+import { decodeStructOccurrences, WireFormatError } from "./message-decoder.js";
 
 const STRUCT = ".google.protobuf.Struct";
 
@@ -39,7 +41,13 @@ const registry = createFileRegistry(
     dependency: sourceFile.proto.dependency,
     messageType: METHODS.map((m) => {
       const proto = clone(DescriptorProtoSchema, m.input.proto);
-      for (const field of proto.field) if (field.typeName === STRUCT) field.label = FieldDescriptorProto_Label.REPEATED;
+      // Each occurrence of a Struct field kept as its bytes (`decodeStructOccurrences` reads them).
+      for (const field of proto.field) {
+        if (field.typeName !== STRUCT) continue;
+        field.label = FieldDescriptorProto_Label.REPEATED;
+        field.type = FieldDescriptorProto_Type.BYTES;
+        field.typeName = "";
+      }
       return proto;
     }),
   }),
@@ -82,23 +90,17 @@ export function fromUnaryWire<Desc extends DescMessage>(schema: Desc, wire: unkn
   if (type === undefined) throw new Error(`fromUnaryWire: ${schema.typeName} has no wire type`);
   const out: Record<string, unknown> = { ...message, $typeName: schema.typeName };
   for (const name of type.structFields) {
-    const merged = mergeStructs(message[name] as JsonObject[]);
+    let merged: JsonObject | undefined;
+    try {
+      merged = decodeStructOccurrences(message[name] as Uint8Array[]);
+    } catch (err) {
+      if (!(err instanceof WireFormatError)) throw err;
+      const field = schema.fields.find((f) => f.localName === name)!;
+      throw invalidArgument([{ field: field.name, description: `is not a valid google.protobuf.Struct: ${err.message}` }]);
+    }
     if (merged === undefined) delete out[name]; // as a generated message without it
     else out[name] = merged;
   }
   return out as MessageShape<Desc>;
 }
 
-/** Struct occurrences merged as protobuf merges map fields: a later entry replaces an earlier one with its key. */
-function mergeStructs(sent: readonly JsonObject[]): JsonObject | undefined {
-  if (sent.length <= 1) return sent[0];
-  const merged: JsonObject = {};
-  for (const struct of sent) {
-    for (const key of Object.keys(struct)) {
-      // defineProperty, not assignment: a key "__proto__" is data, not the object's prototype.
-      if (key === "__proto__") Object.defineProperty(merged, key, { value: struct[key], enumerable: true, writable: true, configurable: true });
-      else merged[key] = struct[key]!;
-    }
-  }
-  return merged;
-}

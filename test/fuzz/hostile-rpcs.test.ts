@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../../src/auth/principal.js";
 import { loadConfig } from "../../src/config.js";
 import { startHealthProbe, summarize, type HealthProbe } from "../support/hostile-health.js";
-import { clientCases, FUZZ_TARGETS, rawCases, type Encoding, type FuzzCase, type FuzzTarget } from "../support/hostile-messages.js";
+import { clientCases, FUZZ_TARGETS, messageJson, rawCases, type Encoding, type FuzzCase, type FuzzTarget } from "../support/hostile-messages.js";
 import { FuzzSender, type Channel } from "../support/hostile-send.js";
 import { startHostileServer, type HostileServer } from "../support/hostile-server.js";
 
@@ -80,8 +80,22 @@ beforeAll(async () => {
   for (const role of ["admin", "service", "user", "device"] as const) tokens.set(role, `Bearer ${await server.token(role)}`);
   tokens.set("garbage", "Bearer not.a.token");
   sender = new FuzzSender(server.url, CALL_TIMEOUT_MS);
+  // Warm-up before the health probe starts: every RPC, encoding and channel once with valid
+  // messages, so the server's first-call costs (code compiled on first use, the first flush of
+  // each table) are not counted as a stall caused by the hostile case that happens to come first.
+  const admin = tokens.get("admin");
+  for (const target of FUZZ_TARGETS) {
+    for (const encoding of ["binary", "json"] as const) {
+      for (const channel of ["client-grpc", "client-connect", "raw-grpc", "raw-connect"] as const) {
+        for (const pick of [0, 1]) {
+          const json = messageJson(target.method.input, pick);
+          await sender.send(target, encoding, channel, { kind: "message", label: "warm-up", cls: "warm-up", json, oversize: false }, admin);
+        }
+      }
+    }
+  }
   probe = await startHealthProbe(server.url);
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   const health = await probe?.stop();
