@@ -18,6 +18,8 @@ import { HealthCheckRequestSchema } from "../../sdk/src/gen/grpc/health/v1/healt
 import { mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { useTestServer } from "../support/test-server.js";
+import { envelope as wireEnvelope } from "../support/hostile-wire.js";
+import { within } from "../support/within.js";
 
 const t = useTestServer();
 
@@ -33,12 +35,7 @@ for (let i = 0; i < EMPTY_EVENTS.length; i += 2) EMPTY_EVENTS[i] = 0x0a;
 const EMPTY_EVENTS_JSON = Buffer.from(`{"events":[${new Array<string>(Math.floor((4 * MiB - 16) / 3)).fill("{}").join(",")}]}`);
 
 /** `message` in a gRPC / gRPC-Web / Connect streaming envelope. */
-function envelope(message: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
+const envelope = (message: Uint8Array): Buffer => Buffer.from(wireEnvelope(message));
 
 /** What a raw client saw of one call. */
 interface Answer {
@@ -108,11 +105,6 @@ function h1Call(path: string, headers: Record<string, string>, body: Buffer, hol
     if (hold === undefined) req.end(body);
     else req.write(body.subarray(0, limit));
   });
-}
-
-/** Fails when `p` takes longer than `ms`: the server waited for a body that never comes. */
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms))]);
 }
 
 const jsonOf = (a: Answer) => JSON.parse(a.body.toString()) as { code: string; message: string };

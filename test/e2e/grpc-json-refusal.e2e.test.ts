@@ -15,6 +15,8 @@ import { GRPC_JSON_REFUSAL } from "../../src/server/grpc-json-refusal.js";
 import { mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { useTestServer } from "../support/test-server.js";
+import { envelope as wireEnvelope } from "../support/hostile-wire.js";
+import { within } from "../support/within.js";
 
 const t = useTestServer();
 
@@ -23,22 +25,14 @@ const LOG_ERROR = `/${AnalyticsService.typeName}/${AnalyticsService.method.logEr
 /** One astral character: its JSON parse error held a lone surrogate. */
 const ASTRAL = Buffer.from("\u{2B4FA}");
 
-function envelope(message: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
+/** `message` in a gRPC / gRPC-Web / Connect streaming envelope. */
+const envelope = (message: Uint8Array): Buffer => Buffer.from(wireEnvelope(message));
 
 interface Answer {
   status: number;
   headers: Record<string, unknown>;
   trailers: Record<string, unknown>;
   body: Buffer;
-}
-
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms))]);
 }
 
 let session: http2.ClientHttp2Session;
