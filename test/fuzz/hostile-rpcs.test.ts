@@ -198,7 +198,8 @@ function isClean(r: Record): boolean {
   // HTTP/1.1 has no way to stop an upload but closing: the auth gate answers a caller without a
   // valid token at once and closes, and a client still writing a large body may see the close
   // (EPIPE) before the answer. Only for such callers, and only on the HTTP/1.1 client.
-  if (r.channel === "client-connect" && (r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
+  // The same for a body past the size cap, which the server refuses and closes the same way.
+  if (r.channel === "client-connect" && (r.oversize || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
   return false;
 }
 
