@@ -195,6 +195,9 @@ function isClean(r: Record): boolean {
   // parsing request proto", "Could not decompress": doc/statuscodes.md), answered by Connect
   // before any interceptor; only those words, never a masked failure ("internal error").
   if (r.code === "internal" && LIBRARY_PARSE_ERROR.test(r.message ?? "")) return true;
+  // A unary call whose body holds no message is a request cardinality violation: UNIMPLEMENTED
+  // by the same table, in Connect's words.
+  if (r.code === "unimplemented" && r.message === "protocol error: missing input message for unary method") return true;
   // HTTP/1.1 has no way to stop an upload but closing: the auth gate answers a caller without a
   // valid token at once and closes, and a client still writing a large body may see the close
   // (EPIPE) before the answer. Only for such callers, and only on the HTTP/1.1 client.
