@@ -10,8 +10,9 @@
  * through the server's interceptors (the request log records it): the call is handed to a router
  * of the same procedures whose body is a stand-in empty message ({@link standInBody}) and whose
  * verdict ({@link kAuthVerdict}) makes the auth interceptor throw the reason. The client's body
- * stays unread: HTTP/1.1 answers carry `Connection: close`, and an HTTP/2 stream still open for
- * writing is reset (NO_ERROR) once the answer is out, which tells the client to stop sending.
+ * is never parsed: HTTP/1.1 answers carry `Connection: close`, and an HTTP/2 stream still open
+ * for writing is closed (NO_ERROR) once the answer is out and the little the client may still
+ * send within a bound is dropped (upload-cutoffs.ts), which tells the client to stop sending.
  *
  * An accepted call goes on to the adapter with the verdict, so the auth interceptor does not
  * verify its token again. An HTTP/1.1 client that sent `Expect: 100-continue` is told to send
@@ -23,7 +24,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ContextValues, type ConnectRouterOptions } from "@connectrpc/connect";
 import type { UniversalHandler as ConnectUniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import type http from "node:http";
 import { accessRule } from "../auth/access-policy.js";
 import { kAuthVerdict, type AuthVerdict } from "../auth/auth-interceptor.js";
@@ -31,6 +32,7 @@ import { readCredentials } from "../auth/credentials.js";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import { errorFields, type Logger } from "../util/logger.js";
 import { continueIfExpected, type UniversalHandler } from "./one-port-server.js";
+import { limitDrain, REFUSED_DRAIN } from "./upload-cutoffs.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -151,6 +153,8 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
 
   function refuse(req: NodeRequest, res: NodeResponse, path: string, reason: unknown): void {
     setVerdict(req, { refused: reason });
+    // HTTP/2: the body of a refused call is hardly read once the answer is out (upload-cutoffs.ts).
+    if ("stream" in req) limitDrain(req.stream, REFUSED_DRAIN);
     // HTTP/1.1: the unread body would otherwise have to be read (and thrown away) to reuse the
     // connection; closing it stops the client instead.
     if (!("stream" in req)) res.setHeader("Connection", "close");
@@ -166,11 +170,6 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
     refusals
       .get(path)!({ ...uReq, body: oneChunk(standInBody(req.headers["content-type"])) })
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .then(() => {
-        // HTTP/2: the answer is complete; RST_STREAM(NO_ERROR) tells the client to stop sending
-        // (RFC 9113, 8.1) and drops what it already sent, instead of buffering it unread.
-        if ("stream" in req && !req.readableEnded && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      })
       .catch((err: unknown) => {
         // A client gone before its answer was written is no failure of the gate.
         if (!res.destroyed && ConnectError.from(err).code !== Code.Aborted) fail(res, err);

@@ -14,9 +14,10 @@
  * no hook where that error is made; Connect's own protocol carries its errors in a JSON body
  * (`JSON.stringify` escapes lone surrogates) and keeps serving JSON; gRPC clients speak protobuf.
  */
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import type http from "node:http";
 import type { UniversalHandler } from "./one-port-server.js";
+import { ANSWERED_DRAIN } from "./upload-cutoffs.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -45,13 +46,6 @@ export function withGrpcJsonRefusal(handler: UniversalHandler): UniversalHandler
   };
 }
 
-/**
- * Body bytes of a refused call read and thrown away before its stream is closed instead. Read:
- * a client still writing its message when the answer arrives (connect-node's gRPC client with a
- * large one) reports the reset of its stream ("Premature close") instead of the status.
- */
-export const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
-
 function refuse(req: NodeRequest, res: NodeResponse, contentType: string): void {
   res.writeHead(200, {
     "content-type": contentType,
@@ -60,22 +54,19 @@ function refuse(req: NodeRequest, res: NodeResponse, contentType: string): void 
     "content-length": "0",
   });
   res.end();
-  // The body is read and dropped (never parsed), so the client finishes its message and reads
-  // the answer; past DRAIN_LIMIT_BYTES the stream is closed: HTTP/2 with RST_STREAM(NO_ERROR),
-  // which tells the client to stop sending (RFC 9113, 8.1), HTTP/1.1 by closing the connection.
+  req.on("error", () => {}); // a client gone mid-body: nothing left to answer
+  // The body is read and dropped (never parsed), so a client still writing its message (connect-
+  // node's gRPC client with a large one) finishes it and reads the answer instead of a reset
+  // ("Premature close"). HTTP/2: done once the answer is out (unread-body.ts). HTTP/1.1: here, up
+  // to ANSWERED_DRAIN.bytes, then the connection is closed (its answer said `Connection: close`).
+  if ("stream" in req) return;
   let read = 0;
-  const stop = () => {
-    req.off("data", count);
-    if ("stream" in req) {
-      if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    } else {
+  const count = (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > ANSWERED_DRAIN.bytes) {
+      req.off("data", count);
       req.socket.destroy();
     }
   };
-  const count = (chunk: Buffer) => {
-    read += chunk.length;
-    if (read > DRAIN_LIMIT_BYTES) stop();
-  };
   req.on("data", count);
-  req.on("error", () => {}); // a client gone mid-body: nothing left to answer
 }

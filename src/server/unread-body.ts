@@ -1,5 +1,10 @@
 /**
- * An HTTP/1.1 answer sent before its request's body was read to the end (Connect answers
+ * Answers sent before their request's body was read to the end.
+ *
+ * HTTP/2: the rest of the body is read and dropped from the moment the answer ends, so the stream
+ * ends without a reset (upload-cutoffs.ts says why a reset costs the connection).
+ *
+ * HTTP/1.1: an answer sent before its request's body was read to the end (Connect answers
  * `ResourceExhausted` as soon as a body passes the method's cap) says `Connection: close`, and
  * the connection is closed once it is out (RFC 9112, 9.6), instead of being kept alive.
  *
@@ -11,12 +16,26 @@
  * 4194305 bytes" via HTTP/1.1, blamed at first on the batch writer).
  */
 import type http from "node:http";
+import type http2 from "node:http2";
 import type { UniversalHandler } from "./one-port-server.js";
+import { drainUnreadBody } from "./upload-cutoffs.js";
 
-/** Wraps `handler` so an HTTP/1.1 answer to a request whose body is not all read closes the connection. */
+/**
+ * Wraps `handler` so an HTTP/1.1 answer to a request whose body is not all read closes the
+ * connection, and the rest of an HTTP/2 request's body is read and dropped once its answer ends.
+ */
 export function withEarlyAnswerClose(handler: UniversalHandler): UniversalHandler {
   return (req, res) => {
-    if (!("stream" in req)) {
+    if ("stream" in req) {
+      // Before the answer ends: Node's compatibility layer resets a stream whose body is unread
+      // when its answer ends, and the reset is what costs the session's memory budget.
+      const w = res as http2.Http2ServerResponse;
+      const end = w.end;
+      w.end = function (this: http2.Http2ServerResponse, ...args: unknown[]) {
+        drainUnreadBody(req.stream);
+        return (end as (...a: unknown[]) => http2.Http2ServerResponse).apply(this, args);
+      } as typeof w.end;
+    } else {
       const r = req as http.IncomingMessage;
       const w = res as http.ServerResponse;
       const writeHead = w.writeHead;

@@ -33,8 +33,8 @@ const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 1);
 const HEALTH_MS = Number(process.env.FUZZ_HEALTH_MS ?? 100);
 /** A call with no answer after this long is a hang. */
 const CALL_TIMEOUT_MS = Number(process.env.FUZZ_CALL_TIMEOUT_MS ?? 10_000);
-/** Wall-clock limit of one RPC and encoding's run (default: room for every case at ~60 ms). */
-const PROPERTY_LIMIT_MS = Number(process.env.FUZZ_PROPERTY_LIMIT_S ?? Math.max(30, (RUNS * 60) / 1000)) * 1000;
+/** Wall-clock limit of one RPC and encoding's run (default: room for every case at ~120 ms: a Health/Watch case waits out its grace period). */
+const PROPERTY_LIMIT_MS = Number(process.env.FUZZ_PROPERTY_LIMIT_S ?? Math.max(30, (RUNS * 120) / 1000)) * 1000;
 
 /** Answers a client can act on; anything else is a finding. */
 const CLEAN = new Set(["ok", "invalid_argument", "resource_exhausted", "unauthenticated", "permission_denied"]);

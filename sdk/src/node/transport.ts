@@ -51,6 +51,9 @@ export interface NodeTransportOptions {
   readonly idleConnectionTimeoutMs?: number;
 }
 
+/** The HTTP/2 session memory budget of the SDK's connections, MB (Node's default: 10). */
+const CLIENT_SESSION_MEMORY_MB = 64;
+
 /**
  * Creates a Connect transport for Node.js backends.
  *
@@ -85,14 +88,18 @@ export function createNodeTransport(options: NodeTransportOptions): Transport {
   const defaultTimeoutMs = timeoutMs > 0 ? timeoutMs : undefined;
   const pingIntervalMs = options.pingIntervalMs ?? 30_000;
   const idleConnectionTimeoutMs = options.idleConnectionTimeoutMs ?? 60_000;
+  // Node 20 charges a stream reset while its body is still being sent (a call the server answered
+  // early, e.g. refused) to the session's memory budget for good: at Node's default (10 MB) two
+  // refused 5 MiB uploads left the connection refusing every new call (ENHANCE_YOUR_CALM).
+  const nodeOptions = { maxSessionMemory: CLIENT_SESSION_MEMORY_MB };
   if (options.protocol === "connect") {
     if (options.httpVersion === "1.1") {
       return markBinaryTransport(createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", useBinaryFormat: true, interceptors, defaultTimeoutMs }));
     }
     return markBinaryTransport(
-      createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs }),
+      createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs, nodeOptions }),
     );
   }
   // Binary in every protocol: clients may send pre-encoded messages (LogEvents) through it.
-  return markBinaryTransport(createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs }));
+  return markBinaryTransport(createGrpcTransport({ baseUrl: options.baseUrl, interceptors, defaultTimeoutMs, pingIntervalMs, idleConnectionTimeoutMs, nodeOptions }));
 }
