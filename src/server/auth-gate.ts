@@ -12,7 +12,7 @@
  * verdict ({@link kAuthVerdict}) makes the auth interceptor throw the reason. The client's body
  * is never parsed: HTTP/1.1 answers carry `Connection: close`, and an HTTP/2 stream still open
  * for writing is closed (NO_ERROR) once the answer is out and the little the client may still
- * send within a bound is dropped (upload-cutoffs.ts), which tells the client to stop sending.
+ * send within a bound is dropped (body-drain.ts), which tells the client to stop sending.
  *
  * An accepted call goes on to the adapter with the verdict, so the auth interceptor does not
  * verify its token again. An HTTP/1.1 client that sent `Expect: 100-continue` is told to send
@@ -32,7 +32,7 @@ import { readCredentials } from "../auth/credentials.js";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import { errorFields, type Logger } from "../util/logger.js";
 import { continueIfExpected, type UniversalHandler } from "./one-port-server.js";
-import { limitDrain, REFUSED_DRAIN } from "./upload-cutoffs.js";
+import { limitDrain, REFUSED_DRAIN } from "./body-drain.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -153,7 +153,7 @@ export function withAuthGate(handler: UniversalHandler, options: AuthGateOptions
 
   function refuse(req: NodeRequest, res: NodeResponse, path: string, reason: unknown): void {
     setVerdict(req, { refused: reason });
-    // HTTP/2: the body of a refused call is hardly read once the answer is out (upload-cutoffs.ts).
+    // HTTP/2: the body of a refused call is hardly read once the answer is out (body-drain.ts).
     if ("stream" in req) limitDrain(req.stream, REFUSED_DRAIN);
     // HTTP/1.1: the unread body would otherwise have to be read (and thrown away) to reuse the
     // connection; closing it stops the client instead.

@@ -17,7 +17,7 @@
 import type http2 from "node:http2";
 import type http from "node:http";
 import type { UniversalHandler } from "./one-port-server.js";
-import { ANSWERED_DRAIN } from "./upload-cutoffs.js";
+import { ANSWERED_DRAIN } from "./body-drain.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;

@@ -15,7 +15,6 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../util/logger.js";
 import { ClientConnectionCounter, clientKeyOf, createThrottledCounter } from "./connection-limits.js";
-import { watchUploadCutoffs } from "./upload-cutoffs.js";
 
 /** A request handler that serves both HTTP versions (e.g. `connectNodeAdapter(...)`). */
 export type UniversalHandler = (
@@ -54,8 +53,6 @@ export interface OnePortServerStats {
   readonly refusedOverClientCap: number;
   /** HTTP/2 sessions sent GOAWAY since start for having no open stream for `idleTimeoutMs`. */
   readonly idleSessionsClosed: number;
-  /** HTTP/2 sessions sent GOAWAY since start for uploads cut off mid-way (upload-cutoffs.ts). */
-  readonly cutoffSessionsClosed: number;
 }
 
 /** A listening (or listenable) one-port server. */
@@ -182,11 +179,9 @@ export function createOnePortServer(handler: UniversalHandler, options: OnePortS
   const sessions = new Set<http2.ServerHttp2Session>();
   const h1Sockets = new Map<net.Socket, number>(); // socket -> requests in flight on it
   let idleSessionsClosed = 0;
-  let cutoffSessionsClosed = 0;
   h2.on("session", (s) => {
     sessions.add(s);
     s.setLocalWindowSize(HTTP2_CONNECTION_WINDOW_BYTES);
-    watchUploadCutoffs(s, () => cutoffSessionsClosed++);
     // Idle means no open stream, not no traffic: a device stream may stay quiet for hours and
     // its session must stay, while PINGs alone must not keep an empty session.
     let openStreams = 0;
@@ -317,7 +312,6 @@ export function createOnePortServer(handler: UniversalHandler, options: OnePortS
         refusedOverCap,
         refusedOverClientCap,
         idleSessionsClosed,
-        cutoffSessionsClosed,
       };
     },
     async close(timeoutMs) {

@@ -2,7 +2,7 @@
  * Answers sent before their request's body was read to the end.
  *
  * HTTP/2: the rest of the body is read and dropped from the moment the answer ends, so the stream
- * ends without a reset (upload-cutoffs.ts says why a reset costs the connection).
+ * ends without a reset (body-drain.ts says why a reset costs the connection).
  *
  * HTTP/1.1: an answer sent before its request's body was read to the end (Connect answers
  * `ResourceExhausted` as soon as a body passes the method's cap) says `Connection: close`, and
@@ -18,7 +18,7 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import type { UniversalHandler } from "./one-port-server.js";
-import { drainUnreadBody } from "./upload-cutoffs.js";
+import { drainUnreadBody } from "./body-drain.js";
 
 /**
  * Wraps `handler` so an HTTP/1.1 answer to a request whose body is not all read closes the

@@ -1,18 +1,16 @@
 /**
- * HTTP/2 calls answered before their body was read to the end, and uploads cut off mid-way.
+ * HTTP/2 calls answered before their body was read to the end.
  *
- * Node 20 loses an HTTP/2 session's memory budget to a stream reset while a large body is still
- * arriving: after about nine 2 MiB uploads refused early (over a method's cap, or unauthenticated)
- * every new stream on the connection was refused ENHANCE_YOUR_CALM, health checks included, and
- * stayed so. The server now reads and drops the rest of such a body, and sends GOAWAY to a session
- * whose client keeps cutting its own uploads off (src/server/upload-cutoffs.ts).
+ * A Node 20 HTTP/2 client loses its session's memory budget to a stream ended while it is still
+ * sending a large body: after about nine 2 MiB uploads answered early (over a method's cap)
+ * every new call on the connection was refused ENHANCE_YOUR_CALM, health checks included, and
+ * stayed so. The server now reads and drops the rest of such a body (src/server/body-drain.ts).
  */
 import http2 from "node:http2";
 import { createClient } from "@connectrpc/connect";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { createNodeTransport } from "../../sdk/src/node/transport.js";
-import { CUTOFFS_PER_SESSION } from "../../src/server/upload-cutoffs.js";
 import { mintTestToken } from "../support/auth.js";
 import { useTestServer } from "../support/test-server.js";
 
@@ -52,11 +50,8 @@ interface Answer {
   readonly rstCode: number | undefined;
 }
 
-/**
- * One gRPC call on `session` sending `body`; with `cancelOnAnswer` the client resets its stream as
- * soon as the answer's headers arrive, while its body may still be on its way (a client giving up).
- */
-function call(session: http2.ClientHttp2Session, path: string, body: Buffer, auth: boolean, cancelOnAnswer = false): Promise<Answer> {
+/** One gRPC call on `session` sending `body`. */
+function call(session: http2.ClientHttp2Session, path: string, body: Buffer, auth: boolean): Promise<Answer> {
   return new Promise((resolve) => {
     const headers: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" };
     if (auth) headers.authorization = `Bearer ${token}`;
@@ -64,7 +59,6 @@ function call(session: http2.ClientHttp2Session, path: string, body: Buffer, aut
     let status: string | undefined;
     stream.on("response", (h) => {
       if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-      if (cancelOnAnswer) stream.close(http2.constants.NGHTTP2_CANCEL);
     });
     stream.on("trailers", (h) => (status = String(h["grpc-status"])));
     stream.on("data", () => {});
@@ -83,25 +77,12 @@ describe("HTTP/2 answers before the body is read", () => {
     expect((await call(session, HEALTH_CHECK, grpcFrame(5), false)).status).toBe("0");
   });
 
-  it("forty unauthenticated 2 MiB bodies are each answered Unauthenticated, and the client keeps being served", async () => {
-    // A refused call's body is hardly read (REFUSED_DRAIN): one the client has not finished
-    // sending by then is cut off, and its session is told to go away every CUTOFFS_PER_SESSION
-    // of them; as a real client, this one then reconnects.
-    let session = connect();
-    let goaways = 0;
+  it("forty unauthenticated 2 MiB bodies are each answered Unauthenticated, and the connection keeps serving", async () => {
+    const session = connect();
     const statuses = new Set<string | undefined>();
-    for (let i = 0; i < 40; i++) {
-      if (session.closed || session.destroyed || (session as { goawayReceived?: boolean }).goawayReceived) session = connect();
-      const current = session;
-      current.once("goaway", () => {
-        goaways++;
-        (current as { goawayReceived?: boolean }).goawayReceived = true;
-      });
-      statuses.add((await call(current, LOG_ERROR, grpcFrame(2 * 1024 * 1024), false)).status);
-    }
+    for (let i = 0; i < 40; i++) statuses.add((await call(session, LOG_ERROR, grpcFrame(2 * 1024 * 1024), false)).status);
     expect([...statuses]).toEqual(["16"]);
-    expect(goaways).toBeLessThanOrEqual(Math.ceil(40 / CUTOFFS_PER_SESSION));
-    expect((await call(connect(), HEALTH_CHECK, grpcFrame(5), false)).status).toBe("0");
+    expect((await call(session, HEALTH_CHECK, grpcFrame(5), false)).status).toBe("0");
   });
 
   // The SDK's transport (connect-node's gRPC client) resets the rest of an upload answered early;
@@ -117,25 +98,5 @@ describe("HTTP/2 answers before the body is read", () => {
     }
     expect([...codes]).toEqual([8]); // Code.ResourceExhausted
     await expect(client.logError({ errorCode: "E_AFTER", errorMessage: "after forty refusals" })).resolves.toBeDefined();
-  });
-});
-
-describe("uploads a client cuts off", () => {
-  it(`a session whose client cancels ${CUTOFFS_PER_SESSION} large uploads mid-way is sent GOAWAY; a new connection is served`, async () => {
-    const before = t.server.transportStats().cutoffSessionsClosed;
-    const session = connect();
-    const goaway = new Promise<number>((resolve) => session.once("goaway", (code: number) => resolve(code)));
-    for (let i = 0; i < CUTOFFS_PER_SESSION; i++) await call(session, LOG_ERROR, grpcFrame(4 * 1024 * 1024), true, true);
-    expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
-    expect(t.server.transportStats().cutoffSessionsClosed).toBe(before + 1);
-    expect((await call(connect(), HEALTH_CHECK, grpcFrame(5), false)).status).toBe("0");
-  });
-
-  it("small bodies cancelled mid-call do not count", async () => {
-    const before = t.server.transportStats().cutoffSessionsClosed;
-    const session = connect();
-    for (let i = 0; i < 3 * CUTOFFS_PER_SESSION; i++) await call(session, LOG_ERROR, grpcFrame(64 * 1024), true, true);
-    expect(t.server.transportStats().cutoffSessionsClosed).toBe(before);
-    expect((await call(session, HEALTH_CHECK, grpcFrame(5), false)).status).toBe("0");
   });
 });
