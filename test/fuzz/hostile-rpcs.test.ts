@@ -21,6 +21,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../../src/auth/principal.js";
 import { loadConfig } from "../../src/config.js";
+import { messageCaps } from "../../src/server/message-caps.js";
 import { startHealthProbe, summarize, type HealthProbe } from "../support/hostile-health.js";
 import { clientCases, FUZZ_TARGETS, messageJson, rawCases, type Encoding, type FuzzCase, type FuzzTarget } from "../support/hostile-messages.js";
 import { FuzzSender, type Channel } from "../support/hostile-send.js";
@@ -42,6 +43,8 @@ const CLEAN = new Set(["ok", "invalid_argument", "resource_exhausted", "unauthen
 const LOOKUPS = new Set(["/analytics.v1.AnalyticsService/ResolveError", "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]);
 
 const defaults = loadConfig({});
+/** The read cap of each method with one of its own (src/server/message-caps.ts). */
+const methodCaps = messageCaps({ maxMessageBytes: defaults.maxMessageBytes, metricsMessageBytes: defaults.metricsMaxMessageBytes });
 const capsOf = (target: FuzzTarget) => ({
   messageBytes: /DeviceMetrics$/.test(target.method.name) && target.service.typeName === "analytics.v1.AnalyticsService" ? defaults.metricsMaxMessageBytes : defaults.maxMessageBytes,
 });
@@ -60,6 +63,8 @@ interface Record {
   readonly cls: string;
   readonly label: string;
   readonly oversize: boolean;
+  /** An HTTP/1.1 body past its method's read cap (the answer then closes the connection). */
+  readonly overCap?: boolean;
   readonly caller: string;
   readonly code: string;
   readonly message?: string;
@@ -131,7 +136,7 @@ describe(`fuzz (FUZZ_SEED=${SEED}, ${RUNS} cases per RPC and encoding)`, () => {
             runs++;
             const start = Date.now();
             const outcome = await sender.send(target, encoding, channel, c, tokens.get(caller));
-            const rec: Record = { target: target.path, encoding, channel, cls: c.cls, label: c.label, oversize: c.oversize, caller, code: outcome.code, ms: outcome.ms, start, end: Date.now(), ...(outcome.message ? { message: outcome.message } : {}) };
+            const rec: Record = { target: target.path, encoding, channel, cls: c.cls, label: c.label, oversize: c.oversize, overCap: outcome.bodyBytes !== undefined && outcome.bodyBytes > (methodCaps.get(target.path) ?? capsOf(target).messageBytes), caller, code: outcome.code, ms: outcome.ms, start, end: Date.now(), ...(outcome.message ? { message: outcome.message } : {}) };
             records.push(rec);
             if (!isClean(rec)) findings.push(rec);
           }),
@@ -201,8 +206,10 @@ function isClean(r: Record): boolean {
   // HTTP/1.1 has no way to stop an upload but closing: the auth gate answers a caller without a
   // valid token at once and closes, and a client still writing a large body may see the close
   // (EPIPE) before the answer. Only for such callers, and only on the HTTP/1.1 client.
-  // The same for a body past the size cap, which the server refuses and closes the same way.
+  // The same for a body past the size cap (the global one, or on raw HTTP/1.1 calls its method's),
+  // which the server refuses and closes the same way.
   if (r.channel === "client-connect" && (r.oversize || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
+  if (r.channel === "raw-connect" && (r.overCap || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
   return false;
 }
 

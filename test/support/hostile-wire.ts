@@ -105,6 +105,8 @@ export interface Outcome {
   readonly message?: string;
   /** Time to the answer, ms. */
   readonly ms: number;
+  /** Bytes of the request body (HTTP/1.1 calls, whose answer to a body past a cap closes the connection). */
+  readonly bodyBytes?: number;
 }
 
 /** What a raw call sends. */
@@ -163,15 +165,19 @@ export function h2Call(pool: H2Pool, call: RawCall): Promise<Outcome> {
     let settled = false;
     let stream: http2.ClientHttp2Stream | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
-    const done = (code: string, message?: string) => {
+    // A complete answer leaves the rest of the upload to go out (the server reads and drops it):
+    // cancelling it would cost this client's own session memory budget (src/server/body-drain.ts)
+    // and, some thousand calls later, have Node refuse this client's new streams ENHANCE_YOUR_CALM.
+    // A call given up on (no answer in time, a stream left open) is cancelled.
+    const done = (code: string, message?: string, answered = true) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       clearTimeout(graceTimer);
-      if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (!answered && stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       resolve({ code, ...(message !== undefined ? { message: message.slice(0, 300) } : {}), ms: performance.now() - started });
     };
-    const timer = setTimeout(() => done("timeout"), call.timeoutMs);
+    const timer = setTimeout(() => done("timeout", undefined, false), call.timeoutMs);
     try {
       stream = pool.session().request({
         ":method": "POST",
@@ -224,7 +230,7 @@ export function h2Call(pool: H2Pool, call: RawCall): Promise<Outcome> {
       if (n > messages) {
         messages = n;
         if (call.openStreamGraceMs !== undefined && graceTimer === undefined) {
-          graceTimer = setTimeout(() => done("ok", "stream left open after answering"), call.openStreamGraceMs);
+          graceTimer = setTimeout(() => done("ok", "stream left open after answering", false), call.openStreamGraceMs);
         }
       }
     });
@@ -287,7 +293,7 @@ export function h1Call(agent: http.Agent, url: string, call: RawCall): Promise<O
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ code, ...(message !== undefined ? { message: message.slice(0, 300) } : {}), ms: performance.now() - started });
+      resolve({ code, ...(message !== undefined ? { message: message.slice(0, 300) } : {}), ms: performance.now() - started, bodyBytes: call.body.length });
     };
     const req = http.request(
       {
