@@ -472,3 +472,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   }
   return { ...merged, dataDir: resolve(merged.dataDir) };
 }
+
+/**
+ * Each setting's variable and built-in default, keyed like {@link Config}; read-only, for
+ * `scripts/config-docs.ts`, which generates docs/CONFIGURATION.md from it and the TSDoc of
+ * {@link Config}.
+ */
+export const CONFIG_SETTINGS: { readonly [K in keyof Config]: { readonly name: string; readonly fallback: Config[K] } } = SPECS;

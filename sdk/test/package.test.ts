@@ -4,8 +4,8 @@
  * use it: plain Node (no TypeScript loader) imports every entry point, a TypeScript consumer
  * type-checks against the emitted declarations, and browser bundles (esbuild,
  * `platform: "browser"`) of `.` and `./web` contain no Node.js module, from the built package and
- * from the sources (the `source` export condition used inside this repository). The README's
- * TypeScript examples type-check against the package.
+ * from the sources (the `source` export condition used inside this repository). The TypeScript
+ * examples of the README's SDK section and of docs/SDK.md type-check against the package.
  */
 import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -89,10 +89,16 @@ describe("@fleet/analytics-sdk as a package", () => {
     await run(join(root, "node_modules/.bin/tsc"), ["-p", join(dir, "tsconfig.json")], { cwd: dir });
   }, 60_000);
 
-  it("type-checks the README's TypeScript examples against the package", async () => {
+  it("type-checks the TypeScript examples of the README and docs/SDK.md against the package", async () => {
     const readme = await readFile(join(root, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## TypeScript SDK"), readme.indexOf("\n## ", readme.indexOf("## TypeScript SDK") + 1));
-    const examples = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const readmeSection = readme.slice(readme.indexOf("## The SDK"), readme.indexOf("\n## ", readme.indexOf("## The SDK") + 1));
+    const sdkPage = await readFile(join(root, "docs/SDK.md"), "utf8");
+    const blocksOf = (markdown: string) => [...markdown.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    // docs/SDK.md holds the examples that were the README's (one per entry point at least); the
+    // README keeps a short one per platform.
+    expect(blocksOf(sdkPage).length).toBeGreaterThanOrEqual(3);
+    expect(blocksOf(readmeSection).length).toBeGreaterThanOrEqual(3);
+    const examples = [...blocksOf(readmeSection), ...blocksOf(sdkPage)];
     expect(examples.length).toBeGreaterThanOrEqual(3);
     const files = await Promise.all(
       examples.map(async (code, i) => {
@@ -107,7 +113,7 @@ describe("@fleet/analytics-sdk as a package", () => {
     );
     await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
     await run(join(root, "node_modules/.bin/tsc"), ["-p", join(dir, "tsconfig.readme.json")], { cwd: dir }).catch((err: { stdout?: string }) => {
-      throw new Error(`README examples do not type-check:\n${err.stdout ?? String(err)}`);
+      throw new Error(`README / docs/SDK.md examples do not type-check:\n${err.stdout ?? String(err)}`);
     });
   }, 60_000);
 

@@ -1,15 +1,16 @@
 /**
- * The README's admin examples, run verbatim against the real server: every ```sh block of
- * README.md that contains `buf curl` is run by bash, line by line as a reader would paste it,
- * with only the address (`http://localhost:8080` becomes the test server's) and the tokens
- * (`$TOKEN` and `$ADMIN_TOKEN` are admin tokens, as the first start prints) provided, and the
- * README's `<id from LogError>` placeholder replaced by the id an earlier example's LogError
- * returned. `npm run -s cli -- token ...` inside a block runs the real CLI with the server's secret.
+ * The docs' `buf curl` examples, run verbatim against the real server: every ```sh block of
+ * README.md and of docs/*.md (README first, then the pages in name order) that contains
+ * `buf curl` is run by bash, line by line as a reader would paste it, with only the address
+ * (`http://localhost:8080` becomes the test server's) and the tokens (`$TOKEN` and `$ADMIN_TOKEN`
+ * are admin tokens, as the first start prints) provided, and the `<id from LogError>` placeholder
+ * replaced by the id an earlier example's LogError returned. `npm run -s cli -- token ...` inside a
+ * block runs the real CLI with the server's secret.
  *
  * A block preceded by `<!-- readme-test: skip (reason) -->` is not run (say why).
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -18,8 +19,10 @@ import { useTestServer } from "../../test/support/test-server.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** One fenced shell block of the README. */
+/** One fenced shell block of a Markdown page. */
 interface ShellBlock {
+  /** The page, relative to the repository root (set by {@link docBlocks}). */
+  readonly file?: string;
   /** 1-based line of the opening fence. */
   readonly line: number;
   /** The heading the block is under. */
@@ -90,13 +93,30 @@ function runBlock(commands: readonly string[], env: NodeJS.ProcessEnv): Promise<
   });
 }
 
-const t = useTestServer();
-const readme = readFileSync(join(root, "README.md"), "utf8");
-const blocks = shellBlocks(readme).filter((b) => b.commands.some((c) => c.includes("buf curl")));
+/** The pages whose examples run: the README, then every page of docs/ in name order. */
+export const DOC_FILES: readonly string[] = [
+  "README.md",
+  ...readdirSync(join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
-describe("README buf curl examples, verbatim", () => {
+/** The shell blocks of every page in {@link DOC_FILES}, in that order, each knowing its page. */
+function docBlocks(): ShellBlock[] {
+  return DOC_FILES.flatMap((file) => shellBlocks(readFileSync(join(root, file), "utf8")).map((b) => ({ ...b, file })));
+}
+
+const t = useTestServer();
+const blocks = docBlocks().filter((b) => b.commands.some((c) => c.includes("buf curl")));
+
+describe("README and docs buf curl examples, verbatim", () => {
   it("finds the examples", () => {
     expect(blocks.length).toBeGreaterThanOrEqual(3);
+    // The pages the README's examples moved to are read too.
+    for (const file of ["README.md", "docs/EVENTS.md", "docs/DEVICE-METRICS.md", "docs/QUERIES.md"]) {
+      expect(blocks.some((b) => b.file === file), file).toBe(true);
+    }
     expect(blocks.flatMap((b) => b.commands).filter((c) => c.includes("buf curl")).length).toBeGreaterThanOrEqual(6);
   });
 
@@ -115,7 +135,7 @@ describe("README buf curl examples, verbatim", () => {
       });
       const { runs, stderr } = await runBlock(commands, env);
       for (const run of runs) {
-        expect({ at: `README.md:${block.line} (${block.section})`, command: run.command, status: run.status, stderr: run.status === 0 ? "" : stderr }).toMatchObject({ status: 0 });
+        expect({ at: `${block.file}:${block.line} (${block.section})`, command: run.command, status: run.status, stderr: run.status === 0 ? "" : stderr }).toMatchObject({ status: 0 });
         if (/\/LogError\b/.test(run.command)) placeholders.set("<id from LogError>", (JSON.parse(run.stdout) as { id: string }).id);
       }
       all.push(...runs);
@@ -130,7 +150,7 @@ describe("README buf curl examples, verbatim", () => {
     for (const s of out(/\/ResolveError\b/)) expect(JSON.parse(s)).toMatchObject({ errorId: logged!.id, resolved: true });
     const ingests = all.filter((r) => /\/IngestDeviceMetrics\b/.test(r.command));
     for (const run of ingests.filter((r) => !r.command.includes('"columns"'))) expect(JSON.parse(run.stdout)).toMatchObject({ counts: { received: 1 } });
-    // The columnar example: its answer as the README comments it, and the rows it stored.
+    // The columnar example: its answer as its page comments it, and the rows it stored.
     const columnar = ingests.filter((r) => r.command.includes('"columns"'));
     expect(columnar).toHaveLength(1);
     expect(JSON.parse(columnar[0]!.stdout)).toEqual({ counts: { received: 3, stored: 2, filtered: 1 } });
