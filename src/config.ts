@@ -267,8 +267,8 @@ const REDACT: Readonly<Record<string, (raw: string) => string>> = {
   ANALYTICS_JWT_SECRET: () => "(hidden)",
 };
 
-/** Variables whose name says they hold a secret are hidden too, whoever adds them. */
-const SECRET_NAME = /SECRET|PASSWORD|PASSPHRASE|CREDENTIAL|PRIVATE_KEY|API_KEY/;
+/** Variables whose name says they hold a secret (a bearer token too) are hidden, whoever adds them. */
+const SECRET_NAME = /SECRET|PASSWORD|PASSPHRASE|CREDENTIAL|PRIVATE_KEY|API_KEY|(?:^|_)TOKEN(?:_|$)/;
 
 /** A bad value as a configuration error shows it. */
 function shownValue(name: string, raw: string): string {
@@ -354,7 +354,7 @@ export function writerStrategyOf(config: Pick<Config, "writerStrategy" | "databa
 
 /**
  * Every variable the service reads. Variables starting with `ANALYTICS_` that are not listed here
- * fail start-up, so a typo never silently falls back to a default.
+ * (nor in {@link CLIENT_VARIABLES}) fail start-up, so a typo never silently falls back to a default.
  */
 const SPECS = {
   port: { name: "PORT", parse: int(0, 65535), fallback: 8080 },
@@ -422,6 +422,71 @@ const SPECS = {
 export const CONFIG_VARIABLES: readonly string[] = Object.values(SPECS).map((s) => s.name);
 
 /**
+ * `ANALYTICS_*` variables the project's own docs tell people to set for the clients, with where.
+ * The server never reads them, and the unknown-variable check passes over them, so the shell a
+ * newcomer set up for the SDK examples can start the server and run every CLI command. A variable
+ * the docs or examples start reading (`process.env.ANALYTICS_...` in README.md, docs/, sdk/,
+ * bench/) belongs here, or under a name without the prefix.
+ */
+export const CLIENT_VARIABLES: Readonly<Record<string, string>> = Object.freeze({
+  ANALYTICS_TOKEN: "the bearer token the SDK examples send (README.md, sdk/README.md, createNodeTransport's TSDoc)",
+});
+
+/**
+ * Optimal-string-alignment distance (Levenshtein plus swapping two neighbours, the commonest
+ * typo), for naming the setting a misspelt variable probably meant.
+ */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+const PREFIX = "ANALYTICS_";
+
+/**
+ * The known variable closest to `name`, if one is close enough to be a plausible misspelling
+ * (at most a third of the differing part's length, and at least 2 edits allowed). The shared
+ * `ANALYTICS_` prefix is left out of the comparison, so `ANALYTICS_LOG_LEVEL` finds `LOG_LEVEL`.
+ */
+export function closestSetting(name: string): string | undefined {
+  const bare = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name;
+  let best: { name: string; distance: number } | undefined;
+  for (const known of [...CONFIG_VARIABLES, ...Object.keys(CLIENT_VARIABLES)]) {
+    const distance = editDistance(bare, known.startsWith(PREFIX) ? known.slice(PREFIX.length) : known);
+    if (best === undefined || distance < best.distance) best = { name: known, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(bare.length / 3)) ? best.name : undefined;
+}
+
+/**
+ * The problem an unknown `ANALYTICS_*` variable makes, without its value (it may be a secret).
+ *
+ * Unknown names refuse start-up rather than log a warning: a misspelt setting silently keeps its
+ * default, and for several settings the default is the less safe side (a misspelt
+ * `ANALYTICS_TOKENS_NOT_BEFORE` revokes nothing, a misspelt `ANALYTICS_IP_ANONYMIZATION=drop`
+ * keeps storing truncated addresses, rate limits are not what was set); a warning scrolls past in
+ * a JSON log, a refusal costs one restart. What made the rule hurt was a variable the project's
+ * own docs tell people to set; those are exempt by name ({@link CLIENT_VARIABLES}).
+ */
+function unknownVariableProblem(name: string): string {
+  const closest = closestSetting(name);
+  if (closest === undefined) {
+    return `${name} is not a known setting (no setting has a similar name; they are listed in docs/CONFIGURATION.md; if another program reads it, unset it for this one)`;
+  }
+  const clientSide = Object.hasOwn(CLIENT_VARIABLES, closest) ? " (read by the clients, not the server)" : "";
+  return `${name} is not a known setting: did you mean ${closest}${clientSide}?`;
+}
+
+/**
  * With a JWKS anyone the identity provider serves is a possible signer, so a token must also be
  * meant for this service: `iss` and `aud` are required then.
  */
@@ -458,9 +523,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     }
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith("ANALYTICS_") && !CONFIG_VARIABLES.includes(name)) {
-      problems.push(`${name} is not a known setting (known: ${CONFIG_VARIABLES.filter((n) => n.startsWith("ANALYTICS_")).join(", ")})`);
-    }
+    if (name.startsWith(PREFIX) && !CONFIG_VARIABLES.includes(name) && !Object.hasOwn(CLIENT_VARIABLES, name)) problems.push(unknownVariableProblem(name));
   }
   const merged = { ...out, ...overrides } as Config;
   if (merged.writerStrategy === "copy" && merged.databaseUrl === undefined) {

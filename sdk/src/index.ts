@@ -28,6 +28,7 @@ export {
   type WithTimeInput,
 } from "./analytics-client.js";
 export { createMetricsClient, type MetricsClient, type MetricsClientOptions } from "./metrics-client.js";
+export type { Plain } from "./plain-answer.js";
 export { newEventId } from "./event-id.js";
 export { createBearerTokenInterceptor, resolveToken, type TokenSource } from "./bearer-token.js";
 export {

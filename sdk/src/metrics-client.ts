@@ -1,12 +1,18 @@
 /**
  * The typed MetricsService client (admin queries), with paging helpers that walk every page.
- * Platform-neutral.
+ * Answers are plain values (counts as numbers, times as `Date`s; see {@link Plain}), so they can
+ * be logged, compared and sent on as JSON. Platform-neutral.
  *
  * @module
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { DescMessage, Message, MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import {
+  GetApiPerformanceResponseSchema,
+  GetDeviceMetricsResponseSchema,
+  GetDeviceStateHistoryResponseSchema,
+  GetErrorTrendsResponseSchema,
+  GetJobOutcomesResponseSchema,
   MetricsService,
   type DeviceStateChange,
   type GetApiPerformanceRequestSchema,
@@ -21,6 +27,7 @@ import {
   type GetJobOutcomesResponse,
   type StoredMetricSample,
 } from "./gen/analytics/v1/metrics_service_pb.js";
+import { toPlain, type Plain } from "./plain-answer.js";
 
 /** Options of {@link createMetricsClient}. */
 export interface MetricsClientOptions {
@@ -34,32 +41,35 @@ export interface MetricsClientOptions {
  */
 export interface MetricsClient {
   /** Request counts, errors and latency percentiles per endpoint, busiest first. */
-  getApiPerformance(input?: MessageInitShape<typeof GetApiPerformanceRequestSchema>, options?: CallOptions): Promise<GetApiPerformanceResponse>;
+  getApiPerformance(input?: MessageInitShape<typeof GetApiPerformanceRequestSchema>, options?: CallOptions): Promise<Plain<GetApiPerformanceResponse>>;
   /** Outcome counts, success rate and mean durations per job type. */
-  getJobOutcomes(input?: MessageInitShape<typeof GetJobOutcomesRequestSchema>, options?: CallOptions): Promise<GetJobOutcomesResponse>;
+  getJobOutcomes(input?: MessageInitShape<typeof GetJobOutcomesRequestSchema>, options?: CallOptions): Promise<Plain<GetJobOutcomesResponse>>;
   /** Error counts per category and severity, with an hourly timeline. */
-  getErrorTrends(input?: MessageInitShape<typeof GetErrorTrendsRequestSchema>, options?: CallOptions): Promise<GetErrorTrendsResponse>;
+  getErrorTrends(input?: MessageInitShape<typeof GetErrorTrendsRequestSchema>, options?: CallOptions): Promise<Plain<GetErrorTrendsResponse>>;
   /** One page of a device's state changes, newest first. */
   getDeviceStateHistory(
     input: MessageInitShape<typeof GetDeviceStateHistoryRequestSchema>,
     options?: CallOptions,
-  ): Promise<GetDeviceStateHistoryResponse>;
+  ): Promise<Plain<GetDeviceStateHistoryResponse>>;
   /** One page of a device's stored metric samples, newest first. */
-  getDeviceMetrics(input: MessageInitShape<typeof GetDeviceMetricsRequestSchema>, options?: CallOptions): Promise<GetDeviceMetricsResponse>;
+  getDeviceMetrics(input: MessageInitShape<typeof GetDeviceMetricsRequestSchema>, options?: CallOptions): Promise<Plain<GetDeviceMetricsResponse>>;
   /** Every state change of the window, page after page (`pageSize` sets the page size). */
-  listDeviceStateHistory(input: MessageInitShape<typeof GetDeviceStateHistoryRequestSchema>, options?: CallOptions): AsyncIterable<DeviceStateChange>;
+  listDeviceStateHistory(input: MessageInitShape<typeof GetDeviceStateHistoryRequestSchema>, options?: CallOptions): AsyncIterable<Plain<DeviceStateChange>>;
   /** Every stored sample of the window, page after page (`pageSize` sets the page size). */
-  listDeviceMetrics(input: MessageInitShape<typeof GetDeviceMetricsRequestSchema>, options?: CallOptions): AsyncIterable<StoredMetricSample>;
-  /** The generated client underneath. */
+  listDeviceMetrics(input: MessageInitShape<typeof GetDeviceMetricsRequestSchema>, options?: CallOptions): AsyncIterable<Plain<StoredMetricSample>>;
+  /** The generated client underneath: answers as generated messages (counts as `bigint`). */
   readonly raw: Client<typeof MetricsService>;
 }
 
-async function call<T>(run: () => Promise<T>): Promise<T> {
+/** Runs a call, its error as a `ConnectError`, its answer as a plain value of `schema`. */
+async function call<T extends Message>(schema: DescMessage, run: () => Promise<T>): Promise<Plain<T>> {
+  let answer: T;
   try {
-    return await run();
+    answer = await run();
   } catch (err) {
     throw ConnectError.from(err);
   }
+  return toPlain(schema, answer);
 }
 
 /**
@@ -76,11 +86,11 @@ export function createMetricsClient(transport: Transport, options: MetricsClient
   const opts = (o: CallOptions | undefined): CallOptions => ({ ...options.callOptions, ...o });
   const client: MetricsClient = {
     raw,
-    getApiPerformance: (input = {}, o) => call(() => raw.getApiPerformance(input, opts(o))),
-    getJobOutcomes: (input = {}, o) => call(() => raw.getJobOutcomes(input, opts(o))),
-    getErrorTrends: (input = {}, o) => call(() => raw.getErrorTrends(input, opts(o))),
-    getDeviceStateHistory: (input, o) => call(() => raw.getDeviceStateHistory(input, opts(o))),
-    getDeviceMetrics: (input, o) => call(() => raw.getDeviceMetrics(input, opts(o))),
+    getApiPerformance: (input = {}, o) => call(GetApiPerformanceResponseSchema, () => raw.getApiPerformance(input, opts(o))),
+    getJobOutcomes: (input = {}, o) => call(GetJobOutcomesResponseSchema, () => raw.getJobOutcomes(input, opts(o))),
+    getErrorTrends: (input = {}, o) => call(GetErrorTrendsResponseSchema, () => raw.getErrorTrends(input, opts(o))),
+    getDeviceStateHistory: (input, o) => call(GetDeviceStateHistoryResponseSchema, () => raw.getDeviceStateHistory(input, opts(o))),
+    getDeviceMetrics: (input, o) => call(GetDeviceMetricsResponseSchema, () => raw.getDeviceMetrics(input, opts(o))),
     async *listDeviceStateHistory(input, o) {
       let pageToken = input.pageToken ?? "";
       do {

@@ -267,7 +267,7 @@ describe("MetricsClient (admin)", () => {
   it("getApiPerformance reports the calls above", async () => {
     const endpoint = "/analytics.v1.AnalyticsService/LogDeviceStateChange";
     // The request log is written behind the calls (it never delays them): wait for its rows.
-    await expect.poll(async () => (await metrics.getApiPerformance({ hours: 1, endpoint })).endpoints[0]?.requestCount ?? 0n, { timeout: 10_000 }).toBeGreaterThanOrEqual(3n);
+    await expect.poll(async () => (await metrics.getApiPerformance({ hours: 1, endpoint })).endpoints[0]?.requestCount ?? 0, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
     const res = await metrics.getApiPerformance({ hours: 1, endpoint });
     expect(res.window?.end).toBeDefined();
     expect(res.endpoints.map((e) => e.endpoint)).toEqual([endpoint]);
@@ -275,13 +275,43 @@ describe("MetricsClient (admin)", () => {
 
   it("getJobOutcomes", async () => {
     const res = await metrics.getJobOutcomes({ jobType: "sdk_job" });
-    expect(res.jobTypes.map((j) => [j.jobType, j.total, j.successRate])).toEqual([["sdk_job", 1n, 1]]);
+    expect(res.jobTypes.map((j) => [j.jobType, j.total, j.successRate])).toEqual([["sdk_job", 1, 1]]);
   });
 
   it("getErrorTrends", async () => {
     const res = await metrics.getErrorTrends({ category: ErrorCategory.DEVICE });
-    expect(res.total).toBeGreaterThanOrEqual(1n);
+    expect(res.total).toBeGreaterThanOrEqual(1);
     expect(res.timeline.length).toBeGreaterThanOrEqual(24);
+  });
+
+  it("answers serialize: JSON.stringify gives counts as numbers and times as ISO strings", async () => {
+    const parse = (answer: unknown) => JSON.parse(JSON.stringify(answer)) as Record<string, unknown>;
+    const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+    const jobs = await metrics.getJobOutcomes({ jobType: "sdk_job" });
+    expect(parse(jobs)).toEqual({
+      window: { start: expect.stringMatching(iso), end: expect.stringMatching(iso) },
+      jobTypes: [{ jobType: "sdk_job", total: 1, successRate: 1, statuses: [{ status: JobStatus.SUCCESS, count: 1, avgDurationMs: 100 }] }],
+    });
+    expect(jobs.window!.end!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+
+    const errors = await metrics.getErrorTrends({ category: ErrorCategory.DEVICE });
+    const errorsJson = parse(errors) as { total: unknown; counts: { count: unknown }[]; timeline: { hourStart: unknown; count: unknown }[] };
+    expect(typeof errorsJson.total).toBe("number");
+    expect(errorsJson.total).toBe(errors.total);
+    expect(errorsJson.counts.map((c) => typeof c.count)).toEqual(errors.counts.map(() => "number"));
+    expect(errorsJson.timeline.map((b) => typeof b.count)).toEqual(errors.timeline.map(() => "number"));
+    expect(errorsJson.timeline.every((b) => typeof b.hourStart === "string" && iso.test(b.hourStart))).toBe(true);
+
+    const endpoint = "/analytics.v1.AnalyticsService/LogDeviceStateChange";
+    const performance = parse(await metrics.getApiPerformance({ hours: 1, endpoint })) as { endpoints: Record<string, unknown>[] };
+    expect(performance.endpoints[0]).toMatchObject({ endpoint, requestCount: expect.any(Number), errorCount: expect.any(Number) });
+
+    const history = parse(await metrics.getDeviceStateHistory({ deviceId, pageSize: 1 })) as { changes: Record<string, unknown>[] };
+    expect(history.changes[0]).toMatchObject({ deviceId, newState: "online", occurredAt: expect.stringMatching(iso) });
+
+    // The generated client underneath still answers with messages, counts as bigint.
+    expect((await metrics.raw.getJobOutcomes({ jobType: "sdk_job" })).jobTypes[0]!.total).toBe(1n);
   });
 });
 

@@ -25,17 +25,36 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Starts the server process; resolves with its URL once it logs "ready at". */
-function serve(): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const env: NodeJS.ProcessEnv = {
+/** The environment of a command run on `database`, plus `extra`. */
+function envFor(database: TestDatabase, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     PORT: "0",
     HOST: "127.0.0.1",
-    ANALYTICS_DATA_DIR: db.config.dataDir,
+    ANALYTICS_DATA_DIR: database.config.dataDir,
     LOG_LEVEL: "info",
-    ...(db.config.databaseUrl ? { DATABASE_URL: db.config.databaseUrl } : {}),
+    ...(database.config.databaseUrl ? { DATABASE_URL: database.config.databaseUrl } : {}),
+    ...extra,
   };
+}
+
+/** Runs a CLI command to its end. */
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/main.ts"), ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts the server process; resolves with its URL once it logs "ready at". */
+function serve(database: TestDatabase = db, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const env = envFor(database, extraEnv);
   const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/main.ts"), "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   return new Promise((resolve, reject) => {
@@ -81,5 +100,40 @@ describe("the serve command", () => {
     // Nothing of the token reached stdout or stderr: not the whole, not its signature.
     expect(output()).not.toContain(adminToken.split(".")[2]);
     expect(output()).not.toMatch(/ey[A-Za-z0-9_-]{20,}\.ey/);
+  });
+});
+
+describe("a shell set up for the SDK", () => {
+  let own: TestDatabase;
+  beforeAll(async () => {
+    own = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await own?.drop();
+  });
+  // The README's SDK examples read ANALYTICS_TOKEN; a newcomer exports it and then starts the server.
+  const sdkToken = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZGstc2hlbGwifQ.c2RrLXNoZWxsLXNpZ25hdHVyZQ";
+
+  it("serves and runs the CLI with ANALYTICS_TOKEN exported, never echoing it", async () => {
+    const { child, url, output } = await serve(own, { ANALYTICS_TOKEN: sdkToken });
+    const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(output()).not.toContain("c2RrLXNoZWxsLXNpZ25hdHVyZQ");
+
+    const minted = await runCli(["token", "--role", "service", "--sub", "sdk-shell"], envFor(own, { ANALYTICS_TOKEN: sdkToken }));
+    expect(minted.code, minted.stderr).toBe(0);
+    expect(minted.stderr).not.toContain("ANALYTICS_TOKEN");
+    expect(decodeJwt(minted.stdout.trim())).toMatchObject({ role: "service", sub: "sdk-shell" });
+  });
+
+  it("still refuses a misspelt setting, naming the closest one (exit 2)", async () => {
+    const res = await runCli(["token", "--role", "service", "--sub", "x"], envFor(own, { ANALYTICS_TOKEN: sdkToken, ANALYTICS_MAX_MESAGE_BYTES: "1048576" }));
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toMatch(/^invalid configuration:\n  - ANALYTICS_MAX_MESAGE_BYTES is not a known setting: did you mean ANALYTICS_MAX_MESSAGE_BYTES\?$/m);
+    expect(res.stderr).not.toContain("c2RrLXNoZWxsLXNpZ25hdHVyZQ");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, writerStrategyOf } from "../../src/config.js";
+import { CLIENT_VARIABLES, closestSetting, CONFIG_VARIABLES, ConfigError, loadConfig, writerStrategyOf } from "../../src/config.js";
 
 describe("loadConfig", () => {
   it("has documented defaults", () => {
@@ -58,6 +58,62 @@ describe("loadConfig", () => {
 
   it("rejects unknown ANALYTICS_ variables (typos never fall back to defaults)", () => {
     expect(() => loadConfig({ ANALYTICS_RETENTON_DAYS: "30" })).toThrowError(/ANALYTICS_RETENTON_DAYS is not a known setting/);
+  });
+
+  it("names the closest known setting for a misspelt variable, without its value", () => {
+    const text = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error("expected a ConfigError");
+    };
+    expect(text({ ANALYTICS_MAX_MESAGE_BYTES: "1048576" })).toMatch(/ANALYTICS_MAX_MESAGE_BYTES is not a known setting: did you mean ANALYTICS_MAX_MESSAGE_BYTES\?$/);
+    expect(text({ ANALYTICS_JWT_SECERT: "hunter2-hunter2-hunter2-hunter2-hunter2" })).toMatch(/did you mean ANALYTICS_JWT_SECRET\?/);
+    expect(text({ ANALYTICS_JWT_SECERT: "hunter2-hunter2-hunter2-hunter2-hunter2" })).not.toContain("hunter2");
+    expect(text({ ANALYTICS_TOKNE: "eyJhbGciOiJIUzI1NiJ9.e30.sig" })).toMatch(/did you mean ANALYTICS_TOKEN \(read by the clients, not the server\)\?/);
+    expect(text({ ANALYTICS_WIDGETS: "on" })).toMatch(/ANALYTICS_WIDGETS is not a known setting \(no setting has a similar name; they are listed in docs\/CONFIGURATION.md; if another program reads it, unset it for this one\)$/);
+  });
+
+  it.each([
+    ["ANALYTICS_RETENTON_DAYS", "ANALYTICS_RETENTION_DAYS"],
+    ["ANALYTICS_RETENTOIN_DAYS", "ANALYTICS_RETENTION_DAYS"],
+    ["ANALYTICS_MAX_MSG_BYTES", "ANALYTICS_MAX_MESSAGE_BYTES"],
+    ["ANALYTICS_METRICS_MAX_MESAGE_BYTES", "ANALYTICS_METRICS_MAX_MESSAGE_BYTES"],
+    ["ANALYTICS_LOG_LEVEL", "LOG_LEVEL"],
+    ["ANALYTICS_PORT", "PORT"],
+    ["ANALYTICS_DATABASE_URL", "DATABASE_URL"],
+    ["ANALYTICS_TOKENS_NOT_BEFOR", "ANALYTICS_TOKENS_NOT_BEFORE"],
+  ])("suggests %s -> %s", (typo, meant) => {
+    expect(closestSetting(typo)).toBe(meant);
+  });
+
+  it("suggests nothing for a name unlike any setting", () => {
+    expect(closestSetting("ANALYTICS_WIDGETS")).toBeUndefined();
+    expect(closestSetting("ANALYTICS_API_KEY")).toBeUndefined();
+  });
+
+  it("starts with the client-side variables the docs tell people to export (ANALYTICS_TOKEN), never reading or echoing them", () => {
+    const token = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYWRtaW4ifQ.c2lnbmF0dXJl";
+    expect(loadConfig({ ANALYTICS_TOKEN: token, PORT: "9090" })).toMatchObject({ port: 9090 });
+    expect(JSON.stringify(loadConfig({ ANALYTICS_TOKEN: token }))).not.toContain(token);
+    // Another problem still refuses start-up, and the message says nothing of the token.
+    try {
+      loadConfig({ ANALYTICS_TOKEN: token, ANALYTICS_RETENTION_DAYS: "0" });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^invalid configuration:\n  - ANALYTICS_RETENTION_DAYS="0" must be an integer from 1 to 36500$/);
+    }
+  });
+
+  it("keeps client-side and server names apart", () => {
+    expect(Object.keys(CLIENT_VARIABLES)).toContain("ANALYTICS_TOKEN");
+    for (const name of Object.keys(CLIENT_VARIABLES)) {
+      expect(name).toMatch(/^ANALYTICS_/);
+      expect(CONFIG_VARIABLES).not.toContain(name);
+    }
   });
 
   it("reports every problem at once", () => {
@@ -147,6 +203,9 @@ describe("token settings", () => {
       expect(text).toContain(shown);
       expect(text).not.toMatch(/hunter2|ter2/);
     }
+    // With the SDK's token exported beside it, neither the secret nor the token is shown.
+    const withToken = message({ ANALYTICS_JWT_SECRET: "hunter2-short", ANALYTICS_TOKEN: "eyJ.hunter3.sig" });
+    expect(withToken).toBe('invalid configuration:\n  - ANALYTICS_JWT_SECRET="(hidden)" must be at least 32 characters (e.g. `openssl rand -base64 32`)');
     const jwks = message({ ANALYTICS_JWKS_URL: "http://reader:hunter2@id.example.com/jwks", ...JWKS });
     expect(jwks).toContain('ANALYTICS_JWKS_URL="http://reader:***@id.example.com/jwks"');
     expect(jwks).not.toContain("hunter2");

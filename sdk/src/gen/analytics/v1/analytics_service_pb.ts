@@ -1354,7 +1354,9 @@ export type StreamDeviceMetricsRequest = Message<"analytics.v1.StreamDeviceMetri
   /**
    * sequence numbers the batch; each is acknowledged by a response carrying the same number.
    * A device resends unacknowledged batches after a reconnect; stored samples are keyed by
-   * (device_id, occurred_at), so a resend never stores a row twice.
+   * (device_id, occurred_at), so a resend never stores a row twice. It keeps the full 64 bits (no
+   * `jstype = JS_NUMBER`): the device chooses it and the server echoes it, so rounding past 2^53
+   * would acknowledge a number the device never sent.
    *
    * @generated from field: uint64 sequence = 1;
    */
@@ -1400,7 +1402,9 @@ export type StreamDeviceMetricsRequestJson = {
   /**
    * sequence numbers the batch; each is acknowledged by a response carrying the same number.
    * A device resends unacknowledged batches after a reconnect; stored samples are keyed by
-   * (device_id, occurred_at), so a resend never stores a row twice.
+   * (device_id, occurred_at), so a resend never stores a row twice. It keeps the full 64 bits (no
+   * `jstype = JS_NUMBER`): the device chooses it and the server echoes it, so rounding past 2^53
+   * would acknowledge a number the device never sent.
    *
    * @generated from field: uint64 sequence = 1;
    */

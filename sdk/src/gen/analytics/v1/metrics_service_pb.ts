@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file analytics/v1/metrics_service.proto.
  */
 export const file_analytics_v1_metrics_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJhbmFseXRpY3MvdjEvbWV0cmljc19zZXJ2aWNlLnByb3RvEgxhbmFseXRpY3MudjEiYAoKVGltZVdpbmRvdxIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJKChhHZXRBcGlQZXJmb3JtYW5jZVJlcXVlc3QSEgoFaG91cnMYASABKA1IAIgBARIQCghlbmRwb2ludBgCIAEoCUIICgZfaG91cnMiewoZR2V0QXBpUGVyZm9ybWFuY2VSZXNwb25zZRIoCgZ3aW5kb3cYASABKAsyGC5hbmFseXRpY3MudjEuVGltZVdpbmRvdxI0CgllbmRwb2ludHMYAiADKAsyIS5hbmFseXRpY3MudjEuRW5kcG9pbnRQZXJmb3JtYW5jZSLpAQoTRW5kcG9pbnRQZXJmb3JtYW5jZRIQCghlbmRwb2ludBgBIAEoCRIVCg1yZXF1ZXN0X2NvdW50GAIgASgEEhMKC2Vycm9yX2NvdW50GAMgASgEEhcKD2F2Z19yZXNwb25zZV9tcxgEIAEoARIXCg9taW5fcmVzcG9uc2VfbXMYBSABKAESFwoPbWF4X3Jlc3BvbnNlX21zGAYgASgBEhcKD3A1MF9yZXNwb25zZV9tcxgHIAEoARIXCg9wOTVfcmVzcG9uc2VfbXMYCCABKAESFwoPcDk5X3Jlc3BvbnNlX21zGAkgASgBIkcKFUdldEpvYk91dGNvbWVzUmVxdWVzdBISCgVob3VycxgBIAEoDUgAiAEBEhAKCGpvYl90eXBlGAIgASgJQggKBl9ob3VycyJzChZHZXRKb2JPdXRjb21lc1Jlc3BvbnNlEigKBndpbmRvdxgBIAEoCzIYLmFuYWx5dGljcy52MS5UaW1lV2luZG93Ei8KCWpvYl90eXBlcxgCIAMoCzIcLmFuYWx5dGljcy52MS5Kb2JUeXBlU3VtbWFyeSJ5Cg5Kb2JUeXBlU3VtbWFyeRIQCghqb2JfdHlwZRgBIAEoCRINCgV0b3RhbBgCIAEoBBIUCgxzdWNjZXNzX3JhdGUYAyABKAESMAoIc3RhdHVzZXMYBCADKAsyHi5hbmFseXRpY3MudjEuSm9iU3RhdHVzU3VtbWFyeSJ8ChBKb2JTdGF0dXNTdW1tYXJ5EicKBnN0YXR1cxgBIAEoDjIXLmFuYWx5dGljcy52MS5Kb2JTdGF0dXMSDQoFY291bnQYAiABKAQSHAoPYXZnX2R1cmF0aW9uX21zGAMgASgBSACIAQFCEgoQX2F2Z19kdXJhdGlvbl9tcyJkChVHZXRFcnJvclRyZW5kc1JlcXVlc3QSEgoFaG91cnMYASABKA1IAIgBARItCghjYXRlZ29yeRgCIAEoDjIbLmFuYWx5dGljcy52MS5FcnJvckNhdGVnb3J5QggKBl9ob3VycyKwAQoWR2V0RXJyb3JUcmVuZHNSZXNwb25zZRIoCgZ3aW5kb3cYASABKAsyGC5hbmFseXRpY3MudjEuVGltZVdpbmRvdxINCgV0b3RhbBgCIAEoBBIoCgZjb3VudHMYAyADKAsyGC5hbmFseXRpY3MudjEuRXJyb3JDb3VudBIzCgh0aW1lbGluZRgEIAMoCzIhLmFuYWx5dGljcy52MS5FcnJvclRpbWVsaW5lQnVja2V0InQKCkVycm9yQ291bnQSLQoIY2F0ZWdvcnkYASABKA4yGy5hbmFseXRpY3MudjEuRXJyb3JDYXRlZ29yeRIoCghzZXZlcml0eRgCIAEoDjIWLmFuYWx5dGljcy52MS5TZXZlcml0eRINCgVjb3VudBgDIAEoBCJUChNFcnJvclRpbWVsaW5lQnVja2V0Ei4KCmhvdXJfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNvdW50GAIgASgEInYKHEdldERldmljZVN0YXRlSGlzdG9yeVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhIKBWhvdXJzGAIgASgNSACIAQESEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAlCCAoGX2hvdXJzImoKHUdldERldmljZVN0YXRlSGlzdG9yeVJlc3BvbnNlEjAKB2NoYW5nZXMYASADKAsyHy5hbmFseXRpY3MudjEuRGV2aWNlU3RhdGVDaGFuZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIt8BChFEZXZpY2VTdGF0ZUNoYW5nZRIKCgJpZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSFgoOcHJldmlvdXNfc3RhdGUYAyABKAkSEQoJbmV3X3N0YXRlGAQgASgJEhIKCmNoYW5nZWRfYnkYBSABKAkSDgoGcmVhc29uGAYgASgJEisKCmV4dHJhX2RhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC29jY3VycmVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxChdHZXREZXZpY2VNZXRyaWNzUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSEgoFaG91cnMYAiABKA1IAIgBARIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCUIICgZfaG91cnMiZgoYR2V0RGV2aWNlTWV0cmljc1Jlc3BvbnNlEjEKB3NhbXBsZXMYASADKAsyIC5hbmFseXRpY3MudjEuU3RvcmVkTWV0cmljU2FtcGxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLFAQoSU3RvcmVkTWV0cmljU2FtcGxlEi8KC29jY3VycmVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI+CgdtZXRyaWNzGAIgAygLMi0uYW5hbHl0aWNzLnYxLlN0b3JlZE1ldHJpY1NhbXBsZS5NZXRyaWNzRW50cnkSDgoGcmVhc29uGAMgASgJGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBMoUECg5NZXRyaWNzU2VydmljZRJkChFHZXRBcGlQZXJmb3JtYW5jZRImLmFuYWx5dGljcy52MS5HZXRBcGlQZXJmb3JtYW5jZVJlcXVlc3QaJy5hbmFseXRpY3MudjEuR2V0QXBpUGVyZm9ybWFuY2VSZXNwb25zZRJbCg5HZXRKb2JPdXRjb21lcxIjLmFuYWx5dGljcy52MS5HZXRKb2JPdXRjb21lc1JlcXVlc3QaJC5hbmFseXRpY3MudjEuR2V0Sm9iT3V0Y29tZXNSZXNwb25zZRJbCg5HZXRFcnJvclRyZW5kcxIjLmFuYWx5dGljcy52MS5HZXRFcnJvclRyZW5kc1JlcXVlc3QaJC5hbmFseXRpY3MudjEuR2V0RXJyb3JUcmVuZHNSZXNwb25zZRJwChVHZXREZXZpY2VTdGF0ZUhpc3RvcnkSKi5hbmFseXRpY3MudjEuR2V0RGV2aWNlU3RhdGVIaXN0b3J5UmVxdWVzdBorLmFuYWx5dGljcy52MS5HZXREZXZpY2VTdGF0ZUhpc3RvcnlSZXNwb25zZRJhChBHZXREZXZpY2VNZXRyaWNzEiUuYW5hbHl0aWNzLnYxLkdldERldmljZU1ldHJpY3NSZXF1ZXN0GiYuYW5hbHl0aWNzLnYxLkdldERldmljZU1ldHJpY3NSZXNwb25zZWIGcHJvdG8z", [file_analytics_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJhbmFseXRpY3MvdjEvbWV0cmljc19zZXJ2aWNlLnByb3RvEgxhbmFseXRpY3MudjEiYAoKVGltZVdpbmRvdxIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJKChhHZXRBcGlQZXJmb3JtYW5jZVJlcXVlc3QSEgoFaG91cnMYASABKA1IAIgBARIQCghlbmRwb2ludBgCIAEoCUIICgZfaG91cnMiewoZR2V0QXBpUGVyZm9ybWFuY2VSZXNwb25zZRIoCgZ3aW5kb3cYASABKAsyGC5hbmFseXRpY3MudjEuVGltZVdpbmRvdxI0CgllbmRwb2ludHMYAiADKAsyIS5hbmFseXRpY3MudjEuRW5kcG9pbnRQZXJmb3JtYW5jZSLxAQoTRW5kcG9pbnRQZXJmb3JtYW5jZRIQCghlbmRwb2ludBgBIAEoCRIZCg1yZXF1ZXN0X2NvdW50GAIgASgEQgIwAhIXCgtlcnJvcl9jb3VudBgDIAEoBEICMAISFwoPYXZnX3Jlc3BvbnNlX21zGAQgASgBEhcKD21pbl9yZXNwb25zZV9tcxgFIAEoARIXCg9tYXhfcmVzcG9uc2VfbXMYBiABKAESFwoPcDUwX3Jlc3BvbnNlX21zGAcgASgBEhcKD3A5NV9yZXNwb25zZV9tcxgIIAEoARIXCg9wOTlfcmVzcG9uc2VfbXMYCSABKAEiRwoVR2V0Sm9iT3V0Y29tZXNSZXF1ZXN0EhIKBWhvdXJzGAEgASgNSACIAQESEAoIam9iX3R5cGUYAiABKAlCCAoGX2hvdXJzInMKFkdldEpvYk91dGNvbWVzUmVzcG9uc2USKAoGd2luZG93GAEgASgLMhguYW5hbHl0aWNzLnYxLlRpbWVXaW5kb3cSLwoJam9iX3R5cGVzGAIgAygLMhwuYW5hbHl0aWNzLnYxLkpvYlR5cGVTdW1tYXJ5In0KDkpvYlR5cGVTdW1tYXJ5EhAKCGpvYl90eXBlGAEgASgJEhEKBXRvdGFsGAIgASgEQgIwAhIUCgxzdWNjZXNzX3JhdGUYAyABKAESMAoIc3RhdHVzZXMYBCADKAsyHi5hbmFseXRpY3MudjEuSm9iU3RhdHVzU3VtbWFyeSKAAQoQSm9iU3RhdHVzU3VtbWFyeRInCgZzdGF0dXMYASABKA4yFy5hbmFseXRpY3MudjEuSm9iU3RhdHVzEhEKBWNvdW50GAIgASgEQgIwAhIcCg9hdmdfZHVyYXRpb25fbXMYAyABKAFIAIgBAUISChBfYXZnX2R1cmF0aW9uX21zImQKFUdldEVycm9yVHJlbmRzUmVxdWVzdBISCgVob3VycxgBIAEoDUgAiAEBEi0KCGNhdGVnb3J5GAIgASgOMhsuYW5hbHl0aWNzLnYxLkVycm9yQ2F0ZWdvcnlCCAoGX2hvdXJzIrQBChZHZXRFcnJvclRyZW5kc1Jlc3BvbnNlEigKBndpbmRvdxgBIAEoCzIYLmFuYWx5dGljcy52MS5UaW1lV2luZG93EhEKBXRvdGFsGAIgASgEQgIwAhIoCgZjb3VudHMYAyADKAsyGC5hbmFseXRpY3MudjEuRXJyb3JDb3VudBIzCgh0aW1lbGluZRgEIAMoCzIhLmFuYWx5dGljcy52MS5FcnJvclRpbWVsaW5lQnVja2V0IngKCkVycm9yQ291bnQSLQoIY2F0ZWdvcnkYASABKA4yGy5hbmFseXRpY3MudjEuRXJyb3JDYXRlZ29yeRIoCghzZXZlcml0eRgCIAEoDjIWLmFuYWx5dGljcy52MS5TZXZlcml0eRIRCgVjb3VudBgDIAEoBEICMAIiWAoTRXJyb3JUaW1lbGluZUJ1Y2tldBIuCgpob3VyX3N0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgVjb3VudBgCIAEoBEICMAIidgocR2V0RGV2aWNlU3RhdGVIaXN0b3J5UmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSEgoFaG91cnMYAiABKA1IAIgBARIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCUIICgZfaG91cnMiagodR2V0RGV2aWNlU3RhdGVIaXN0b3J5UmVzcG9uc2USMAoHY2hhbmdlcxgBIAMoCzIfLmFuYWx5dGljcy52MS5EZXZpY2VTdGF0ZUNoYW5nZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki3wEKEURldmljZVN0YXRlQ2hhbmdlEgoKAmlkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRIWCg5wcmV2aW91c19zdGF0ZRgDIAEoCRIRCgluZXdfc3RhdGUYBCABKAkSEgoKY2hhbmdlZF9ieRgFIAEoCRIOCgZyZWFzb24YBiABKAkSKwoKZXh0cmFfZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLb2NjdXJyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKF0dldERldmljZU1ldHJpY3NSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRISCgVob3VycxgCIAEoDUgAiAEBEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJQggKBl9ob3VycyJmChhHZXREZXZpY2VNZXRyaWNzUmVzcG9uc2USMQoHc2FtcGxlcxgBIAMoCzIgLmFuYWx5dGljcy52MS5TdG9yZWRNZXRyaWNTYW1wbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsUBChJTdG9yZWRNZXRyaWNTYW1wbGUSLwoLb2NjdXJyZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KB21ldHJpY3MYAiADKAsyLS5hbmFseXRpY3MudjEuU3RvcmVkTWV0cmljU2FtcGxlLk1ldHJpY3NFbnRyeRIOCgZyZWFzb24YAyABKAkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEyhQQKDk1ldHJpY3NTZXJ2aWNlEmQKEUdldEFwaVBlcmZvcm1hbmNlEiYuYW5hbHl0aWNzLnYxLkdldEFwaVBlcmZvcm1hbmNlUmVxdWVzdBonLmFuYWx5dGljcy52MS5HZXRBcGlQZXJmb3JtYW5jZVJlc3BvbnNlElsKDkdldEpvYk91dGNvbWVzEiMuYW5hbHl0aWNzLnYxLkdldEpvYk91dGNvbWVzUmVxdWVzdBokLmFuYWx5dGljcy52MS5HZXRKb2JPdXRjb21lc1Jlc3BvbnNlElsKDkdldEVycm9yVHJlbmRzEiMuYW5hbHl0aWNzLnYxLkdldEVycm9yVHJlbmRzUmVxdWVzdBokLmFuYWx5dGljcy52MS5HZXRFcnJvclRyZW5kc1Jlc3BvbnNlEnAKFUdldERldmljZVN0YXRlSGlzdG9yeRIqLmFuYWx5dGljcy52MS5HZXREZXZpY2VTdGF0ZUhpc3RvcnlSZXF1ZXN0GisuYW5hbHl0aWNzLnYxLkdldERldmljZVN0YXRlSGlzdG9yeVJlc3BvbnNlEmEKEEdldERldmljZU1ldHJpY3MSJS5hbmFseXRpY3MudjEuR2V0RGV2aWNlTWV0cmljc1JlcXVlc3QaJi5hbmFseXRpY3MudjEuR2V0RGV2aWNlTWV0cmljc1Jlc3BvbnNlYgZwcm90bzM", [file_analytics_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * TimeWindow is the window a query covered, both ends included.
@@ -179,14 +179,14 @@ export type EndpointPerformance = Message<"analytics.v1.EndpointPerformance"> & 
   /**
    * request_count counts requests in the window.
    *
-   * @generated from field: uint64 request_count = 2;
+   * @generated from field: uint64 request_count = 2 [jstype = JS_NUMBER];
    */
   requestCount: bigint;
 
   /**
    * error_count counts requests that did not end OK.
    *
-   * @generated from field: uint64 error_count = 3;
+   * @generated from field: uint64 error_count = 3 [jstype = JS_NUMBER];
    */
   errorCount: bigint;
 
@@ -249,14 +249,14 @@ export type EndpointPerformanceJson = {
   /**
    * request_count counts requests in the window.
    *
-   * @generated from field: uint64 request_count = 2;
+   * @generated from field: uint64 request_count = 2 [jstype = JS_NUMBER];
    */
   requestCount?: string;
 
   /**
    * error_count counts requests that did not end OK.
    *
-   * @generated from field: uint64 error_count = 3;
+   * @generated from field: uint64 error_count = 3 [jstype = JS_NUMBER];
    */
   errorCount?: string;
 
@@ -424,7 +424,7 @@ export type JobTypeSummary = Message<"analytics.v1.JobTypeSummary"> & {
   /**
    * total counts outcomes of this type.
    *
-   * @generated from field: uint64 total = 2;
+   * @generated from field: uint64 total = 2 [jstype = JS_NUMBER];
    */
   total: bigint;
 
@@ -459,7 +459,7 @@ export type JobTypeSummaryJson = {
   /**
    * total counts outcomes of this type.
    *
-   * @generated from field: uint64 total = 2;
+   * @generated from field: uint64 total = 2 [jstype = JS_NUMBER];
    */
   total?: string;
 
@@ -501,7 +501,7 @@ export type JobStatusSummary = Message<"analytics.v1.JobStatusSummary"> & {
   /**
    * count counts outcomes with this status.
    *
-   * @generated from field: uint64 count = 2;
+   * @generated from field: uint64 count = 2 [jstype = JS_NUMBER];
    */
   count: bigint;
 
@@ -530,7 +530,7 @@ export type JobStatusSummaryJson = {
   /**
    * count counts outcomes with this status.
    *
-   * @generated from field: uint64 count = 2;
+   * @generated from field: uint64 count = 2 [jstype = JS_NUMBER];
    */
   count?: string;
 
@@ -615,7 +615,7 @@ export type GetErrorTrendsResponse = Message<"analytics.v1.GetErrorTrendsRespons
   /**
    * total counts every error occurrence in the window (de-duplicated repeats included).
    *
-   * @generated from field: uint64 total = 2;
+   * @generated from field: uint64 total = 2 [jstype = JS_NUMBER];
    */
   total: bigint;
 
@@ -650,7 +650,7 @@ export type GetErrorTrendsResponseJson = {
   /**
    * total counts every error occurrence in the window (de-duplicated repeats included).
    *
-   * @generated from field: uint64 total = 2;
+   * @generated from field: uint64 total = 2 [jstype = JS_NUMBER];
    */
   total?: string;
 
@@ -699,7 +699,7 @@ export type ErrorCount = Message<"analytics.v1.ErrorCount"> & {
   /**
    * count counts occurrences.
    *
-   * @generated from field: uint64 count = 3;
+   * @generated from field: uint64 count = 3 [jstype = JS_NUMBER];
    */
   count: bigint;
 };
@@ -727,7 +727,7 @@ export type ErrorCountJson = {
   /**
    * count counts occurrences.
    *
-   * @generated from field: uint64 count = 3;
+   * @generated from field: uint64 count = 3 [jstype = JS_NUMBER];
    */
   count?: string;
 };
@@ -755,7 +755,7 @@ export type ErrorTimelineBucket = Message<"analytics.v1.ErrorTimelineBucket"> & 
   /**
    * count counts occurrences in the part of the hour inside the window.
    *
-   * @generated from field: uint64 count = 2;
+   * @generated from field: uint64 count = 2 [jstype = JS_NUMBER];
    */
   count: bigint;
 };
@@ -776,7 +776,7 @@ export type ErrorTimelineBucketJson = {
   /**
    * count counts occurrences in the part of the hour inside the window.
    *
-   * @generated from field: uint64 count = 2;
+   * @generated from field: uint64 count = 2 [jstype = JS_NUMBER];
    */
   count?: string;
 };
