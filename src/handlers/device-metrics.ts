@@ -13,7 +13,7 @@ import { kPrincipal } from "../auth/principal.js";
 import type { DeviceMetricsIngest, StreamBatch } from "../metrics/device-metrics-ingest.js";
 import { sampleBatchOf } from "../metrics/sample-batch.js";
 import { pageTokenWindowProblem } from "../queries/page-token.js";
-import { resolveWindow, WindowError } from "../queries/time-window.js";
+import { resolveWindow, WindowError } from "../util/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { checkNoNul, invalidArgument, type Violation } from "../validation/field-rules.js";

@@ -12,7 +12,7 @@ import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_serv
 import { enumFromText, enumText } from "../ingest/event-rows.js";
 import type { MetricsQueries } from "../queries/metrics-queries.js";
 import { decodeStateHistoryToken, encodeStateHistoryToken, pageTokenWindowProblem, type StateHistoryToken } from "../queries/page-token.js";
-import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../queries/time-window.js";
+import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../util/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { checkNoNul, definedEnum, invalidArgument, type Violation } from "../validation/field-rules.js";

@@ -18,12 +18,12 @@
  * call: the current periods and late-written ones). See `rollup-cache.ts` for why that is exact.
  */
 import { BucketAccumulator } from "./bucket-accumulator.js";
-import { bucketSqlExpression, quantilesFromBuckets } from "./latency-histogram.js";
-import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "./rollup-plan.js";
+import { bucketSqlExpression, quantilesFromBuckets } from "../rollups/latency-histogram.js";
+import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "../rollups/rollup-plan.js";
 import { RollupHistogramCache, parseDenseCounts, type CachedHistogram } from "./rollup-cache.js";
-import { API_LEVELS, readWatermarks } from "./rollups.js";
-import { toNumber, type SqlPool, type SqlRunner } from "./sql-runner.js";
-import { HOUR_MS, hourlyBuckets, type TimeWindow } from "./time-window.js";
+import { API_LEVELS, readWatermarks } from "../rollups/rollups.js";
+import { toNumber, type SqlPool, type SqlRunner } from "../db/sql-runner.js";
+import { HOUR_MS, hourlyBuckets, type TimeWindow } from "../util/time-window.js";
 
 /** Per-endpoint request and latency figures. */
 export interface EndpointPerformance {

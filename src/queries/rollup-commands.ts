@@ -5,10 +5,10 @@
 import { parseArgs } from "node:util";
 import type { Config } from "../config.js";
 import { openDatabase } from "../db/database.js";
-import { runRetention } from "../storage/retention.js";
+import { runRetention } from "../rollups/retention.js";
 import type { Logger } from "../util/logger.js";
-import { rebuildRollups, type RollupFamily } from "./rollups.js";
-import { createSqlPool } from "./sql-runner.js";
+import { rebuildRollups, type RollupFamily } from "../rollups/rollups.js";
+import { createSqlPool } from "../db/sql-runner.js";
 
 /** Usage lines for the main CLI's help. */
 export const ROLLUP_COMMANDS_USAGE = [

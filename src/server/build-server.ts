@@ -9,7 +9,8 @@ import type { AddressInfo } from "node:net";
 import { writerStrategyOf, type Config } from "../config.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { DeviceMetricsIngest, deviceMetricsOptionsFromConfig } from "../metrics/device-metrics-ingest.js";
-import { BatchWriter, ormConnectionSource, type FlushHook } from "../storage/batch-writer.js";
+import { BatchWriter, type FlushHook } from "../storage/batch-writer.js";
+import { createSqlPool, ormConnectionSource } from "../db/sql-runner.js";
 import { tableSpecs } from "../storage/table-specs.js";
 import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import { createLogger, type Logger } from "../util/logger.js";
@@ -26,9 +27,8 @@ import {
   routeBinaryLogEvents,
   type RouteDeps,
 } from "./routes.js";
-import { createRollupFlushHook } from "../queries/rollups.js";
-import { createSqlPool } from "../queries/sql-runner.js";
-import { startRetentionSchedule } from "../storage/retention.js";
+import { createRollupFlushHook } from "../rollups/rollups.js";
+import { startRetentionSchedule } from "../rollups/retention.js";
 import { createAuthInterceptor } from "../auth/auth-interceptor.js";
 import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";
 import { createTokenVerifierFromConfig } from "../auth/token-verifier.js";

@@ -17,7 +17,7 @@ import type { UniversalHandler } from "./one-port-server.js";
 import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
 import { createMetricsService } from "../handlers/metrics-service.js";
 import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
-import { createSqlPool } from "../queries/sql-runner.js";
+import { createSqlPool } from "../db/sql-runner.js";
 import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
 import type { HealthService } from "./health.js";
 import { createReflectionRoutes } from "./reflection.js";

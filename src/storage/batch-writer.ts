@@ -21,11 +21,10 @@
  * - `close()` stops intake and drains the buffers; call it before closing the ORM.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../util/logger.js";
-import { runnerOn } from "../queries/sql-runner.js";
-import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
+import { runnerOn, type ConnectionSource, type SqlClient } from "../db/sql-runner.js";
+import { applyErrorOccurrence } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
 import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
@@ -192,21 +191,6 @@ export function fitsShare(
   caps: Pick<BatchWriterOptions, "maxBufferedRows" | "maxBufferedBytes">,
 ): boolean {
   return share.rows + 1 <= Math.floor(caps.maxBufferedRows * share.fraction) && share.bytes < caps.maxBufferedBytes * share.fraction;
-}
-
-/** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
-export interface ConnectionSource {
-  acquire(): Promise<SqlClient>;
-  release(client: SqlClient): Promise<void> | void;
-}
-
-/** The ORM's pool as a {@link ConnectionSource}. */
-export function ormConnectionSource(em: EntityManager): ConnectionSource {
-  const knex = em.getKnex();
-  return {
-    acquire: () => knex.client.acquireConnection() as Promise<SqlClient>,
-    release: (c) => knex.client.releaseConnection(c),
-  };
 }
 
 /** At most one log line per table per interval for refused fire-and-forget rows. */

@@ -1,9 +1,12 @@
 /**
- * Plain node-postgres access on the ORM's connection pool, for the query, rollup and retention
- * code. These paths need what the ORM's query layer does not offer: `$1` parameters bound as
- * PostgreSQL arrays (`unnest($1::text[])`, one parameter per column for a whole batch), explicit
- * transactions with table locks, and several statements in flight on separate connections.
- * Borrowing connections from the ORM's pool keeps one pool (and one size limit) per process.
+ * Plain node-postgres access on the ORM's connection pool: the one place that reaches into the
+ * knex client MikroORM pools connections with. The batch writer leases raw clients from it
+ * ({@link ormConnectionSource}, for COPY and its flush transactions); the query, rollup and
+ * retention code run statements through a {@link SqlPool}. These paths need what the ORM's query
+ * layer does not offer: `$1` parameters bound as PostgreSQL arrays (`unnest($1::text[])`, one
+ * parameter per column for a whole batch), explicit transactions with table locks, COPY, and
+ * several statements in flight on separate connections. Borrowing connections from the ORM's pool
+ * keeps one pool (and one size limit) per process.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
 
@@ -31,6 +34,26 @@ export interface PgClient {
 interface KnexPoolClient {
   acquireConnection(): Promise<PgClient>;
   releaseConnection(connection: PgClient): Promise<void>;
+}
+
+/** A client on which statements run inside the batch writer's flush transaction. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
+export interface ConnectionSource {
+  acquire(): Promise<SqlClient>;
+  release(client: SqlClient): Promise<void> | void;
+}
+
+/** The ORM's pool as a {@link ConnectionSource}. */
+export function ormConnectionSource(em: EntityManager): ConnectionSource {
+  const knex = em.getKnex();
+  return {
+    acquire: () => knex.client.acquireConnection() as Promise<SqlClient>,
+    release: (c) => knex.client.releaseConnection(c),
+  };
 }
 
 /** A {@link SqlPool} over the ORM's pool: each call borrows a connection and returns it. */
