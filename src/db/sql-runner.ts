@@ -11,8 +11,8 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 
 /**
- * Runs one SQL statement with node-postgres `$1` parameters and returns its rows. Structurally the
- * same as the batch writer's `FlushContext`, so the rollup code runs inside a flush unchanged.
+ * Runs one SQL statement with node-postgres `$1` parameters and returns its rows. The batch
+ * writer's `FlushContext` is one, so the rollup code runs inside a flush unchanged.
  */
 export interface SqlRunner {
   /** Runs `sql`; with `options.name`, as a prepared statement of that name (always the same text). */
@@ -25,20 +25,14 @@ export interface SqlPool extends SqlRunner {
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
 }
 
-/** The subset of a node-postgres `Client` used here. */
-export interface PgClient {
-  query(sql: string | { name: string; text: string; values?: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>;
-}
-
-/** The subset of the knex client MikroORM pools connections with. */
-interface KnexPoolClient {
-  acquireConnection(): Promise<PgClient>;
-  releaseConnection(connection: PgClient): Promise<void>;
-}
-
-/** A client on which statements run inside the batch writer's flush transaction. */
+/** A leased client on which statements run with `$1` parameters (the batch writer's flush). */
 export interface SqlClient {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** The subset of a node-postgres `Client` a {@link SqlRunner} uses: plain and named (prepared) statements. */
+export interface PgClient {
+  query(sql: string | { name: string; text: string; values?: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
 /** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
@@ -47,7 +41,13 @@ export interface ConnectionSource {
   release(client: SqlClient): Promise<void> | void;
 }
 
-/** The ORM's pool as a {@link ConnectionSource}. */
+/** The subset of the knex client MikroORM pools connections with. */
+interface KnexPoolClient {
+  acquireConnection(): Promise<SqlClient>;
+  releaseConnection(connection: SqlClient): Promise<void>;
+}
+
+/** The ORM's pool as a {@link ConnectionSource} (the batch writer's). */
 export function ormConnectionSource(em: EntityManager): ConnectionSource {
   const knex = em.getKnex();
   return {
@@ -56,16 +56,31 @@ export function ormConnectionSource(em: EntityManager): ConnectionSource {
   };
 }
 
+/**
+ * The ORM's pool as a {@link ConnectionSource} looked up at each lease, so a pool can be created
+ * before the ORM has connected (and in tests that never reach the database).
+ */
+function lazyOrmConnectionSource(em: EntityManager): ConnectionSource {
+  const client = () => em.getKnex().client as unknown as KnexPoolClient;
+  return {
+    acquire: () => client().acquireConnection(),
+    release: (c) => client().releaseConnection(c),
+  };
+}
+
 /** A {@link SqlPool} over the ORM's pool: each call borrows a connection and returns it. */
 export function createSqlPool(em: EntityManager): SqlPool {
-  const client = () => em.getKnex().client as unknown as KnexPoolClient;
-  const withConnection = async <T>(fn: (c: PgClient) => Promise<T>): Promise<T> => {
-    const pool = client();
-    const connection = await pool.acquireConnection();
+  return sqlPoolOver(lazyOrmConnectionSource(em));
+}
+
+/** A {@link SqlPool} over `source`: each call borrows a connection and returns it. */
+export function sqlPoolOver(source: ConnectionSource): SqlPool {
+  const withConnection = async <T>(fn: (c: SqlClient) => Promise<T>): Promise<T> => {
+    const connection = await source.acquire();
     try {
       return await fn(connection);
     } finally {
-      await pool.releaseConnection(connection);
+      await source.release(connection);
     }
   };
   return {

@@ -23,7 +23,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../util/logger.js";
-import { runnerOn, type ConnectionSource, type SqlClient } from "../db/sql-runner.js";
+import { runnerOn, type ConnectionSource, type SqlClient, type SqlRunner } from "../db/sql-runner.js";
 import { applyErrorOccurrence } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
@@ -49,15 +49,12 @@ export interface RowResult {
   readonly regressed?: boolean;
 }
 
-/** Statements run inside a flush's transaction (node-postgres `$1` parameters). */
-export interface FlushContext {
-  /**
-   * Runs `sql`. With `options.name`, as a prepared statement of that name: PostgreSQL parses and
-   * plans it once per connection rather than on every flush (the name must always go with the
-   * same text).
-   */
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { readonly name?: string }): Promise<R[]>;
-}
+/**
+ * Statements run inside a flush's transaction (node-postgres `$1` parameters). With
+ * `options.name`, as a prepared statement of that name: PostgreSQL parses and plans it once per
+ * connection rather than on every flush (the name must always go with the same text).
+ */
+export type FlushContext = SqlRunner;
 
 /** Work done in the flush transaction of some tables (the rollups). */
 export interface FlushHook {
