@@ -17,7 +17,8 @@
  */
 import { openDatabase } from "../src/db/database.js";
 import { loadConfig, writerStrategyOf } from "../src/config.js";
-import { BatchWriter, DEFAULT_WRITER_OPTIONS, ormConnectionSource, type Row } from "../src/storage/batch-writer.js";
+import { BatchWriter, DEFAULT_WRITER_OPTIONS, type Row } from "../src/storage/batch-writer.js";
+import { ormConnectionSource } from "../src/db/sql-runner.js";
 import { insertStatements, type InsertStrategy } from "../src/storage/insert-sql.js";
 import { tableSpecs } from "../src/storage/table-specs.js";
 import { silentLogger } from "../src/util/logger.js";

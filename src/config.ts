@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { parseRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from "./auth/rate-limit-policy.js";
 import { DEFAULT_IP_ANONYMIZATION, IP_ANONYMIZATION_MODES, type IpAnonymization } from "./util/anonymize-ip.js";
+import { LOG_LEVELS, type LogLevel } from "./util/logger.js";
 
 /** Validated service configuration. */
 export interface Config {
@@ -137,10 +138,8 @@ export interface Config {
   readonly metricsMaxStateBytes: number;
 }
 
-/** Log levels, most verbose first. */
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-/** One of {@link LOG_LEVELS}. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+/** Log levels, most verbose first (defined beside the logger, which orders by them). */
+export { LOG_LEVELS, type LogLevel };
 
 /** How one device metric's change is judged (see `src/metrics/smart-data-filter.ts`). */
 export interface MetricThresholdSetting {

@@ -6,14 +6,23 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Config } from "../config.js";
+
+/** The settings that choose the signing secret (fields of the server's `Config`). */
+export interface SigningSecretSettings {
+  /** `ANALYTICS_JWT_SECRET`: the secret itself, when set. */
+  readonly jwtSecret: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly jwksFile: string | undefined;
+  /** The data folder, where a generated secret is kept. */
+  readonly dataDir: string;
+}
 
 /**
  * Whether the server accepts HS256 tokens: always without a JWKS; beside a JWKS only with an
  * explicit `ANALYTICS_JWT_SECRET`. The data-folder secret is a zero-setup default, and a second,
  * silently created way in next to an identity provider is what a JWKS set-up does not expect.
  */
-export function hs256Accepted(config: Pick<Config, "jwtSecret" | "jwksUrl" | "jwksFile">): boolean {
+export function hs256Accepted(config: Pick<SigningSecretSettings, "jwtSecret" | "jwksUrl" | "jwksFile">): boolean {
   return config.jwtSecret !== undefined || (config.jwksUrl === undefined && config.jwksFile === undefined);
 }
 
@@ -37,7 +46,7 @@ export interface SigningSecret {
  * concurrent creator (the CLI and the server): the file is created exclusively, and a loser
  * reads the winner's secret.
  */
-export async function loadSigningSecret(config: Pick<Config, "jwtSecret" | "dataDir">): Promise<SigningSecret> {
+export async function loadSigningSecret(config: Pick<SigningSecretSettings, "jwtSecret" | "dataDir">): Promise<SigningSecret> {
   if (config.jwtSecret !== undefined) return { key: new TextEncoder().encode(config.jwtSecret), source: "env" };
   const path = join(config.dataDir, SECRET_FILE);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });

@@ -19,10 +19,9 @@ import {
   type JWSHeaderParameters,
   type JWTPayload,
 } from "jose";
-import type { Config } from "../config.js";
 import { errorFields, type Logger } from "../util/logger.js";
 import { ROLES, type Principal, type Role } from "./principal.js";
-import { hs256Accepted, loadSigningSecret } from "./signing-secret.js";
+import { hs256Accepted, loadSigningSecret, type SigningSecretSettings } from "./signing-secret.js";
 
 /** Turns a token into the principal it names, or throws a `ConnectError`. */
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -247,13 +246,20 @@ export async function readJwksFile(path: string): Promise<KeyResolver> {
   }
 }
 
+/** The settings of the server's verifier (fields of the server's `Config`). */
+export interface TokenVerifierSettings extends SigningSecretSettings {
+  readonly jwtIssuer: string | undefined;
+  readonly jwtAudience: string | undefined;
+  readonly tokensNotBeforeMs: number | undefined;
+}
+
 /**
  * The verifier the server uses: the JWKS file or URL when configured, and the HS256 signing
  * secret when {@link hs256Accepted} (from the environment, or the data folder's, created if
  * missing).
  */
 export async function createTokenVerifierFromConfig(
-  config: Pick<Config, "jwtSecret" | "dataDir" | "jwksUrl" | "jwksFile" | "jwtIssuer" | "jwtAudience" | "tokensNotBeforeMs">,
+  config: TokenVerifierSettings,
   log?: Logger,
 ): Promise<TokenVerifier> {
   const secret = hs256Accepted(config) ? await loadSigningSecret(config) : undefined;

@@ -28,7 +28,7 @@ import {
   RESOLVE_ERROR_RULES,
   USER_ACTIVITY_RULES,
 } from "../validation/request-rules.js";
-import { createLogEventsHandlers, writeOutcome } from "./log-events.js";
+import { writeOutcome } from "./log-events.js";
 
 /** What the AnalyticsService handlers need. */
 export interface AnalyticsServiceDeps {
@@ -40,10 +40,12 @@ export interface AnalyticsServiceDeps {
   readonly now?: () => number;
 }
 
-/** Creates the AnalyticsService implementation (device-metrics methods are added by their module). */
+/**
+ * Creates the unary AnalyticsService methods; `LogEvents` is `log-events.ts`'s, the device-metrics
+ * methods `device-metrics.ts`'s, and `src/server/routes.ts` registers them all.
+ */
 export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<ServiceImpl<typeof AnalyticsService>> {
   const now = deps.now ?? Date.now;
-  const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now });
   const principal = (ctx: HandlerContext) => ctx.values.get(kPrincipal);
   const store = async (row: EventRow, operation: string): Promise<RowResult> => {
     try {
@@ -80,8 +82,6 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
       const result = await store(jobOutcomeRow(req, principal(ctx), now()), "LogJobOutcome");
       return create(LogJobOutcomeResponseSchema, { id: result.id, outcome: writeOutcome(result) });
     },
-
-    logEvents: logEvents.logEvents,
 
     async resolveError(req) {
       assertValid(req, RESOLVE_ERROR_RULES);

@@ -1,8 +1,6 @@
 /**
  * MetricsService handlers: validate the request, resolve the window on the server clock, call the
- * query module and translate its plain results into messages. `GetDeviceMetrics` lives with the
- * device metrics handlers; spread both into one implementation:
- * `router.service(MetricsService, { ...createMetricsService(deps), getDeviceMetrics })`.
+ * query module (`src/queries/`) and translate its plain results into messages.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -11,8 +9,16 @@ import { ErrorCategory, JobStatus, Severity } from "../../sdk/src/gen/analytics/
 import type { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { enumFromText, enumText } from "../ingest/event-rows.js";
 import type { MetricsQueries } from "../queries/metrics-queries.js";
-import { decodeStateHistoryToken, encodeStateHistoryToken, pageTokenWindowProblem, type StateHistoryToken } from "../queries/page-token.js";
-import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../queries/time-window.js";
+import {
+  decodeDeviceMetricsToken,
+  decodeStateHistoryToken,
+  encodeDeviceMetricsToken,
+  encodeStateHistoryToken,
+  pageTokenWindowProblem,
+  type DeviceMetricsToken,
+  type StateHistoryToken,
+} from "../queries/page-token.js";
+import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../util/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import type { Logger } from "../util/logger.js";
 import { checkNoNul, definedEnum, invalidArgument, type Violation } from "../validation/field-rules.js";
@@ -25,10 +31,10 @@ export interface MetricsServiceDeps {
   readonly now?: () => number;
 }
 
-/** The methods implemented here (all but `getDeviceMetrics`). */
+/** The MetricsService methods. */
 export type MetricsServiceHandlers = Pick<
   ServiceImpl<typeof MetricsService>,
-  "getApiPerformance" | "getJobOutcomes" | "getErrorTrends" | "getDeviceStateHistory"
+  "getApiPerformance" | "getJobOutcomes" | "getErrorTrends" | "getDeviceStateHistory" | "getDeviceMetrics"
 >;
 
 /** Request limits, as documented in metrics_service.proto. */
@@ -37,6 +43,12 @@ export const METRICS_QUERY_LIMITS = Object.freeze({
   hours: Object.freeze({ min: 1, max: 168, default: 24 }) satisfies WindowLimits,
   /** GetDeviceStateHistory. */
   historyHours: Object.freeze({ min: 1, max: 720, default: 24 }) satisfies WindowLimits,
+  pageSize: Object.freeze({ max: 1000, default: 100 }),
+});
+
+/** `GetDeviceMetrics` limits, as documented in metrics_service.proto. */
+export const DEVICE_METRICS_QUERY_LIMITS = Object.freeze({
+  hours: Object.freeze({ min: 1, max: 720, default: 24 }) satisfies WindowLimits,
   pageSize: Object.freeze({ max: 1000, default: 100 }),
 });
 
@@ -52,8 +64,20 @@ function windowOf(hours: number | undefined, nowMs: number, limits: WindowLimits
   }
 }
 
+/** The page size a request asks (its default for 0), recording a violation when over `limits.max`. */
+function pageSizeOf(requested: number, limits: { readonly max: number; readonly default: number }, violations: Violation[]): number {
+  const pageSize = requested === 0 ? limits.default : requested;
+  if (pageSize > limits.max) violations.push({ field: "page_size", description: `must be 1 to ${limits.max} (got ${pageSize})` });
+  return pageSize;
+}
+
 function windowMessage(w: TimeWindow) {
   return { start: timestampFromMs(w.startMs), end: timestampFromMs(w.endMs) };
+}
+
+/** Epoch microseconds from epoch milliseconds (a whole number of them). */
+function microsFromMs(ms: number): bigint {
+  return BigInt(ms) * 1000n;
 }
 
 /** A Timestamp from epoch microseconds, without losing the microseconds. */
@@ -144,9 +168,7 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
       else checkNoNul("device_id", req.deviceId, violations);
       const nowMs = now();
       const window = windowOf(req.hours, nowMs, METRICS_QUERY_LIMITS.historyHours, violations);
-      const limits = METRICS_QUERY_LIMITS.pageSize;
-      const pageSize = req.pageSize === 0 ? limits.default : req.pageSize;
-      if (pageSize > limits.max) violations.push({ field: "page_size", description: `must be 1 to ${limits.max} (got ${pageSize})` });
+      const pageSize = pageSizeOf(req.pageSize, METRICS_QUERY_LIMITS.pageSize, violations);
       let token: StateHistoryToken | undefined;
       if (req.pageToken !== "") {
         token = decodeStateHistoryToken(req.pageToken);
@@ -159,8 +181,8 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
       if (window === undefined || violations.length > 0) throw invalidArgument(violations);
 
       // Later pages keep the first page's window start (see page-token.ts).
-      const startUs = token?.startUs ?? BigInt(window.startMs) * 1000n;
-      const endUs = BigInt(window.endMs) * 1000n;
+      const startUs = token?.startUs ?? microsFromMs(window.startMs);
+      const endUs = microsFromMs(window.endMs);
       const rows = await run("GetDeviceStateHistory", () =>
         q.deviceStateHistory({
           deviceId: req.deviceId,
@@ -187,6 +209,44 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
           ...(c.extraData === null ? {} : { extraData: c.extraData as never }),
           occurredAt: timestampFromMicros(c.occurredAtUs),
         })),
+        nextPageToken,
+      };
+    },
+
+    async getDeviceMetrics(req) {
+      const violations: Violation[] = [];
+      if (req.deviceId.trim() === "") violations.push({ field: "device_id", description: "is required" });
+      else checkNoNul("device_id", req.deviceId, violations);
+      const limits = DEVICE_METRICS_QUERY_LIMITS;
+      const pageSize = pageSizeOf(req.pageSize, limits.pageSize, violations);
+      const nowMs = now();
+      const window = windowOf(req.hours, nowMs, limits.hours, violations);
+      let token: DeviceMetricsToken | undefined;
+      if (req.pageToken !== "") {
+        token = decodeDeviceMetricsToken(req.pageToken);
+        const problem =
+          token === undefined || token.deviceId !== req.deviceId
+            ? "is not a page token of this query"
+            : pageTokenWindowProblem(token, nowMs, limits.hours.max);
+        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
+      }
+      if (violations.length > 0 || window === undefined) throw invalidArgument(violations);
+
+      // Later pages keep the first page's window start, so rows ageing out of "the last N hours"
+      // while a client pages do not shift what the remaining pages hold.
+      const startUs = token?.startUs ?? microsFromMs(window.startMs);
+      const endUs = microsFromMs(window.endMs);
+      const rows = await run("GetDeviceMetrics", () =>
+        q.deviceMetrics({ deviceId: req.deviceId, startUs, endUs, limit: pageSize + 1, beforeUs: token?.beforeUs }),
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      const nextPageToken =
+        rows.length > pageSize && last !== undefined
+          ? encodeDeviceMetricsToken({ deviceId: req.deviceId, startUs, beforeUs: last.occurredAtUs })
+          : "";
+      return {
+        samples: page.map((row) => ({ occurredAt: timestampFromMicros(row.occurredAtUs), metrics: row.metrics, reason: row.reason })),
         nextPageToken,
       };
     },

@@ -6,7 +6,7 @@
  * parses here without allocating a JavaScript array per row. A 168-hour query over 50 endpoints
  * adds ~500k counts, so the accumulator is a growable `Float64Array` over the range seen so far.
  */
-import { MAX_BUCKET, ZERO_BUCKET, type BucketCount } from "./latency-histogram.js";
+import { MAX_BUCKET, ZERO_BUCKET, type BucketCount } from "../rollups/latency-histogram.js";
 import { parseDenseCounts } from "./rollup-cache.js";
 
 /** Sum of bucket counts; see the module documentation. */

@@ -18,12 +18,14 @@
  * call: the current periods and late-written ones). See `rollup-cache.ts` for why that is exact.
  */
 import { BucketAccumulator } from "./bucket-accumulator.js";
-import { bucketSqlExpression, quantilesFromBuckets } from "./latency-histogram.js";
-import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "./rollup-plan.js";
+import { createDeviceQueries, type DeviceQueries } from "./device-queries.js";
+import { Params } from "./sql-params.js";
+import { bucketSqlExpression, quantilesFromBuckets } from "../rollups/latency-histogram.js";
+import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "../rollups/rollup-plan.js";
 import { RollupHistogramCache, parseDenseCounts, type CachedHistogram } from "./rollup-cache.js";
-import { API_LEVELS, readWatermarks } from "./rollups.js";
-import { toNumber, type SqlPool, type SqlRunner } from "./sql-runner.js";
-import { HOUR_MS, hourlyBuckets, type TimeWindow } from "./time-window.js";
+import { API_LEVELS, readWatermarks } from "../rollups/rollups.js";
+import { toNumber, type SqlPool, type SqlRunner } from "../db/sql-runner.js";
+import { HOUR_MS, hourlyBuckets, type TimeWindow } from "../util/time-window.js";
 
 /** Per-endpoint request and latency figures. */
 export interface EndpointPerformance {
@@ -64,30 +66,11 @@ export interface ErrorCountFigures {
   readonly count: number;
 }
 
-/** One stored state change. */
-export interface DeviceStateChangeRow {
-  readonly id: string;
-  readonly deviceId: string;
-  readonly previousState: string | null;
-  readonly newState: string;
-  readonly changedBy: string;
-  readonly reason: string | null;
-  readonly extraData: Record<string, unknown> | null;
-  /** Epoch microseconds (PostgreSQL's precision), for exact timestamps and cursors. */
-  readonly occurredAtUs: bigint;
-}
-
-/** Where a page of state history continues: strictly older than `(beforeUs, beforeId)`. */
-export interface StateHistoryCursor {
-  readonly beforeUs: bigint;
-  readonly beforeId: string;
-}
-
 /** Stored job statuses in the order answers list them (the proto enum's order). */
 export const JOB_STATUS_ORDER = ["success", "failed", "timeout", "cancelled"] as const;
 
-/** The queries; see the module documentation. */
-export interface MetricsQueries {
+/** The queries; see the module documentation (the per-device pages are `device-queries.ts`). */
+export interface MetricsQueries extends DeviceQueries {
   /** Per endpoint, by request count descending (then endpoint). */
   apiPerformance(args: { window: TimeWindow; endpoint?: string | undefined }): Promise<{ window: TimeWindow; endpoints: EndpointPerformance[] }>;
   /** Per job type, by total descending (then job type). */
@@ -99,31 +82,6 @@ export interface MetricsQueries {
     counts: ErrorCountFigures[];
     timeline: { hourStartMs: number; count: number }[];
   }>;
-  /**
-   * One device's changes in `[startUs, endUs]`, newest first, `limit` at most, continuing after
-   * `cursor`. Raw rows only: state history has no rollup.
-   */
-  deviceStateHistory(args: {
-    deviceId: string;
-    startUs: bigint;
-    endUs: bigint;
-    limit: number;
-    cursor?: StateHistoryCursor | undefined;
-  }): Promise<DeviceStateChangeRow[]>;
-}
-
-/** Collects `$n` parameters while a statement is built. */
-class Params {
-  readonly values: unknown[] = [];
-  /** Adds a value; returns its placeholder. */
-  add(value: unknown): string {
-    this.values.push(value);
-    return `$${this.values.length}`;
-  }
-  /** A timestamp in ms as a `timestamptz` placeholder. */
-  time(ms: number): string {
-    return `${this.add(new Date(ms).toISOString())}::timestamptz`;
-  }
 }
 
 /** `(col >= a and col < b) or ...` for half-open ranges; `false` when there are none. */
@@ -185,6 +143,8 @@ export function createMetricsQueries(pool: SqlPool, options: MetricsQueriesOptio
   const HOURLY = [HOUR_MS];
 
   return {
+    ...createDeviceQueries(pool),
+
     async apiPerformance({ window, endpoint }) {
       const p = await plan(pool, window, "api_request_logs", API_LEVEL_LIST.map((l) => l.periodMs));
       const onlyEndpoint = (params: Params) => (endpoint ? ` and "endpoint" = ${params.add(endpoint)}` : "");
@@ -384,39 +344,6 @@ export function createMetricsQueries(pool: SqlPool, options: MetricsQueriesOptio
         counts,
         timeline: buckets.map((h) => ({ hourStartMs: h, count: perHour.get(h) ?? 0 })),
       };
-    },
-
-    async deviceStateHistory({ deviceId, startUs, endUs, limit, cursor }) {
-      const q = new Params();
-      const at = (us: bigint) => `timestamptz 'epoch' + ${q.add(String(us))}::bigint * interval '1 microsecond'`;
-      let sql =
-        `select "id", "device_id", "previous_state", "new_state", "changed_by", "reason", "extra_data", ` +
-        `(extract(epoch from "occurred_at") * 1000000)::bigint::text as us ` +
-        `from "device_state_history" where "device_id" = ${q.add(deviceId)} ` +
-        `and "occurred_at" >= ${at(startUs)} and "occurred_at" <= ${at(endUs)}`;
-      if (cursor) sql += ` and ("occurred_at", "id") < (${at(cursor.beforeUs)}, ${q.add(cursor.beforeId)}::uuid)`;
-      sql += ` order by "occurred_at" desc, "id" desc limit ${q.add(limit)}`;
-      type Row = {
-        id: string;
-        device_id: string;
-        previous_state: string | null;
-        new_state: string;
-        changed_by: string;
-        reason: string | null;
-        extra_data: Record<string, unknown> | null;
-        us: string;
-      };
-      const rows = await pool.query<Row>(sql, q.values);
-      return rows.map((r) => ({
-        id: r.id,
-        deviceId: r.device_id,
-        previousState: r.previous_state,
-        newState: r.new_state,
-        changedBy: r.changed_by,
-        reason: r.reason,
-        extraData: r.extra_data,
-        occurredAtUs: BigInt(r.us),
-      }));
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
- * Page tokens of `GetDeviceStateHistory`, free of I/O: opaque to clients (base64url of a small
- * JSON object), a keyset cursor on `(occurred_at, id)` underneath, so a page costs one index range
- * scan however deep the client pages and rows written meanwhile neither shift nor repeat pages.
+ * Page tokens of `GetDeviceStateHistory` and `GetDeviceMetrics`, free of I/O: opaque to clients
+ * (base64url of a small JSON object), a keyset cursor underneath (on `(occurred_at, id)` for state
+ * history; on `occurred_at`, unique per device, for metric samples), so a page costs one index
+ * range scan however deep the client pages and rows written meanwhile neither shift nor repeat pages.
  *
  * The token also carries the device (a token is only valid for the query that produced it) and the
  * first page's window start, so later pages keep the window the first page had even as "the last N
@@ -34,9 +35,9 @@ export function encodeStateHistoryToken(token: StateHistoryToken): string {
   return Buffer.from(json, "utf8").toString("base64url");
 }
 
-/** Decodes a token; `undefined` for anything that is not a token this module wrote. */
-export function decodeStateHistoryToken(text: string): StateHistoryToken | undefined {
-  if (text.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
+/** The JSON object a token of at most `maxLength` characters holds; `undefined` when it holds none. */
+function tokenObject(text: string, maxLength: number): Record<string, unknown> | undefined {
+  if (text.length > maxLength || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
   let raw: unknown;
   try {
     raw = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
@@ -44,7 +45,13 @@ export function decodeStateHistoryToken(text: string): StateHistoryToken | undef
     return undefined;
   }
   if (typeof raw !== "object" || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+/** Decodes a token; `undefined` for anything that is not a token this module wrote. */
+export function decodeStateHistoryToken(text: string): StateHistoryToken | undefined {
+  const r = tokenObject(text, MAX_TOKEN_LENGTH);
+  if (r === undefined) return undefined;
   if (r.v !== VERSION || typeof r.d !== "string" || typeof r.s !== "string" || typeof r.b !== "string" || typeof r.i !== "string") {
     return undefined;
   }
@@ -55,6 +62,35 @@ export function decodeStateHistoryToken(text: string): StateHistoryToken | undef
   const limit = 2n ** 63n;
   if (startUs >= limit || startUs < -limit || beforeUs >= limit || beforeUs < -limit) return undefined;
   return { deviceId: r.d, startUs, beforeUs, beforeId: r.i };
+}
+
+/** What a `GetDeviceMetrics` page token holds. */
+export interface DeviceMetricsToken {
+  readonly deviceId: string;
+  /** Window start of the first page (epoch µs). */
+  readonly startUs: bigint;
+  /** The next page holds samples strictly older than this (epoch µs). */
+  readonly beforeUs: bigint;
+}
+
+/** Longest `GetDeviceMetrics` token accepted. */
+const MAX_DEVICE_METRICS_TOKEN_LENGTH = 1024;
+/** At most 18 digits: always fits the bigint the query binds it as. */
+const DEVICE_METRICS_MICROS = /^-?\d{1,18}$/;
+
+/** Encodes a `GetDeviceMetrics` token. */
+export function encodeDeviceMetricsToken(token: DeviceMetricsToken): string {
+  const json = JSON.stringify({ v: 1, d: token.deviceId, s: String(token.startUs), b: String(token.beforeUs) });
+  return Buffer.from(json).toString("base64url");
+}
+
+/** Decodes a `GetDeviceMetrics` token; `undefined` for anything that is not one this module wrote. */
+export function decodeDeviceMetricsToken(text: string): DeviceMetricsToken | undefined {
+  const raw = tokenObject(text, MAX_DEVICE_METRICS_TOKEN_LENGTH);
+  if (raw === undefined) return undefined;
+  if (raw.v !== 1 || typeof raw.d !== "string" || typeof raw.s !== "string" || typeof raw.b !== "string") return undefined;
+  if (!DEVICE_METRICS_MICROS.test(raw.s) || !DEVICE_METRICS_MICROS.test(raw.b)) return undefined;
+  return { deviceId: raw.d, startUs: BigInt(raw.s), beforeUs: BigInt(raw.b) };
 }
 
 /**

@@ -3,13 +3,14 @@
  * `buildServer` does not listen, so tests choose the port (0) and production uses `PORT`.
  */
 import type { Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { writerStrategyOf, type Config } from "../config.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { DeviceMetricsIngest, deviceMetricsOptionsFromConfig } from "../metrics/device-metrics-ingest.js";
-import { BatchWriter, ormConnectionSource, type FlushHook } from "../storage/batch-writer.js";
+import { BatchWriter, type FlushHook } from "../storage/batch-writer.js";
+import { createSqlPool, ormConnectionSource } from "../db/sql-runner.js";
 import { tableSpecs } from "../storage/table-specs.js";
 import { startWriterStatsLog } from "../storage/writer-stats-log.js";
 import { createLogger, type Logger } from "../util/logger.js";
@@ -18,17 +19,9 @@ import { createOnePortServer, type OnePortServerStats } from "./one-port-server.
 import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { createRequestLogSink } from "./request-log-shedding.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
-import {
-  ADVERTISED_SERVICES,
-  createBinaryLogEventsRoutes,
-  createRoutes,
-  HEALTH_CHECKED_SERVICES,
-  routeBinaryLogEvents,
-  type RouteDeps,
-} from "./routes.js";
-import { createRollupFlushHook } from "../queries/rollups.js";
-import { createSqlPool } from "../queries/sql-runner.js";
-import { startRetentionSchedule } from "../storage/retention.js";
+import { ADVERTISED_SERVICES, createRouteHandler, HEALTH_CHECKED_SERVICES, type RouteDeps } from "./routes.js";
+import { createRollupFlushHook } from "../rollups/rollups.js";
+import { startRetentionSchedule } from "../rollups/retention.js";
 import { createAuthInterceptor } from "../auth/auth-interceptor.js";
 import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";
 import { createTokenVerifierFromConfig } from "../auth/token-verifier.js";
@@ -154,13 +147,8 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     shutdownSignal: shutdown.signal,
     contextValues: withAuthVerdict(meterContextValues),
   };
-  const main = connectNodeAdapter({ routes: createRoutes(routeDeps), ...adapterOptions });
-  // Binary LogEvents calls take the fast path: the same RPC through the same interceptors, its
-  // events decoded by a compiled decoder instead of protobuf-es reflection (log-events-wire.ts).
-  const binaryLogEventsRoutes = options.binaryLogEventsFastPath === false ? undefined : createBinaryLogEventsRoutes(routeDeps);
-  const routed = binaryLogEventsRoutes
-    ? routeBinaryLogEvents(main, connectNodeAdapter({ routes: binaryLogEventsRoutes, ...adapterOptions }))
-    : main;
+  // Every procedure, the binary LogEvents fast path's included, is in the route table (routes.ts).
+  const routed = createRouteHandler(routeDeps, adapterOptions, { binaryLogEventsFastPath: options.binaryLogEventsFastPath });
   // The gate refuses calls without a valid token before their body is read (auth-gate.ts).
   const gate = withAuthGate(routed, { verify: verifyToken, corsOrigins: config.corsOrigins, services: ADVERTISED_SERVICES, connect: adapterOptions, log });
   // gRPC and gRPC-Web in JSON are refused before the gate and Connect (grpc-json-refusal.ts).

@@ -10,7 +10,7 @@
 import { toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code, type ConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 
@@ -164,6 +164,35 @@ function answer(index: ReflectionIndex, request: MessageRequest): MessageRespons
   }
 }
 
+/** The two reflection services' implementations, over one index of `options.services`. */
+export interface ReflectionService {
+  readonly v1: ServiceImpl<typeof ServerReflectionV1>;
+  readonly v1alpha: ServiceImpl<typeof ServerReflectionV1Alpha>;
+}
+
+/** Creates both reflection services; `createRoutes` registers them (`src/server/routes.ts`). */
+export function createReflectionService(options: ReflectionOptions): ReflectionService {
+  const index = createReflectionIndex(options.services);
+  return {
+    v1: {
+      async *serverReflectionInfo(requests) {
+        for await (const req of requests) {
+          const messageResponse = answer(index, req.messageRequest);
+          yield { validHost: req.host, originalRequest: req, messageResponse };
+        }
+      },
+    },
+    v1alpha: {
+      async *serverReflectionInfo(requests) {
+        for await (const req of requests) {
+          const messageResponse = answer(index, req.messageRequest);
+          yield { validHost: req.host, originalRequest: req, messageResponse };
+        }
+      },
+    },
+  };
+}
+
 /**
  * Creates routes serving gRPC server reflection, both `grpc.reflection.v1.ServerReflection` and
  * the older `grpc.reflection.v1alpha.ServerReflection`, which many clients still use first or only
@@ -182,23 +211,9 @@ function answer(index: ReflectionIndex, request: MessageRequest): MessageRespons
 export function createReflectionRoutes(
   options: ReflectionOptions,
 ): (router: ConnectRouter) => void {
-  const index = createReflectionIndex(options.services);
+  const reflection = createReflectionService(options);
   return (router) => {
-    router.service(ServerReflectionV1, {
-      async *serverReflectionInfo(requests) {
-        for await (const req of requests) {
-          const messageResponse = answer(index, req.messageRequest);
-          yield { validHost: req.host, originalRequest: req, messageResponse };
-        }
-      },
-    });
-    router.service(ServerReflectionV1Alpha, {
-      async *serverReflectionInfo(requests) {
-        for await (const req of requests) {
-          const messageResponse = answer(index, req.messageRequest);
-          yield { validHost: req.host, originalRequest: req, messageResponse };
-        }
-      },
-    });
+    router.service(ServerReflectionV1, reflection.v1);
+    router.service(ServerReflectionV1Alpha, reflection.v1alpha);
   };
 }

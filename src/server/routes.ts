@@ -1,8 +1,17 @@
 /**
- * Every procedure the server answers, registered in one place. Tests mount the same routes
- * in-process with `createRouterTransport(createRoutes(deps))`.
+ * The route table: every procedure the server answers, each registered once, here, with the
+ * handler that answers it. Tests mount the same routes in-process with
+ * `createRouterTransport(createRoutes(deps))`.
+ *
+ * Two tables, because binary `LogEvents` and unary `Log*` requests have a fast path
+ * (`src/wire/`) on the same paths as the generic one: {@link createRoutes} holds every procedure
+ * as protobuf-es decodes it, {@link createBinaryLogEventsRoutes} the fast path's five, and
+ * {@link createRouteHandler} serves both from two Connect adapters, picking one per request by
+ * its path and content type (`isBinaryFastPathRequest`). `binaryLogEventsFastPath: false` serves
+ * everything from the first.
  */
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
@@ -10,25 +19,28 @@ import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createAnalyticsService, type AnalyticsServiceDeps } from "../handlers/analytics-service.js";
+import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
 import { createLogEventsHandlers } from "../handlers/log-events.js";
+import { createMetricsService } from "../handlers/metrics-service.js";
+import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
+import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
+import { createSqlPool } from "../db/sql-runner.js";
 import { isBinaryFastPathRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
 import { fromUnaryWire, unaryWireMethod } from "../wire/unary-log-wire.js";
-import type { UniversalHandler } from "./one-port-server.js";
-import { createDeviceMetricsHandlers } from "../handlers/device-metrics.js";
-import { createMetricsService } from "../handlers/metrics-service.js";
-import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
-import { createSqlPool } from "../queries/sql-runner.js";
-import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
 import type { HealthService } from "./health.js";
-import { createReflectionRoutes } from "./reflection.js";
 import type { MessageCaps } from "./message-caps.js";
+import type { UniversalHandler } from "./one-port-server.js";
+import { createReflectionService } from "./reflection.js";
 
 /** What the routes need. */
 export interface RouteDeps extends AnalyticsServiceDeps {
   readonly health: HealthService;
   /** Serve gRPC server reflection (default true). */
   readonly reflection?: boolean;
-  /** Replaces AnalyticsService methods (benchmarks compare the real handlers with empty ones). */
+  /**
+   * Replaces AnalyticsService methods (benchmarks compare the real handlers with empty ones). The
+   * device-metrics methods are not replaceable: they always answer from `deviceMetrics`.
+   */
   readonly analyticsOverrides?: Partial<ServiceImpl<typeof AnalyticsService>>;
   /** The process-wide device metrics ingest (one SmartDataFilter); a default one when absent. */
   readonly deviceMetrics?: DeviceMetricsIngest;
@@ -48,7 +60,8 @@ export const HEALTH_CHECKED_SERVICES = [AnalyticsService.typeName, MetricsServic
 
 /** Builds the route registration for `connectNodeAdapter` or `createRouterTransport`. */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
-  const reflection = deps.reflection === false ? undefined : createReflectionRoutes({ services: ADVERTISED_SERVICES });
+  const analytics = { ...createAnalyticsService(deps), ...deps.analyticsOverrides };
+  const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
   const ingest = deps.deviceMetrics ?? new DeviceMetricsIngest({ writer: deps.writer, log: deps.log, now: deps.now });
   const deviceMetrics = createDeviceMetricsHandlers({ ...deps, ingest });
   const metrics = createMetricsService({
@@ -56,41 +69,117 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     log: deps.log,
     now: deps.now,
   });
+  const health = deps.health.impl;
+  const reflection = deps.reflection === false ? undefined : createReflectionService({ services: ADVERTISED_SERVICES });
+  const A = AnalyticsService.method;
+  const M = MetricsService.method;
+  // A device-metrics message is capped by the ingest's own limit too (the smaller cap applies).
+  const perMessage = { readMaxBytes: ingest.limits.maxMessageBytes };
   return (connectRouter) => {
     const router = withMessageCaps(connectRouter, deps.messageCaps);
-    router.service(AnalyticsService, { ...createAnalyticsService(deps), ...deps.analyticsOverrides });
-    // Registered after the service, so they replace its Unimplemented entries (routers key
-    // handlers by path; the last wins), each with its own per-message size cap.
-    const perMessage = { readMaxBytes: ingest.limits.maxMessageBytes };
-    router.rpc(AnalyticsService.method.streamDeviceMetrics, deviceMetrics.streamDeviceMetrics, perMessage);
-    router.rpc(AnalyticsService.method.ingestDeviceMetrics, deviceMetrics.ingestDeviceMetrics, perMessage);
-    router.service(MetricsService, { ...metrics, getDeviceMetrics: deviceMetrics.getDeviceMetrics });
-    deps.health.register(router);
-    reflection?.(router);
+    const rpc = checkedRpc(router);
+    // analytics.v1.AnalyticsService
+    rpc(A.logUserActivity, analytics.logUserActivity);
+    rpc(A.logError, analytics.logError);
+    rpc(A.logDeviceStateChange, analytics.logDeviceStateChange);
+    rpc(A.logJobOutcome, analytics.logJobOutcome);
+    rpc(A.logEvents, deps.analyticsOverrides?.logEvents ?? logEvents.logEvents);
+    rpc(A.resolveError, analytics.resolveError);
+    rpc(A.streamDeviceMetrics, deviceMetrics.streamDeviceMetrics, perMessage);
+    rpc(A.ingestDeviceMetrics, deviceMetrics.ingestDeviceMetrics, perMessage);
+    // analytics.v1.MetricsService
+    rpc(M.getApiPerformance, metrics.getApiPerformance);
+    rpc(M.getJobOutcomes, metrics.getJobOutcomes);
+    rpc(M.getErrorTrends, metrics.getErrorTrends);
+    rpc(M.getDeviceStateHistory, metrics.getDeviceStateHistory);
+    rpc(M.getDeviceMetrics, metrics.getDeviceMetrics);
+    // grpc.health.v1.Health
+    rpc(Health.method.check, health.check);
+    rpc(Health.method.list, health.list);
+    rpc(Health.method.watch, health.watch);
+    // grpc.reflection.v1 and v1alpha
+    if (reflection) {
+      rpc(ServerReflectionV1.method.serverReflectionInfo, reflection.v1.serverReflectionInfo);
+      rpc(ServerReflectionV1Alpha.method.serverReflectionInfo, reflection.v1alpha.serverReflectionInfo);
+    }
+    rpc.assertComplete(reflection ? ADVERTISED_SERVICES : [AnalyticsService, MetricsService, Health]);
   };
 }
 
 /**
- * The binary fast path of `LogEvents` (`src/wire/log-events-wire.ts`) as its own route
- * registration, for a second adapter with the same interceptors; undefined when `LogEvents` is
- * overridden (benchmarks), so the override answers every encoding.
+ * The binary fast path of `LogEvents` (`src/wire/log-events-wire.ts`) and of the unary `Log*`
+ * calls with a Struct field (`src/wire/unary-log-wire.ts`: a repeated Struct field costs linear
+ * time there, quadratic in protobuf-es's generated path), as routes of their own for a second
+ * adapter with the same interceptors; undefined when `LogEvents` is overridden (benchmarks), so
+ * the override answers every encoding. Each takes the read cap of the method it stands for.
  */
 export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectRouter) => void) | undefined {
   if (deps.analyticsOverrides?.logEvents) return undefined;
-  const handlers = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
-  // The unary Log* calls with a Struct field, read through wire types (src/wire/unary-log-wire.ts:
-  // a repeated Struct field costs linear time there, quadratic in protobuf-es's generated path).
+  const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now });
   const unary = { ...createAnalyticsService(deps), ...deps.analyticsOverrides };
   const { logUserActivity, logError, logDeviceStateChange, logJobOutcome } = AnalyticsService.method;
   return (router) => {
-    // The caps of the methods they stand for: the fast path reads the same requests.
     const capped = withMessageCaps(router, deps.messageCaps);
-    capped.rpc(logEventsWireMethod, handlers.logEventsWire);
+    capped.rpc(logEventsWireMethod, logEvents.logEventsWire);
     capped.rpc(unaryWireMethod(logUserActivity), (req, ctx) => unary.logUserActivity!(fromUnaryWire(logUserActivity.input, req), ctx));
     capped.rpc(unaryWireMethod(logError), (req, ctx) => unary.logError!(fromUnaryWire(logError.input, req), ctx));
     capped.rpc(unaryWireMethod(logDeviceStateChange), (req, ctx) => unary.logDeviceStateChange!(fromUnaryWire(logDeviceStateChange.input, req), ctx));
     capped.rpc(unaryWireMethod(logJobOutcome), (req, ctx) => unary.logJobOutcome!(fromUnaryWire(logJobOutcome.input, req), ctx));
   };
+}
+
+/** Whether binary `LogEvents` and unary `Log*` calls take their fast path (default true). */
+export interface RouteHandlerOptions {
+  readonly binaryLogEventsFastPath?: boolean;
+}
+
+/**
+ * The HTTP handler serving both route tables with `adapter`'s options (interceptors, caps,
+ * compression, shutdown signal): binary `LogEvents` and unary `Log*` calls go to the fast path's
+ * adapter, everything else (and everything, with the fast path off or `LogEvents` overridden) to
+ * the generic one. Same RPCs, same paths, same interceptors: only how the request is decoded differs.
+ */
+export function createRouteHandler(
+  deps: RouteDeps,
+  adapter: Omit<ConnectNodeAdapterOptions, "routes">,
+  options: RouteHandlerOptions = {},
+): UniversalHandler {
+  const main = connectNodeAdapter({ ...adapter, routes: createRoutes(deps) });
+  const binaryRoutes = options.binaryLogEventsFastPath === false ? undefined : createBinaryLogEventsRoutes(deps);
+  if (binaryRoutes === undefined) return main;
+  return routeBinaryLogEvents(main, connectNodeAdapter({ ...adapter, routes: binaryRoutes }));
+}
+
+/** Sends binary `LogEvents` and unary `Log*` calls to `binaryLogEvents`, everything else to `main`. */
+function routeBinaryLogEvents(main: UniversalHandler, binaryLogEvents: UniversalHandler): UniversalHandler {
+  return (req, res) =>
+    isBinaryFastPathRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
+}
+
+/**
+ * `router.rpc` that refuses a second registration of a path (a table where the last one wins
+ * hides a handler) and, at the end, a service with a method left out (it would answer 404 rather
+ * than a handler).
+ */
+function checkedRpc(router: ConnectRouter) {
+  const registered = new Set<string>();
+  const rpc = <M extends DescMethod>(method: M, impl: unknown, options?: { readMaxBytes?: number }): void => {
+    const path = `/${method.parent.typeName}/${method.name}`;
+    if (registered.has(path)) throw new Error(`route table: ${path} is registered twice`);
+    if (typeof impl !== "function") throw new Error(`route table: ${path} has no handler`);
+    registered.add(path);
+    router.rpc(method as never, impl as never, options);
+  };
+  return Object.assign(rpc, {
+    assertComplete(services: readonly DescService[]): void {
+      for (const service of services) {
+        for (const method of service.methods) {
+          const path = `/${service.typeName}/${method.name}`;
+          if (!registered.has(path)) throw new Error(`route table: ${path} is not registered`);
+        }
+      }
+    },
+  });
 }
 
 /**
@@ -130,10 +219,4 @@ function unimplemented(service: DescService, method: DescMethod) {
   return function unimplemented(): never {
     throw new ConnectError(message, Code.Unimplemented);
   };
-}
-
-/** Sends binary `LogEvents` and unary `Log*` calls to `binaryLogEvents`, everything else to `main`. */
-export function routeBinaryLogEvents(main: UniversalHandler, binaryLogEvents: UniversalHandler): UniversalHandler {
-  return (req, res) =>
-    isBinaryFastPathRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
 }

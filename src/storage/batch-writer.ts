@@ -21,11 +21,10 @@
  * - `close()` stops intake and drains the buffers; call it before closing the ORM.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../util/logger.js";
-import { runnerOn } from "../queries/sql-runner.js";
-import { applyErrorOccurrence, type SqlClient } from "./error-writes.js";
+import { runnerOn, type ConnectionSource, type SqlClient, type SqlRunner } from "../db/sql-runner.js";
+import { applyErrorOccurrence } from "./error-writes.js";
 import { copyRows, isUniqueViolation } from "./copy-rows.js";
 import { insertStatements, type InsertStrategy } from "./insert-sql.js";
 import { isTransientStorageError, storageErrorToConnect } from "./storage-errors.js";
@@ -50,15 +49,12 @@ export interface RowResult {
   readonly regressed?: boolean;
 }
 
-/** Statements run inside a flush's transaction (node-postgres `$1` parameters). */
-export interface FlushContext {
-  /**
-   * Runs `sql`. With `options.name`, as a prepared statement of that name: PostgreSQL parses and
-   * plans it once per connection rather than on every flush (the name must always go with the
-   * same text).
-   */
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { readonly name?: string }): Promise<R[]>;
-}
+/**
+ * Statements run inside a flush's transaction (node-postgres `$1` parameters). With
+ * `options.name`, as a prepared statement of that name: PostgreSQL parses and plans it once per
+ * connection rather than on every flush (the name must always go with the same text).
+ */
+export type FlushContext = SqlRunner;
 
 /** Work done in the flush transaction of some tables (the rollups). */
 export interface FlushHook {
@@ -192,21 +188,6 @@ export function fitsShare(
   caps: Pick<BatchWriterOptions, "maxBufferedRows" | "maxBufferedBytes">,
 ): boolean {
   return share.rows + 1 <= Math.floor(caps.maxBufferedRows * share.fraction) && share.bytes < caps.maxBufferedBytes * share.fraction;
-}
-
-/** Leases a raw node-postgres client from the ORM's pool (shared with everything else). */
-export interface ConnectionSource {
-  acquire(): Promise<SqlClient>;
-  release(client: SqlClient): Promise<void> | void;
-}
-
-/** The ORM's pool as a {@link ConnectionSource}. */
-export function ormConnectionSource(em: EntityManager): ConnectionSource {
-  const knex = em.getKnex();
-  return {
-    acquire: () => knex.client.acquireConnection() as Promise<SqlClient>,
-    release: (c) => knex.client.releaseConnection(c),
-  };
 }
 
 /** At most one log line per table per interval for refused fire-and-forget rows. */

@@ -8,7 +8,7 @@ import { binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "./copy-bina
 import { copyFromBuffer } from "./copy-in.js";
 import { copyText } from "./copy-text.js";
 import { copyIn } from "./insert-sql.js";
-import type { SqlClient } from "./error-writes.js";
+import type { SqlClient } from "../db/sql-runner.js";
 import type { TableSpec } from "./table-specs.js";
 
 /** PostgreSQL's `unique_violation`: a COPY met a row whose key is already stored. */

@@ -9,14 +9,11 @@
  * keyed by `event_id` alone, which a client chooses: a receipt is only answered to an occurrence
  * of the same group, so reusing another reporter's `event_id` tells nothing about its error.
  */
+import type { SqlClient } from "../db/sql-runner.js";
 import { decideDedup } from "../ingest/error-dedup.js";
 import { multiRowInserts } from "./insert-sql.js";
 import type { TableSpec } from "./table-specs.js";
 
-/** A client on which statements run inside the flush's transaction. */
-export interface SqlClient {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
-}
 
 /** What happened to one error occurrence. */
 export interface ErrorWriteResult {

@@ -1,4 +1,7 @@
-import { LOG_LEVELS, type LogLevel } from "../config.js";
+/** Log levels, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Structured logger: one JSON object per line on stderr, so log shippers need no parser. */
 export interface Logger {

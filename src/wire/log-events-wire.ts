@@ -10,9 +10,9 @@
  * Wire-identical because a length-delimited message field and a `bytes` field are the same bytes
  * on the wire (tag, length, payload). Only the binary encodings can use it: the JSON form of a
  * `bytes` field is base64, so Connect JSON requests stay on the generated types
- * ({@link isBinaryLogEventsRequest} tells them apart). The types are the SDK's
- * (`sdk/src/wire/log-events-wire.ts`), whose Node client sends events through them too; they are
- * never advertised: server reflection knows only `analytics.v1`.
+ * ({@link isBinaryLogEventsRequest} tells them apart). The types are the SDK's, imported through
+ * its public `./wire` entry (`sdk/src/wire/index.ts`); its Node client sends events through them
+ * too. They are never advertised: server reflection knows only `analytics.v1`.
  */
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import type { WireType } from "@bufbuild/protobuf/wire";
@@ -24,9 +24,9 @@ import {
   LogEventsRequestWireSchema as requestSchema,
   LogEventsResponseWireSchema as responseSchema,
   type LogEventsResponseWire,
-} from "../../sdk/src/wire/log-events-wire.js";
+} from "../../sdk/src/wire/index.js";
 
-export type { LogEventsRequestWire, LogEventsResponseWire } from "../../sdk/src/wire/log-events-wire.js";
+export type { LogEventsRequestWire, LogEventsResponseWire } from "../../sdk/src/wire/index.js";
 
 /**
  * `AnalyticsService.LogEvents` with the wire types: same service, name and path, so routing,

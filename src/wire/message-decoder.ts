@@ -21,7 +21,7 @@ import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Buffer, isUtf8 } from "node:buffer";
 import { JsonText } from "../util/json-text.js";
 import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
-import { unsupportedFieldKind, wireTypeOf } from "../../sdk/src/wire/codec-fields.js";
+import { unsupportedFieldKind, wireTypeOf } from "../../sdk/src/wire/index.js";
 
 /** The input is not a valid encoding of the message; the text says where, safe to show a client. */
 export class WireFormatError extends Error {

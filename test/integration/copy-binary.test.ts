@@ -12,7 +12,7 @@ import { openDatabase, type Database } from "../../src/db/database.js";
 import { binaryCopyWriters, copyBinary } from "../../src/storage/copy-binary.js";
 import { copyRows } from "../../src/storage/copy-rows.js";
 import { copyText } from "../../src/storage/copy-text.js";
-import type { SqlClient } from "../../src/storage/error-writes.js";
+import type { SqlClient } from "../../src/db/sql-runner.js";
 import { copyIn } from "../../src/storage/insert-sql.js";
 import { tableSpecs, type ColumnSpec, type TableName, type TableSpec } from "../../src/storage/table-specs.js";
 import { silentLogger } from "../../src/util/logger.js";

@@ -30,6 +30,7 @@ function setup(overrides: Partial<MetricsQueries> = {}) {
     jobOutcomes: async (a) => ({ window: a.window, jobTypes: [] }),
     errorTrends: async (a) => ({ window: a.window, total: 0, counts: [], timeline: [] }),
     deviceStateHistory: async () => [],
+    deviceMetrics: async () => [],
   };
   const impl = { ...defaults, ...overrides } as Record<string, (a: unknown) => Promise<unknown>>;
   const queries = Object.fromEntries(

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cookieAllowed, readCookie, readCredentials } from "../../src/auth/credentials.js";
 import { mintToken, parseTtl } from "../../src/auth/mint-token.js";
 import { loadSigningSecret } from "../../src/auth/signing-secret.js";
-import { ADMIN_TOKEN_FILE, announceFirstStart, FIRST_START_TTL_SECONDS, runTokenCommand } from "../../src/auth/token-command.js";
+import { ADMIN_TOKEN_FILE, announceFirstStart, FIRST_START_TTL_SECONDS, runTokenCommand } from "../../src/cli/token.js";
 import { createTokenVerifier, createTokenVerifierFromConfig, readJwksFile, type TokenVerifier } from "../../src/auth/token-verifier.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/util/logger.js";

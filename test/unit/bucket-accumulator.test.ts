@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BucketAccumulator } from "../../src/queries/bucket-accumulator.js";
 import { parseDenseCounts } from "../../src/queries/rollup-cache.js";
-import { MAX_BUCKET } from "../../src/queries/latency-histogram.js";
+import { MAX_BUCKET } from "../../src/rollups/latency-histogram.js";
 
 describe("BucketAccumulator", () => {
   it("adds dense array text at an offset and single buckets", () => {

@@ -15,7 +15,7 @@ import {
   bucketSqlExpression,
   bucketUpperBound,
   quantilesFromBuckets,
-} from "../../src/queries/latency-histogram.js";
+} from "../../src/rollups/latency-histogram.js";
 import { seededRandom as rng } from "../support/seeded-random.js";
 
 /** PostgreSQL percentile_cont: linear interpolation at position q * (n - 1) of the sorted values. */

@@ -23,8 +23,8 @@ import {
   isUnauthenticatedCall,
   type RequestLogSink,
 } from "../../src/server/request-log-shedding.js";
-import { BatchWriter, fitsShare, OfferShare, type ConnectionSource, type Row } from "../../src/storage/batch-writer.js";
-import type { SqlClient } from "../../src/storage/error-writes.js";
+import { BatchWriter, fitsShare, OfferShare, type Row } from "../../src/storage/batch-writer.js";
+import type { ConnectionSource, SqlClient } from "../../src/db/sql-runner.js";
 import { tableSpecs, type TableName, type TableSpec } from "../../src/storage/table-specs.js";
 import { writerStatsReport } from "../../src/storage/writer-stats-log.js";
 import { silentLogger } from "../../src/util/logger.js";

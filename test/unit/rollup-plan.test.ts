@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ceilToDay, DAY_MS, FIVE_MINUTES_MS, floorToDay, planWindow, type WindowPlan } from "../../src/queries/rollup-plan.js";
-import { HOUR_MS } from "../../src/queries/time-window.js";
+import { ceilToDay, DAY_MS, FIVE_MINUTES_MS, floorToDay, planWindow, type WindowPlan } from "../../src/rollups/rollup-plan.js";
+import { HOUR_MS } from "../../src/util/time-window.js";
 
 const H = HOUR_MS;
 const M = 60_000;

@@ -8,7 +8,7 @@ import {
   resolveWindow,
   splitWindowIntoHours,
   type WindowSplit,
-} from "../../src/queries/time-window.js";
+} from "../../src/util/time-window.js";
 
 const H = HOUR_MS;
 const MIN = 60_000;

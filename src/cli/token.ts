@@ -7,9 +7,10 @@ import { chmod, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Config } from "../config.js";
-import { mintToken, parseTtl } from "./mint-token.js";
-import { ROLES, type Role } from "./principal.js";
-import { hs256Accepted, loadSigningSecret } from "./signing-secret.js";
+import { mintToken, parseTtl } from "../auth/mint-token.js";
+import { ROLES, type Role } from "../auth/principal.js";
+import { hs256Accepted, loadSigningSecret } from "../auth/signing-secret.js";
+import type { Write } from "./usage.js";
 
 /** Usage line for the main CLI's help. */
 export const TOKEN_USAGE = "  token --role ROLE --sub SUBJECT [--ttl 24h]   print a signed token valid for --ttl (roles: admin, service, user, device)";
@@ -28,8 +29,6 @@ const NO_HS256 =
   "a JWKS is configured (ANALYTICS_JWKS_URL or ANALYTICS_JWKS_FILE) and ANALYTICS_JWT_SECRET is not set, so the server " +
   "accepts no HS256 tokens and a minted one would not work: get tokens from the identity provider, or set " +
   "ANALYTICS_JWT_SECRET to accept HS256 tokens beside the JWKS";
-
-type Write = (text: string) => void;
 
 /**
  * `token --role device --sub device-123 --ttl 30d`: writes the token alone on one line to

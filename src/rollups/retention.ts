@@ -14,11 +14,11 @@
  *   (and reports the widened window) instead of silently counting rows that are gone.
  * - Several instances may run it at once: they delete the same rows, which is harmless.
  */
-import type { SqlPool } from "../queries/sql-runner.js";
-import { toNumber } from "../queries/sql-runner.js";
-import { DAY_MS, floorToDay } from "../queries/rollup-plan.js";
-import { FIVE_MINUTE_ROLLUP_RETENTION_MS } from "../queries/rollups.js";
-import { floorToHour } from "../queries/time-window.js";
+import type { SqlPool } from "../db/sql-runner.js";
+import { toNumber } from "../db/sql-runner.js";
+import { DAY_MS, floorToDay } from "./rollup-plan.js";
+import { FIVE_MINUTE_ROLLUP_RETENTION_MS } from "./rollups.js";
+import { floorToHour } from "../util/time-window.js";
 import { errorFields, type Logger } from "../util/logger.js";
 
 /** A table the job trims, and which rows are old. `$1` is the cutoff. */

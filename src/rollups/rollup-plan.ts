@@ -18,7 +18,7 @@
  * an hour boundary (a multiple of every level), so either the whole head lies before it or none of
  * it does.
  */
-import { HOUR_MS, type TimeWindow } from "./time-window.js";
+import { HOUR_MS, type TimeWindow } from "../util/time-window.js";
 
 /** One UTC day in milliseconds. */
 export const DAY_MS = 24 * HOUR_MS;

@@ -1,37 +1,20 @@
 /**
- * The `rollups:rebuild` and `retention:run` CLI commands. Both open the database the server would
- * (migrating it first), print a JSON summary on stdout and leave logs on stderr.
+ * The `rollups:rebuild` CLI command: opens the database the server would (migrating it first),
+ * recomputes rollups from raw rows, prints a JSON summary on stdout and leaves logs on stderr.
  */
 import { parseArgs } from "node:util";
 import type { Config } from "../config.js";
 import { openDatabase } from "../db/database.js";
-import { runRetention } from "../storage/retention.js";
+import { createSqlPool } from "../db/sql-runner.js";
+import { rebuildRollups, type RollupFamily } from "../rollups/rollups.js";
 import type { Logger } from "../util/logger.js";
-import { rebuildRollups, type RollupFamily } from "./rollups.js";
-import { createSqlPool } from "./sql-runner.js";
+import { usage, UsageError, type Write } from "./usage.js";
 
 /** Usage lines for the main CLI's help. */
-export const ROLLUP_COMMANDS_USAGE = [
+export const ROLLUPS_USAGE = [
   "  rollups:rebuild [--from ISO] [--to ISO] [--chunk-hours N] [--only api|errors|jobs]",
   "                            recompute rollups from raw rows (default: all hours with data)",
-  "  retention:run             delete raw rows and rollups older than their retention, then exit",
 ].join("\n");
-
-type Write = (text: string) => void;
-
-/** Bad command-line arguments (the CLI prints it with the usage and exits 2). */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** Runs `fn` (argument parsing), turning its errors into {@link UsageError}. */
-function usage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 function parseTime(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
@@ -80,30 +63,6 @@ export async function runRebuildCommand(config: Config, log: Logger, args: strin
           chunks: r.chunks,
           ...(r.clippedToWatermarkMs === undefined ? {} : { skippedBeforeRetention: new Date(r.clippedToWatermarkMs).toISOString() }),
         })),
-      }) + "\n",
-    );
-  } finally {
-    await db.close();
-  }
-}
-
-/** `retention:run`: one retention run with the configured settings. */
-export async function runRetentionCommand(config: Config, log: Logger, args: string[], out: Write): Promise<void> {
-  usage(() => parseArgs({ args, options: {}, strict: true }));
-  const db = await openDatabase({ ...config, migrateOnStart: true }, log);
-  try {
-    const report = await runRetention(createSqlPool(db.orm.em), {
-      nowMs: Date.now(),
-      retentionDays: config.retentionDays,
-      rollupRetentionDays: config.rollupRetentionDays,
-      batchSize: config.retentionBatchSize,
-      log,
-    });
-    out(
-      JSON.stringify({
-        rawCutoff: new Date(report.rawCutoffMs).toISOString(),
-        rollupCutoff: new Date(report.rollupCutoffMs).toISOString(),
-        deleted: report.deleted,
       }) + "\n",
     );
   } finally {

@@ -28,9 +28,9 @@ import type { TableName } from "../storage/table-specs.js";
 import type { Logger } from "../util/logger.js";
 import { bucketOf, bucketSqlExpression, MAX_BUCKET } from "./latency-histogram.js";
 import { ceilToDay, DAY_MS, FIVE_MINUTES_MS, floorTo, floorToDay } from "./rollup-plan.js";
-import type { SqlPool, SqlRunner } from "./sql-runner.js";
-import { toNumber } from "./sql-runner.js";
-import { ceilToHour, floorToHour, HOUR_MS } from "./time-window.js";
+import type { SqlPool, SqlRunner } from "../db/sql-runner.js";
+import { toNumber } from "../db/sql-runner.js";
+import { ceilToHour, floorToHour, HOUR_MS } from "../util/time-window.js";
 
 /** A family of rollups fed by one raw table. */
 export type RollupFamily = "api" | "errors" | "jobs";
