@@ -90,7 +90,7 @@ const BACKEND_MAX_CONNECTIONS = 4;
  * - `COPY ... FROM STDIN` is not supported over the socket: the client gets FATAL 08P01 "protocol
  *   synchronization was lost" and the server then hangs every later query. Use multi-row
  *   `INSERT ... VALUES (...), (...)` with parameters (at most 65 535 per statement).
- * - Speed (2-core box): 1000-row, 10-column parameterised INSERTs run at ~20 000 rows/s warm (~8 000 for the first), ~1 ms per round trip.
+ * - Speed: see docs/BENCHMARKS.md#measured-choices-in-the-code (parameterised multi-row INSERTs).
  * - The first start on an empty folder runs initdb (~5 s); later starts take under a second.
  * - Only `plpgsql` is installed; `gen_random_uuid()` is built in, `pgcrypto`/`uuid-ossp` are not.
  *

@@ -71,9 +71,9 @@ function result(outcome: WriteOutcome, id: string, violations?: readonly Violati
 
 /**
  * The longest a batch is decoded or judged without letting other calls run. A batch's cost is
- * linear but can be large: 200 events of 1,000-key Structs (3.7 MB) take ~70 ms to decode and as
- * much again to judge, 150 of long backslash runs ~40 ms to check for NUL, and all of it ran as one
- * block (health checks waited 130-190 ms behind one such call).
+ * linear but can be large (hostile batches of many-key Structs or long backslash runs take tens of
+ * ms to decode and judge), and all of it ran as one block, with health checks waiting behind one
+ * such call (docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 export const SLICE_MS = 15;
 

@@ -15,8 +15,7 @@ import {
   encodeDeviceMetricsToken,
   encodeStateHistoryToken,
   pageTokenWindowProblem,
-  type DeviceMetricsToken,
-  type StateHistoryToken,
+  type PageTokenWindow,
 } from "../queries/page-token.js";
 import { resolveWindow, WindowError, type TimeWindow, type WindowLimits } from "../util/time-window.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
@@ -62,6 +61,26 @@ function windowOf(hours: number | undefined, nowMs: number, limits: WindowLimits
     violations.push({ field: err.field, description: err.message.replace(/^hours /, "") });
     return undefined;
   }
+}
+
+/**
+ * The page token of a per-device query, or undefined for a first page; a token that is not one of
+ * this query (another device's, or not a token) or whose window is outside what a first request
+ * may ask is a `page_token` violation.
+ */
+function pageTokenOf<T extends PageTokenWindow & { readonly deviceId: string }>(
+  raw: string,
+  decode: (raw: string) => T | undefined,
+  deviceId: string,
+  nowMs: number,
+  maxHours: number,
+  violations: Violation[],
+): T | undefined {
+  if (raw === "") return undefined;
+  const token = decode(raw);
+  const problem = token === undefined || token.deviceId !== deviceId ? "is not a page token of this query" : pageTokenWindowProblem(token, nowMs, maxHours);
+  if (problem !== undefined) violations.push({ field: "page_token", description: problem });
+  return token;
 }
 
 /** The page size a request asks (its default for 0), recording a violation when over `limits.max`. */
@@ -169,15 +188,7 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
       const nowMs = now();
       const window = windowOf(req.hours, nowMs, METRICS_QUERY_LIMITS.historyHours, violations);
       const pageSize = pageSizeOf(req.pageSize, METRICS_QUERY_LIMITS.pageSize, violations);
-      let token: StateHistoryToken | undefined;
-      if (req.pageToken !== "") {
-        token = decodeStateHistoryToken(req.pageToken);
-        const problem =
-          token === undefined || token.deviceId !== req.deviceId
-            ? "is not a page token of this query"
-            : pageTokenWindowProblem(token, nowMs, METRICS_QUERY_LIMITS.historyHours.max);
-        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
-      }
+      const token = pageTokenOf(req.pageToken, decodeStateHistoryToken, req.deviceId, nowMs, METRICS_QUERY_LIMITS.historyHours.max, violations);
       if (window === undefined || violations.length > 0) throw invalidArgument(violations);
 
       // Later pages keep the first page's window start (see page-token.ts).
@@ -221,15 +232,7 @@ export function createMetricsService(deps: MetricsServiceDeps): MetricsServiceHa
       const pageSize = pageSizeOf(req.pageSize, limits.pageSize, violations);
       const nowMs = now();
       const window = windowOf(req.hours, nowMs, limits.hours, violations);
-      let token: DeviceMetricsToken | undefined;
-      if (req.pageToken !== "") {
-        token = decodeDeviceMetricsToken(req.pageToken);
-        const problem =
-          token === undefined || token.deviceId !== req.deviceId
-            ? "is not a page token of this query"
-            : pageTokenWindowProblem(token, nowMs, limits.hours.max);
-        if (problem !== undefined) violations.push({ field: "page_token", description: problem });
-      }
+      const token = pageTokenOf(req.pageToken, decodeDeviceMetricsToken, req.deviceId, nowMs, limits.hours.max, violations);
       if (violations.length > 0 || window === undefined) throw invalidArgument(violations);
 
       // Later pages keep the first page's window start, so rows ageing out of "the last N hours"

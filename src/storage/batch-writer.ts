@@ -195,8 +195,8 @@ const REFUSED_OFFERS_LOG_INTERVAL_MS = 10_000;
 
 /**
  * The rows of one durable `write()` call, answered together: one promise per call rather than
- * a promise, two closures and `Promise.all` per row (a stream stores ~100k rows/s; with the COPY
- * encoder, this took the in-process cost of a stored device metric from ~15 to ~12 µs of CPU).
+ * a promise, two closures and `Promise.all` per row (a device stream stores ~100k rows/s:
+ * docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 class WriteGroup {
   readonly #results: RowResult[];

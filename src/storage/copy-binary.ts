@@ -4,8 +4,7 @@
  *
  * Why binary: PostgreSQL parses text COPY value by value (uuid and timestamptz input functions,
  * escapes), and on these machines it shares the CPU with the service. Binary values go in as they
- * are stored: measured on `device_state_history` rows, ~5.5 µs of server CPU per row instead of
- * ~7-9 µs as text (docs/BENCHMARKS.md#writer).
+ * are stored, for less server CPU per row than text (docs/BENCHMARKS.md#measured-choices-in-the-code).
  *
  * Each value must be of the JavaScript type its column expects (a `Date` for `timestamptz`, a
  * canonical UUID string, an integer in range...). When one is not, encoding

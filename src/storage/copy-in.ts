@@ -4,7 +4,7 @@
  *
  * Why not pg-copy-streams' stream (which the writer used before): it holds the data until the
  * CopyInResponse arrives, and in this service that answer is read only once the event loop is
- * free, often after a 500-event request has been decoded (~3-4 ms), while the database backend
+ * free, often after a 500-event request has been decoded, while the database backend
  * waits idle for its data. Sending the data behind the query is safe by the protocol: in copy-in
  * mode the backend reads it, and if the statement fails before copy-in starts, "any subsequent
  * CopyData, CopyDone, or CopyFail messages issued by the frontend will simply be dropped"

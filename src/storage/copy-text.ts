@@ -6,7 +6,7 @@
  * so it avoids what a string-building encoder pays per row: no line strings and no
  * `Buffer.from` of a flattened megabyte per flush, separators written as bytes, and timestamps
  * formatted from a per-minute prefix instead of `Date.prototype.toISOString` (a new string per
- * row). Measured: ~3.3 µs per `device_metrics` row as strings, ~0.5 µs this way.
+ * row): several times less CPU per `device_metrics` row (docs/BENCHMARKS.md#measured-choices-in-the-code).
  *
  * @module
  */
@@ -17,8 +17,8 @@ const COPY_SPECIAL = /[\\\t\n\r]/g;
 const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
 
 /**
- * Whether `s` holds a character COPY gives a meaning to. Four `indexOf` scans are ~5x faster than
- * one regex test on the ~200-character JSON of a metrics row (measured), and nearly every value
+ * Whether `s` holds a character COPY gives a meaning to. Four `indexOf` scans are faster than
+ * one regex test on the ~200-character JSON of a metrics row (docs/BENCHMARKS.md#measured-choices-in-the-code), and nearly every value
  * holds none.
  */
 function hasCopySpecial(s: string): boolean {

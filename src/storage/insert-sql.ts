@@ -27,9 +27,8 @@ export const MAX_BIND_PARAMS = 65_535;
  * Characters of parameter text one statement carries at most (a row larger than this goes alone).
  * The embedded database (PGlite) runs PostgreSQL on the server's own thread, one protocol message
  * at a time: a flush of hostile rows in one statement (4 MiB of `Struct`s with 1,000 keys or long
- * backslash runs) blocked every other call for ~75 ms per MiB, ~300 ms per flush, while its jsonb
- * was parsed (node-postgres's array-literal escaping added ~25 ms per MiB of backslashes). Chunked,
- * the same work is done in statements of ~20 ms with the event loop free between them, in the
+ * backslash runs) blocked every other call while its jsonb was parsed, for hundreds of ms per
+ * flush (docs/BENCHMARKS.md#measured-choices-in-the-code). Chunked, the same work is done in short statements with the event loop free between them, in the
  * same transaction. A real server pays the same work in another process; its statements are
  * chunked too (a few more round trips per hostile flush, none for ordinary rows).
  */

@@ -33,8 +33,8 @@ export class JsonText {
  * The value serialized last, its JSON as `JSON.stringify` wrote it, and its stored text (made on
  * first ask). Validation measures a payload and the row built right after it stores the same
  * text: one entry is enough for that pair, and costs an identity check, where a memo on the
- * object itself (`Object.defineProperty` with a symbol) was ~0.5 µs per event and a `WeakMap`
- * entry ~0.8 µs (profiled on the LogEvents path). Holds one object alive at most.
+ * object itself (`Object.defineProperty` with a symbol) or a `WeakMap` entry cost more per event
+ * on the LogEvents path (docs/BENCHMARKS.md#measured-choices-in-the-code). Holds one object alive at most.
  */
 let lastValue: object | undefined;
 let lastJson = "";

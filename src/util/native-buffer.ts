@@ -22,7 +22,7 @@ const SHORT_TEXT = 64;
 /**
  * Writes `s` as UTF-8 into `buf` at `at` (room made by the caller); returns the byte count. Short
  * ASCII strings, most values on the hot paths (states, ids, names), are copied by a loop: a call
- * into the native encoder costs more than the copy for them (~0.05 µs a value, measured).
+ * into the native encoder costs more than the copy for them (docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 export function writeUtf8(buf: NativeBuffer, s: string, at: number): number {
   const n = s.length;

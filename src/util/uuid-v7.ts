@@ -56,7 +56,7 @@ const hexValue = (c: number): number => (c < 128 ? HEX_VALUE[c]! : -1);
 
 /**
  * True when `s` is a UUID in canonical text form (any version, either case). A loop over a table
- * rather than a regular expression: every event id of every batch is checked (~5x faster).
+ * rather than a regular expression: every event id of every batch is checked (docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 export function isUuid(s: string): boolean {
   if (!hasUuidShape(s)) return false;

@@ -43,8 +43,8 @@ export const logEventsWireMethod = {
  * whole `LogEventsResponse` encoding ({@link encodeLogEventsResponse}): the bytes travel as the
  * message's unknown fields, which `toBinary` writes back verbatim, after the first field's tag
  * (`toBinary` writes each unknown field as its tag, then its data as kept). One buffer for the
- * whole answer instead of a buffer per result that protobuf-es then frames and joins (~0.5 µs per
- * result, measured).
+ * whole answer instead of a buffer per result that protobuf-es then frames and joins
+ * (docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 export function logEventsResponseWire(encoded: Uint8Array): LogEventsResponseWire {
   const response: LogEventsResponseWire = { $typeName: "analytics.internal.LogEventsResponseWire", results: [], storedCount: 0, rejectedCount: 0 };

@@ -6,8 +6,8 @@
  *
  * Why it exists: protobuf-es decodes reflectively, through a `ReflectMessage` wrapper per message,
  * a field lookup per tag and a `[fieldNo, wireType]` array per tag, and builds `Struct` payloads
- * twice (as `Value` messages, then as JSON). For a batch of 500 events that was ~8 µs of CPU per
- * event plus the garbage it left, the largest single cost of `LogEvents` on the server.
+ * twice (as `Value` messages, then as JSON): the largest single cost of `LogEvents` on the server
+ * (docs/BENCHMARKS.md#measured-choices-in-the-code).
  *
  * What it does not do, on purpose: unknown fields are skipped, not kept (`$unknown` is never
  * set); field kinds the ingestion messages do not use (wrapper types, `Value` / `ListValue`
@@ -34,8 +34,7 @@ export interface DecoderOptions {
    * `"object"` (the default): a `JsonObject`, as `fromBinary` gives. `"json-text"`: a
    * {@link JsonText} of the object's JSON, written straight from the bytes without building the
    * object, for messages whose payloads are only stored: the object would be serialized at once
-   * and thrown away (on `LogEvents`, building and serializing the payloads was ~1.6 µs of ~13 per
-   * event). The message's type still says `JsonObject`: give such messages only to code that
+   * and thrown away (on `LogEvents`, an eighth of the decoding cost: docs/BENCHMARKS.md#measured-choices-in-the-code). The message's type still says `JsonObject`: give such messages only to code that
    * takes a payload through `jsonTextOf` (validation, rows), which returns the `JsonText` as it
    * is; its `toJSON` and `parse` give the object.
    *
@@ -397,8 +396,8 @@ const INTERNED_SLOTS = 4096;
  * repeat from event to event, and a hit costs a hash and a compare instead of a native UTF-8
  * decode, a new string, and the garbage of it. A collision replaces the slot's entry. Only the
  * strings are kept (an ASCII string is compared with bytes a character a byte): a copy of the
- * bytes beside each, made on every miss, cost the decoder ~20 % of its instructions with more
- * distinct strings than slots (5,000 device ids: callgrind, 2026-11-29). Strings with other
+ * bytes beside each, made on every miss, cost the decoder a fifth of its instructions with more
+ * distinct strings than slots (docs/BENCHMARKS.md#measured-choices-in-the-code). Strings with other
  * characters are decoded every time.
  */
 const internedText: (string | undefined)[] = new Array(INTERNED_SLOTS).fill(undefined);
@@ -481,7 +480,7 @@ function readStruct(input: Input, length: number, into: JsonObject | undefined):
  * as protobuf merges them (the object `fromBinary` gives; undefined for none). For a field a
  * request may send thousands of times (`src/wire/unary-log-wire.ts`): each occurrence is read
  * once, straight into the object, where protobuf-es builds `Value` messages for each and converts
- * them (~5 µs per occurrence). Throws {@link WireFormatError} on malformed bytes.
+ * them. Throws {@link WireFormatError} on malformed bytes.
  */
 export function decodeStructOccurrences(occurrences: readonly Uint8Array[]): JsonObject | undefined {
   let json: JsonObject | undefined;

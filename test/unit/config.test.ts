@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { CLIENT_VARIABLES, closestSetting, CONFIG_VARIABLES, ConfigError, loadConfig, writerStrategyOf } from "../../src/config.js";
 
+/** The message of the ConfigError `loadConfig(env)` throws (failing when it does not throw one). */
+function configErrorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
 describe("loadConfig", () => {
   it("has documented defaults", () => {
     const c = loadConfig({});
@@ -61,15 +72,7 @@ describe("loadConfig", () => {
   });
 
   it("names the closest known setting for a misspelt variable, without its value", () => {
-    const text = (env: Record<string, string>) => {
-      try {
-        loadConfig(env);
-      } catch (err) {
-        expect(err).toBeInstanceOf(ConfigError);
-        return (err as Error).message;
-      }
-      throw new Error("expected a ConfigError");
-    };
+    const text = configErrorOf;
     expect(text({ ANALYTICS_MAX_MESAGE_BYTES: "1048576" })).toMatch(/ANALYTICS_MAX_MESAGE_BYTES is not a known setting: did you mean ANALYTICS_MAX_MESSAGE_BYTES\?$/);
     expect(text({ ANALYTICS_JWT_SECERT: "hunter2-hunter2-hunter2-hunter2-hunter2" })).toMatch(/did you mean ANALYTICS_JWT_SECRET\?/);
     expect(text({ ANALYTICS_JWT_SECERT: "hunter2-hunter2-hunter2-hunter2-hunter2" })).not.toContain("hunter2");
@@ -139,15 +142,7 @@ describe("loadConfig", () => {
 });
 
 describe("token settings", () => {
-  const message = (env: Record<string, string>) => {
-    try {
-      loadConfig(env);
-    } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
-      return (err as Error).message;
-    }
-    throw new Error("expected a ConfigError");
-  };
+  const message = configErrorOf;
   const JWKS = { ANALYTICS_JWT_ISSUER: "https://id.example.com", ANALYTICS_JWT_AUDIENCE: "analytics" };
 
   it("reads ANALYTICS_TOKENS_NOT_BEFORE as epoch seconds, a date or a date-time with its zone", () => {
