@@ -15,7 +15,7 @@ export interface DeviceState {
   /**
    * Aligned with `shape.names`. A plain double array rather than a Float64Array: V8 gives every
    * typed array its own ArrayBuffer and off-heap backing store, which costs more per device than
-   * an unboxed double array (docs/BENCHMARKS.md, "filter").
+   * an unboxed double array (docs/BENCHMARKS.md, "Tried and rejected").
    */
   values: number[];
   /** Estimated bytes of this state beside its Shape (see `deviceBytes`). */
