@@ -3,7 +3,9 @@
  * {@link SmartDataFilter}, writes what it keeps through the batch writer, and answers with counts
  * and per-sample rejections once the kept samples are committed. Both RPCs use it:
  * `IngestDeviceMetrics` submits one batch; `StreamDeviceMetrics` runs {@link DeviceMetricsIngest.stream},
- * which pipelines batches (reads on while earlier ones are written) and acknowledges them in order.
+ * which pipelines batches (reads on while earlier ones are written) and acknowledges them in order
+ * (the ordered pipeline: `ingest-pipeline.ts`; the settings and their configuration:
+ * `device-metrics-options.ts`).
  *
  * Durability of what was filtered. The filter decides against the last *stored* sample, which it
  * keeps as soon as it decides "store", before the row is committed. Two rules keep an
@@ -22,18 +24,20 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MetricSample as MetricSampleMessage } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
-import type { Config } from "../config.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import { JsonText } from "../util/json-text.js";
 import type { Logger } from "../util/logger.js";
 import { checkNoNul, invalidArgument, type Violation } from "../validation/field-rules.js";
+import { DEFAULT_INGEST_LIMITS, type DeviceMetricsLimits } from "./device-metrics-options.js";
+import { runIngestPipeline } from "./ingest-pipeline.js";
 import { MapSampleBatch, type SampleBatch } from "./sample-batch.js";
-import {
-  DEFAULT_SMART_DATA_FILTER_OPTIONS,
-  SmartDataFilter,
-  type MetricThreshold,
-  type SmartDataFilterOptions,
-} from "./smart-data-filter.js";
+import { SmartDataFilter, type SmartDataFilterOptions } from "./smart-data-filter.js";
+
+export {
+  DEFAULT_INGEST_LIMITS,
+  deviceMetricsOptionsFromConfig,
+  type DeviceMetricsLimits,
+} from "./device-metrics-options.js";
 
 /** What a write did with one row (the batch writer's `RowResult`). */
 export interface MetricRowResult {
@@ -57,33 +61,6 @@ export interface DeviceMetricsWriter {
   write(table: "device_metrics", rows: readonly DeviceMetricRow[]): Promise<readonly MetricRowResult[]>;
   whenWritable?(rows: number, signal?: AbortSignal): Promise<void>;
 }
-
-/** Limits of the ingest RPCs; defaults in {@link DEFAULT_INGEST_LIMITS}. */
-export interface DeviceMetricsLimits {
-  /** Samples in one message (the proto documents 1000). */
-  readonly maxSamplesPerMessage: number;
-  /** Encoded size of one message, enforced by Connect per message (`readMaxBytes`). */
-  readonly maxMessageBytes: number;
-  /** Streams open at once for one device. */
-  readonly maxStreamsPerDevice: number;
-  /**
-   * Batches of one stream decided and being written, not yet acknowledged. A deep pipeline is
-   * cheap (an in-flight batch holds only its kept rows; the message is released once decided)
-   * and needed: an ack waits for a commit (~5-10 ms here), so a stream moves at most this many
-   * batches per commit. 8 capped one stream at ~70k samples/s in-process, 32 at ~200k; with
-   * every sample stored, 128 let the next batches be decoded while a flush commits (one stream
-   * ~70k instead of ~51k rows/s, `npm run bench -- stream --only stored`).
-   */
-  readonly maxInFlightBatches: number;
-}
-
-/** The documented defaults of {@link DeviceMetricsLimits}. */
-export const DEFAULT_INGEST_LIMITS: DeviceMetricsLimits = Object.freeze({
-  maxSamplesPerMessage: 1000,
-  maxMessageBytes: 1024 * 1024,
-  maxStreamsPerDevice: 4,
-  maxInFlightBatches: 128,
-});
 
 /** What the filter did with a batch's samples (the proto's `IngestCounts`). */
 export interface IngestCounts {
@@ -153,97 +130,6 @@ export interface DeviceMetricsIngestOptions {
   readonly limits?: Partial<DeviceMetricsLimits>;
   /** The server clock (epoch ms), for the future-skew rule and idle eviction. */
   readonly now?: () => number;
-}
-
-/** How often to retry a write the full buffer refused before giving the error to the client. */
-const FULL_BUFFER_RETRIES = 5;
-
-const RESOLVED: Promise<void> = Promise.resolve();
-
-/** `InvalidArgument` for a whole message; on a stream it names the batch's sequence. */
-function invalidBatch(violations: readonly Violation[], sequence?: bigint): ConnectError {
-  const err = invalidArgument(violations);
-  if (sequence === undefined) return err;
-  return new ConnectError(`${err.rawMessage} (batch sequence ${sequence})`, Code.InvalidArgument);
-}
-const noop = (): void => {};
-
-/**
- * Settles as `promise` does, or with `undefined` once `signal` aborts, whichever comes first.
- * Not `Promise.race` with a promise of the abort: a stream waits once per batch for as long as it
- * lives, and every race against one pending promise leaves a reaction on it (~450 bytes measured)
- * until the stream ends, tens of MB for a stream of a day. This leaves nothing behind.
- */
-function settledOrAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = (): void => resolve(undefined);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
-/**
- * The filter and limit settings of the configuration. Rate metrics get an absolute rule; explicit
- * per-metric rules win over that; a metric the filter's defaults judge absolutely (`error_rate`)
- * but the configuration leaves out of the rate list is judged relatively, like any other.
- */
-export function deviceMetricsOptionsFromConfig(
-  config: Pick<
-    Config,
-    | "metricsSnapshotIntervalMs"
-    | "metricsChangeThreshold"
-    | "metricsZeroBaselineThreshold"
-    | "metricsRateMetrics"
-    | "metricsRateThreshold"
-    | "metricsThresholds"
-    | "metricsMaxFutureSkewMs"
-    | "metricsMaxDevices"
-    | "metricsIdleEvictionMs"
-    | "metricsMaxSamplesPerMessage"
-    | "metricsMaxMessageBytes"
-    | "metricsMaxStreamsPerDevice"
-    | "metricsMaxInFlightBatches"
-    | "metricsMaxStateBytes"
-  >,
-): { filter: Partial<SmartDataFilterOptions>; limits: DeviceMetricsLimits } {
-  const rules: Record<string, MetricThreshold> = {};
-  for (const name of Object.keys(DEFAULT_SMART_DATA_FILTER_OPTIONS.metricThresholds)) {
-    rules[name] = { kind: "relative", threshold: config.metricsChangeThreshold };
-  }
-  for (const name of config.metricsRateMetrics) rules[name] = { kind: "absolute", threshold: config.metricsRateThreshold };
-  Object.assign(rules, config.metricsThresholds);
-  return {
-    filter: {
-      snapshotIntervalMs: config.metricsSnapshotIntervalMs,
-      changeThreshold: config.metricsChangeThreshold,
-      zeroBaselineThreshold: config.metricsZeroBaselineThreshold,
-      metricThresholds: rules,
-      maxFutureSkewMs: config.metricsMaxFutureSkewMs,
-      maxDevices: config.metricsMaxDevices,
-      maxStateBytes: config.metricsMaxStateBytes,
-      idleEvictionMs: config.metricsIdleEvictionMs,
-    },
-    limits: {
-      maxSamplesPerMessage: config.metricsMaxSamplesPerMessage,
-      maxMessageBytes: config.metricsMaxMessageBytes,
-      maxStreamsPerDevice: config.metricsMaxStreamsPerDevice,
-      maxInFlightBatches: config.metricsMaxInFlightBatches,
-    },
-  };
-}
-
-function asBatch(samples: IngestSamples): SampleBatch {
-  return Array.isArray(samples) ? new MapSampleBatch(samples as readonly MetricSampleMessage[]) : (samples as SampleBatch);
 }
 
 /** See the module documentation. */
@@ -367,9 +253,10 @@ export class DeviceMetricsIngest {
   }
 
   /**
-   * Runs one device stream: reads batches, submits each (at most `maxInFlightBatches` written at
-   * once, and no read while the writer is full, so HTTP/2 flow control slows the device down), and
-   * yields one acknowledgement per batch, in order, each only after its samples are committed.
+   * Runs one device stream through the ordered pipeline (`ingest-pipeline.ts`): reads batches,
+   * submits each (at most `maxInFlightBatches` written at once, and no read while the writer is
+   * full, so HTTP/2 flow control slows the device down), and yields one acknowledgement per batch,
+   * in order, each only after its samples are committed.
    *
    * A message that is invalid as a whole (`InvalidArgument`), names a device the caller may not
    * write (`PermissionDenied`), or exceeds the open-streams cap (`ResourceExhausted`) ends the
@@ -379,138 +266,38 @@ export class DeviceMetricsIngest {
    * expired token (`expirySignal`) and a server shutdown end it after acknowledging what it took,
    * with `Unauthenticated` and `Unavailable` respectively.
    */
-  async *stream(requests: AsyncIterable<StreamBatch>, options: StreamOptions): AsyncGenerator<StreamAck, void, undefined> {
-    const { signal, shutdownSignal, expirySignal } = options;
-    type Entry = { readonly sequence: bigint; readonly result: Promise<IngestResult> } | { readonly error: unknown };
-    const queue: Entry[] = [];
-    let readerDone = false;
-    // Set when the stream must not decide any more batches: a failure, an error, or the end.
-    let halted = false;
-    let wake: (() => void) | undefined;
-    const notify = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    let room: (() => void) | undefined;
-    const freeRoom = (): void => {
-      const r = room;
-      room = undefined;
-      r?.();
-    };
+  stream(requests: AsyncIterable<StreamBatch>, options: StreamOptions): AsyncGenerator<StreamAck, void, undefined> {
     let release: (() => void) | undefined;
     let device: string | undefined;
     let batches = 0;
     let samplesIn = 0;
-
-    const read = async (): Promise<void> => {
-      const it = requests[Symbol.asyncIterator]();
-      let nextRows = 1;
-      try {
-        for (;;) {
-          while (queue.length >= this.limits.maxInFlightBatches && !halted) {
-            await new Promise<void>((resolve) => (room = resolve));
-          }
-          if (halted) break;
-          await this.#writer.whenWritable?.(nextRows, signal);
-          if (halted) break;
-          const next = await it.next();
-          if (next.done === true || halted) break;
-          const { sequence, deviceId } = next.value;
-          const samples = asBatch(next.value.samples);
-          const violations = this.validate(deviceId, samples);
-          if (violations.length > 0) throw invalidBatch(violations, sequence);
-          options.authorize?.(deviceId);
-          if (device === undefined) {
-            release = this.acquireStream(deviceId);
-            device = deviceId;
-          } else if (deviceId !== device) {
-            throw invalidBatch(
-              [{ field: "device_id", description: `must stay "${device}": a stream carries one device (got "${deviceId}")` }],
-              sequence,
-            );
-          }
-          const result = this.#decideAndWrite(deviceId, samples, {
-            signal,
-            retryWhenFull: true,
-            onFailure: () => {
-              halted = true;
-              freeRoom();
-            },
-          });
-          result.catch(noop); // read by the writer loop below, or nobody once the client is gone
-          queue.push({ sequence, result });
-          batches++;
-          samplesIn += samples.length;
-          // At most as many rows as this message had samples: wait for that much room.
-          nextRows = samples.length;
-          notify();
+    return runIngestPipeline(requests, options, {
+      maxInFlight: this.limits.maxInFlightBatches,
+      writer: this.#writer,
+      start: ({ sequence, deviceId, samples: message }, halt) => {
+        const samples = asBatch(message);
+        const violations = this.validate(deviceId, samples);
+        if (violations.length > 0) throw invalidBatch(violations, sequence);
+        options.authorize?.(deviceId);
+        if (device === undefined) {
+          release = this.acquireStream(deviceId);
+          device = deviceId;
+        } else if (deviceId !== device) {
+          throw invalidBatch(
+            [{ field: "device_id", description: `must stay "${device}": a stream carries one device (got "${deviceId}")` }],
+            sequence,
+          );
         }
-        // No it.return(): it would reset the HTTP/2 stream before the final status is written.
-        // Not reading is enough: flow control stops the device until the call ends.
-      } catch (err) {
-        // An abort is the end of the call, not a fault of the device: nobody to tell.
-        if (!signal.aborted) queue.push({ error: err });
-        halted = true;
-      } finally {
-        readerDone = true;
-        notify();
-      }
-    };
-
-    // Set when the token expired before the client finished sending: what it had not sent yet
-    // was never read, so the stream must not end as if it were complete.
-    let cutByExpiry = false;
-    const onExpiry = (): void => {
-      if (readerDone) return;
-      cutByExpiry = true;
-      halted = true;
-      freeRoom();
-      notify();
-    };
-    if (expirySignal?.aborted === true) onExpiry();
-    else expirySignal?.addEventListener("abort", onExpiry, { once: true });
-
-    const shuttingDown = (): boolean => shutdownSignal?.aborted === true;
-    // A cancelled client gets nothing more; a server shutdown still acknowledges what was taken.
-    const cancelled = (): boolean => signal.aborted && !shuttingDown();
-
-    void read();
-    try {
-      for (;;) {
-        if (signal.aborted) {
-          halted = true;
-          freeRoom();
-          if (cancelled()) throw ConnectError.from(signal.reason ?? "stream cancelled", Code.Canceled);
-        }
-        const head = queue[0];
-        if (head === undefined) {
-          // The reader may be parked on the client's next message, which it will never take now.
-          if (readerDone || (halted && (shuttingDown() || cutByExpiry))) break;
-          await settledOrAborted(new Promise<void>((resolve) => (wake = resolve)), signal);
-          continue;
-        }
-        if ("error" in head) throw head.error;
-        const result = await (shuttingDown() ? head.result : settledOrAborted(head.result, signal));
-        if (result === undefined) continue; // aborted while waiting: decided at the top
-        queue.shift();
-        freeRoom();
-        yield { sequence: head.sequence, counts: result.counts, rejections: result.rejections };
-      }
-      if (shuttingDown()) {
-        throw new ConnectError(
-          "server is shutting down: acknowledged batches are stored; reconnect and resend the others",
-          Code.Unavailable,
-        );
-      }
-      if (cutByExpiry) throw ConnectError.from(expirySignal?.reason, Code.Unauthenticated);
-    } finally {
-      expirySignal?.removeEventListener("abort", onExpiry);
-      halted = true;
-      freeRoom();
-      release?.();
-      this.#log.debug("device metrics stream ended", { deviceId: device, batches, samples: samplesIn });
-    }
+        const result = this.#decideAndWrite(deviceId, samples, { signal: options.signal, retryWhenFull: true, onFailure: halt });
+        batches++;
+        samplesIn += samples.length;
+        return { sequence, samples: samples.length, result };
+      },
+      end: () => {
+        release?.();
+        this.#log.debug("device metrics stream ended", { deviceId: device, batches, samples: samplesIn });
+      },
+    });
   }
 
   /**
@@ -578,4 +365,23 @@ export class DeviceMetricsIngest {
       }
     }
   }
+}
+
+/** How often to retry a write the full buffer refused before giving the error to the client. */
+const FULL_BUFFER_RETRIES = 5;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** `InvalidArgument` for a whole message; on a stream it names the batch's sequence. */
+function invalidBatch(violations: readonly Violation[], sequence?: bigint): ConnectError {
+  const err = invalidArgument(violations);
+  if (sequence === undefined) return err;
+  return new ConnectError(`${err.rawMessage} (batch sequence ${sequence})`, Code.InvalidArgument);
+}
+
+const noop = (): void => {};
+
+/** The samples of a message as a {@link SampleBatch}, whichever form they came in. */
+function asBatch(samples: IngestSamples): SampleBatch {
+  return Array.isArray(samples) ? new MapSampleBatch(samples as readonly MetricSampleMessage[]) : (samples as SampleBatch);
 }

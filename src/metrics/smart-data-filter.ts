@@ -6,6 +6,9 @@
  *
  * @module
  */
+import { DeviceStateLru } from "./device-state-lru.js";
+import { MetricShapes } from "./metric-shapes.js";
+import { validateFilterOptions, type SmartDataFilterOptions } from "./smart-data-filter-options.js";
 
 /** One telemetry sample as received from a device. */
 export interface MetricSample {
@@ -33,72 +36,12 @@ export interface MetricNames {
   readonly maxIdLength: number;
 }
 
-/**
- * How one metric is judged to have changed.
- * - `relative`: changed when `|new - old| / |old| >= threshold` (inclusive). When `old` is 0 the
- *   ratio is undefined, so `zeroBaselineThreshold` applies instead.
- * - `absolute`: changed when `|new - old| > threshold` (strict). Suits rates and ratios, where
- *   a move from 0.001 to 0.002 is noise even though it doubles.
- */
-export interface MetricThreshold {
-  readonly kind: "relative" | "absolute";
-  readonly threshold: number;
-}
-
-/** Configuration of {@link SmartDataFilter}. Defaults: {@link DEFAULT_SMART_DATA_FILTER_OPTIONS}. */
-export interface SmartDataFilterOptions {
-  /**
-   * A sample at least this long after the last stored one is stored regardless (heartbeat).
-   * Default 300 000 (5 min).
-   */
-  readonly snapshotIntervalMs: number;
-  /** Relative change, inclusive, that makes a metric significant. Default 0.05 (5 %). */
-  readonly changeThreshold: number;
-  /** For relative metrics whose stored value is 0: store when `|new|` exceeds this (strict). Default 1.0. */
-  readonly zeroBaselineThreshold: number;
-  /**
-   * Per-metric rules, merged over the defaults metric by metric (so passing `temperature` keeps
-   * the `error_rate` rule; to judge `error_rate` relatively, override it). Default:
-   * `{ error_rate: { kind: "absolute", threshold: 0.01 } }`.
-   */
-  readonly metricThresholds: Readonly<Record<string, MetricThreshold>>;
-  /** Samples dated further than this ahead of the caller's `nowMs` are rejected. Default 300 000 (5 min). */
-  readonly maxFutureSkewMs: number;
-  /** Longest accepted device id and metric name, in UTF-16 code units. Default 128. */
-  readonly maxIdLength: number;
-  /** Most metrics accepted in one sample. Default 256. */
-  readonly maxMetricsPerSample: number;
-  /** Most devices tracked at once; the least recently seen is evicted beyond it. Default 100 000. */
-  readonly maxDevices: number;
-  /**
-   * Most bytes of state kept, as {@link SmartDataFilter.stateBytes} estimates them; the least
-   * recently seen devices are evicted beyond it. A device count alone does not bound memory: with
-   * 256 unique 128-character metric names a device costs ~80 KB. Default 512 MiB (the service
-   * sets a share of the heap, `ANALYTICS_METRICS_MAX_STATE_MB`).
-   */
-  readonly maxStateBytes: number;
-  /**
-   * A device not seen for this long (sample time) is evicted by {@link SmartDataFilter.evictIdle}.
-   * Default 3 600 000 (1 h).
-   */
-  readonly idleEvictionMs: number;
-}
-
-/** The defaults documented on {@link SmartDataFilterOptions}. */
-export const DEFAULT_SMART_DATA_FILTER_OPTIONS: SmartDataFilterOptions = Object.freeze({
-  snapshotIntervalMs: 300_000,
-  changeThreshold: 0.05,
-  zeroBaselineThreshold: 1.0,
-  metricThresholds: Object.freeze({
-    error_rate: Object.freeze({ kind: "absolute", threshold: 0.01 } as const),
-  }),
-  maxFutureSkewMs: 300_000,
-  maxIdLength: 128,
-  maxMetricsPerSample: 256,
-  maxDevices: 100_000,
-  maxStateBytes: 512 * 1024 * 1024,
-  idleEvictionMs: 3_600_000,
-});
+export {
+  DEFAULT_SMART_DATA_FILTER_OPTIONS,
+  validateFilterOptions,
+  type MetricThreshold,
+  type SmartDataFilterOptions,
+} from "./smart-data-filter-options.js";
 
 /** Why a sample was stored. */
 export type StoreReason = "first_contact" | "heartbeat" | "significant_change";
@@ -139,136 +82,23 @@ export interface SmartDataFilterCounters {
   readonly evicted: number;
 }
 
-const OPTION_KEYS = Object.keys(DEFAULT_SMART_DATA_FILTER_OPTIONS) as (keyof SmartDataFilterOptions)[];
-
-/**
- * Fills in defaults and checks that the options make sense.
- *
- * @returns the complete, frozen options.
- * @throws Error listing every problem (unknown keys, negative or non-finite numbers, non-integer
- *   caps, unknown threshold kinds), so a bad configuration fails at start-up with one message.
+/*
+ * How a sample stands against the device's kept snapshot, settled once per sample. Small integers
+ * behind names, not strings: `mode` is compared inside the per-metric loop of every decision.
  */
-export function validateFilterOptions(options: Partial<SmartDataFilterOptions> = {}): SmartDataFilterOptions {
-  const problems: string[] = [];
-  for (const key of Object.keys(options)) {
-    if (!(OPTION_KEYS as string[]).includes(key)) problems.push(`unknown option "${key}"`);
-  }
-  const d = DEFAULT_SMART_DATA_FILTER_OPTIONS;
-  const resolved: SmartDataFilterOptions = {
-    snapshotIntervalMs: options.snapshotIntervalMs ?? d.snapshotIntervalMs,
-    changeThreshold: options.changeThreshold ?? d.changeThreshold,
-    zeroBaselineThreshold: options.zeroBaselineThreshold ?? d.zeroBaselineThreshold,
-    metricThresholds: Object.freeze({ ...d.metricThresholds, ...options.metricThresholds }),
-    maxFutureSkewMs: options.maxFutureSkewMs ?? d.maxFutureSkewMs,
-    maxIdLength: options.maxIdLength ?? d.maxIdLength,
-    maxMetricsPerSample: options.maxMetricsPerSample ?? d.maxMetricsPerSample,
-    maxDevices: options.maxDevices ?? d.maxDevices,
-    maxStateBytes: options.maxStateBytes ?? d.maxStateBytes,
-    idleEvictionMs: options.idleEvictionMs ?? d.idleEvictionMs,
-  };
-
-  const check = (name: string, value: unknown, ok: (v: number) => boolean, want: string): void => {
-    if (typeof value !== "number" || Number.isNaN(value) || !ok(value)) {
-      problems.push(`${name} must be ${want} (got ${String(value)})`);
-    }
-  };
-  const positiveFinite = (v: number): boolean => Number.isFinite(v) && v > 0;
-  const nonNegativeFinite = (v: number): boolean => Number.isFinite(v) && v >= 0;
-  const positiveInteger = (v: number): boolean => Number.isSafeInteger(v) && v > 0;
-
-  // A zero interval or a zero relative threshold would store every sample, resends included.
-  check("snapshotIntervalMs", resolved.snapshotIntervalMs, positiveFinite, "a positive finite number");
-  check("changeThreshold", resolved.changeThreshold, positiveFinite, "a positive finite number");
-  check("zeroBaselineThreshold", resolved.zeroBaselineThreshold, nonNegativeFinite, "a finite number >= 0");
-  check("maxFutureSkewMs", resolved.maxFutureSkewMs, nonNegativeFinite, "a finite number >= 0");
-  check("maxIdLength", resolved.maxIdLength, positiveInteger, "a positive integer");
-  check("maxMetricsPerSample", resolved.maxMetricsPerSample, positiveInteger, "a positive integer");
-  check("maxDevices", resolved.maxDevices, positiveInteger, "a positive integer");
-  check("maxStateBytes", resolved.maxStateBytes, positiveInteger, "a positive integer");
-  check("idleEvictionMs", resolved.idleEvictionMs, (v) => v > 0, "a positive number (Infinity disables)");
-
-  const rules: unknown = options.metricThresholds;
-  if (rules !== undefined && (typeof rules !== "object" || rules === null || Array.isArray(rules))) {
-    problems.push("metricThresholds must be an object of metric name to { kind, threshold }");
-  } else {
-    for (const [metric, rule] of Object.entries(resolved.metricThresholds) as [string, unknown][]) {
-      const where = `metricThresholds["${metric}"]`;
-      if (metric.length === 0) problems.push("metricThresholds has an empty metric name");
-      if (typeof rule !== "object" || rule === null) {
-        problems.push(`${where} must be { kind, threshold }`);
-        continue;
-      }
-      const { kind, threshold } = rule as Partial<MetricThreshold>;
-      if (kind === "relative") check(`${where}.threshold`, threshold, positiveFinite, "a positive finite number");
-      else if (kind === "absolute") check(`${where}.threshold`, threshold, nonNegativeFinite, "a finite number >= 0");
-      else problems.push(`${where}.kind must be "relative" or "absolute" (got ${String(kind)})`);
-    }
-  }
-
-  if (problems.length > 0) throw new Error(`invalid smart data filter options: ${problems.join("; ")}`);
-  // Copied and frozen: rules are resolved once per key set, so a caller mutating its own objects
-  // afterwards must not change the filter's behaviour halfway.
-  const metricThresholds = Object.freeze(
-    Object.fromEntries(
-      Object.entries(resolved.metricThresholds).map(([metric, { kind, threshold }]) => [
-        metric,
-        Object.freeze({ kind, threshold }),
-      ]),
-    ),
-  );
-  return Object.freeze({ ...resolved, metricThresholds });
-}
-
-/**
- * The metric names of a kept snapshot, interned: every device reporting the same key set shares
- * one Shape, so per device only the values cost memory. Rules are resolved here once, not per sample.
- */
-interface Shape {
-  /** The sorted key set, so devices sending the same keys in different orders share the Shape. */
-  readonly key: string;
-  /**
-   * In the order of the sample that created the Shape: a fleet usually sends one order, which
-   * decide() then matches by position instead of looking each name up in `index`.
-   */
-  readonly names: readonly string[];
-  readonly index: ReadonlyMap<string, number>;
-  /** 1 where the metric is judged by an absolute threshold, 0 where relative. */
-  readonly absolute: Uint8Array;
-  readonly thresholds: Float64Array;
-  /** Devices using this Shape; it is dropped at 0 so churning metric names cannot grow memory. */
-  refs: number;
-  /** Estimated bytes of the Shape (see {@link shapeBytes}), counted once however many devices share it. */
-  readonly bytes: number;
-}
-
-interface DeviceState {
-  readonly deviceId: string;
-  shape: Shape;
-  /**
-   * Aligned with `shape.names`. A plain double array rather than a Float64Array: V8 gives every
-   * typed array its own ArrayBuffer and off-heap backing store; for 10 values we measured ~400
-   * bytes more RSS per device than for an unboxed double array (~140 bytes of heap).
-   */
-  values: number[];
-  /** Estimated bytes of this state beside its Shape (see {@link deviceBytes}). */
-  bytes: number;
-  storedAtMs: number;
-  /**
-   * The filter's clock (latest sample time or caller's now so far) when the device was last seen;
-   * non-decreasing along the LRU list.
-   */
-  seenAtMs: number;
-  /** Neighbours in the least-recently-seen list. */
-  older: DeviceState | undefined;
-  newer: DeviceState | undefined;
-}
-
 const FIRST_CONTACT = 0;
 const HEARTBEAT = 1;
 const COMPARE = 2;
 const LATE = 3;
 const LATE_HEARTBEAT = 4;
 const SAME_TIME = 5;
+type Mode =
+  | typeof FIRST_CONTACT
+  | typeof HEARTBEAT
+  | typeof COMPARE
+  | typeof LATE
+  | typeof LATE_HEARTBEAT
+  | typeof SAME_TIME;
 
 // Shared so the filtered path allocates nothing.
 const FILTERED: FilterDecision = Object.freeze({ action: "filter" });
@@ -306,24 +136,17 @@ const STORED_HEARTBEAT: FilterDecision = Object.freeze({ action: "store", reason
 export class SmartDataFilter {
   /** The resolved options in effect. */
   readonly options: SmartDataFilterOptions;
-  private readonly devices = new Map<string, DeviceState>();
-  // An intrusive list rather than Map delete + set per touch: V8's Map leaves a hole per delete
-  // and rebuilds its whole table once holes fill it, measured at 5-7 bytes of garbage per touch
-  // with 10k devices and 44 with 100k. Relinking allocates nothing.
-  private oldest: DeviceState | undefined;
-  private newest: DeviceState | undefined;
-  private readonly shapes = new Map<string, Shape>();
-  /** Sum of the devices' and the Shapes' estimated bytes, kept as they come and go. */
-  private bytes = 0;
+  private readonly devices: DeviceStateLru;
   private clockMs = Number.NEGATIVE_INFINITY;
   private storedCount = 0;
   private filteredCount = 0;
   private rejectedCount = 0;
-  private evictedCount = 0;
 
   /** @throws Error when the options are invalid, see {@link validateFilterOptions}. */
   constructor(options: Partial<SmartDataFilterOptions> = {}) {
     this.options = validateFilterOptions(options);
+    const shapes = new MetricShapes(this.options.metricThresholds, this.options.changeThreshold);
+    this.devices = new DeviceStateLru(this.options, shapes);
   }
 
   /** Number of devices currently tracked. */
@@ -338,7 +161,7 @@ export class SmartDataFilter {
    * measures it), so the cap errs on the safe side.
    */
   get stateBytes(): number {
-    return this.bytes;
+    return this.devices.bytes;
   }
 
   /** A snapshot of the running totals. */
@@ -347,7 +170,7 @@ export class SmartDataFilter {
       stored: this.storedCount,
       filtered: this.filteredCount,
       rejected: this.rejectedCount,
-      evicted: this.evictedCount,
+      evicted: this.devices.evicted,
     };
   }
 
@@ -441,7 +264,7 @@ export class SmartDataFilter {
     }
 
     const state = this.devices.get(deviceId);
-    let mode: number;
+    let mode: Mode;
     if (state === undefined) {
       mode = FIRST_CONTACT;
     } else {
@@ -497,19 +320,21 @@ export class SmartDataFilter {
     const seenAtMs = occurredAtMs > nowMs ? occurredAtMs : nowMs;
     if (seenAtMs > this.clockMs) this.clockMs = seenAtMs;
     if (state === undefined) {
-      this.admit(deviceId, names, record, values, offset, occurredAtMs);
+      this.devices.admit(deviceId, names, record, values, offset, occurredAtMs, this.clockMs);
       this.storedCount++;
       return STORED_FIRST_CONTACT;
     }
-    this.touch(state);
+    // The high-water mark rather than the sample's own time: a device with a lagging clock (or
+    // uploading a backlog) is still active, and the list stays sorted for evictIdle's early stop.
+    this.devices.touch(state, this.clockMs);
     switch (mode) {
       case COMPARE:
         if (changed === undefined) break;
-        this.keep(state, names, record, values, offset, sameShape, occurredAtMs);
+        this.devices.keep(state, names, record, values, offset, sameShape, occurredAtMs);
         this.storedCount++;
         return { action: "store", reason: "significant_change", changedMetric: changed };
       case HEARTBEAT:
-        this.keep(state, names, record, values, offset, sameShape, occurredAtMs);
+        this.devices.keep(state, names, record, values, offset, sameShape, occurredAtMs);
         this.storedCount++;
         return STORED_HEARTBEAT;
       case LATE_HEARTBEAT:
@@ -533,14 +358,7 @@ export class SmartDataFilter {
   evictIdle(nowMs: number): number {
     // A NaN cutoff compares false with everything: evicting nothing, silently, would hide the bug.
     if (Number.isNaN(nowMs)) throw new RangeError("nowMs must be a number (got NaN)");
-    const cutoff = nowMs - this.options.idleEvictionMs;
-    let evicted = 0;
-    while (this.oldest !== undefined && this.oldest.seenAtMs <= cutoff) {
-      this.drop(this.oldest);
-      evicted++;
-    }
-    this.evictedCount += evicted;
-    return evicted;
+    return this.devices.evictIdle(nowMs - this.options.idleEvictionMs);
   }
 
   /**
@@ -549,10 +367,7 @@ export class SmartDataFilter {
    * @returns whether the device was tracked.
    */
   forget(deviceId: string): boolean {
-    const state = this.devices.get(deviceId);
-    if (state === undefined) return false;
-    this.drop(state);
-    return true;
+    return this.devices.forget(deviceId);
   }
 
   private reject(code: FilterRejectCode, message: string): FilterDecision {
@@ -570,140 +385,6 @@ export class SmartDataFilter {
       );
     }
     return this.reject("invalid_metric_name", "a metric name contains the NUL character (U+0000)");
-  }
-
-  private touch(state: DeviceState): void {
-    // The high-water mark rather than the sample's own time: a device with a lagging clock (or
-    // uploading a backlog) is still active, and the list stays sorted for evictIdle's early stop.
-    state.seenAtMs = this.clockMs;
-    if (state === this.newest) return;
-    this.unlink(state);
-    this.append(state);
-  }
-
-  private append(state: DeviceState): void {
-    state.older = this.newest;
-    state.newer = undefined;
-    if (this.newest === undefined) this.oldest = state;
-    else this.newest.newer = state;
-    this.newest = state;
-  }
-
-  private unlink(state: DeviceState): void {
-    const { older, newer } = state;
-    if (older === undefined) this.oldest = newer;
-    else older.newer = newer;
-    if (newer === undefined) this.newest = older;
-    else newer.older = older;
-    state.older = undefined;
-    state.newer = undefined;
-  }
-
-  private admit(
-    deviceId: string,
-    names: readonly string[],
-    record: Readonly<Record<string, number>> | undefined,
-    values: ArrayLike<number>,
-    offset: number,
-    occurredAtMs: number,
-  ): void {
-    if (this.devices.size >= this.options.maxDevices && this.oldest !== undefined) {
-      this.drop(this.oldest);
-      this.evictedCount++;
-    }
-    const shape = this.intern(names);
-    const kept = newValues(shape.names.length);
-    copyValues(shape, names, record, values, offset, kept);
-    const state: DeviceState = {
-      deviceId,
-      shape,
-      values: kept,
-      bytes: deviceBytes(deviceId, kept.length),
-      storedAtMs: occurredAtMs,
-      seenAtMs: this.clockMs,
-      older: undefined,
-      newer: undefined,
-    };
-    this.devices.set(deviceId, state);
-    this.append(state);
-    this.bytes += state.bytes;
-    this.evictOverBytes();
-  }
-
-  /**
-   * Evicts the least recently seen devices while the state is over `maxStateBytes`, never the
-   * newest (the one just stored: its own state must be kept for the decision to hold).
-   */
-  private evictOverBytes(): void {
-    const max = this.options.maxStateBytes;
-    while (this.bytes > max && this.oldest !== undefined && this.oldest !== this.newest) {
-      this.drop(this.oldest);
-      this.evictedCount++;
-    }
-  }
-
-  private keep(
-    state: DeviceState,
-    names: readonly string[],
-    record: Readonly<Record<string, number>> | undefined,
-    values: ArrayLike<number>,
-    offset: number,
-    sameShape: boolean,
-    occurredAtMs: number,
-  ): void {
-    if (!sameShape) {
-      const shape = this.intern(names);
-      this.release(state.shape);
-      state.shape = shape;
-      if (state.values.length !== shape.names.length) {
-        state.values = newValues(shape.names.length);
-        const bytes = deviceBytes(state.deviceId, shape.names.length);
-        this.bytes += bytes - state.bytes;
-        state.bytes = bytes;
-      }
-    }
-    copyValues(state.shape, names, record, values, offset, state.values);
-    state.storedAtMs = occurredAtMs;
-    // Only a new key set can grow the state (a new Shape, more values); `state` is the newest.
-    if (!sameShape) this.evictOverBytes();
-  }
-
-  private drop(state: DeviceState): void {
-    this.devices.delete(state.deviceId);
-    this.unlink(state);
-    this.release(state.shape);
-    this.bytes -= state.bytes;
-  }
-
-  private intern(names: readonly string[]): Shape {
-    // Length-prefixed so no choice of metric names can make two key sets collide.
-    let key = "";
-    for (const name of [...names].sort()) key += `${name.length}:${name}`;
-    let shape = this.shapes.get(key);
-    if (shape === undefined) {
-      const rules = this.options.metricThresholds;
-      const absolute = new Uint8Array(names.length);
-      const thresholds = new Float64Array(names.length);
-      names.forEach((name, i) => {
-        const rule = Object.hasOwn(rules, name) ? rules[name] : undefined;
-        absolute[i] = rule?.kind === "absolute" ? 1 : 0;
-        thresholds[i] = rule?.threshold ?? this.options.changeThreshold;
-      });
-      // Its own copy of the names: the caller's array may be reused.
-      const copy = [...names];
-      shape = { key, names: copy, index: new Map(names.map((n, i) => [n, i])), absolute, thresholds, refs: 0, bytes: shapeBytes(key, copy) };
-      this.shapes.set(key, shape);
-      this.bytes += shape.bytes;
-    }
-    shape.refs++;
-    return shape;
-  }
-
-  private release(shape: Shape): void {
-    if (--shape.refs === 0) {
-      this.shapes.delete(shape.key);
-      this.bytes -= shape.bytes;
-    }
   }
 }
 
@@ -736,60 +417,5 @@ function invalidNameAt(names: readonly string[], maxIdLength: number): number {
   return -1;
 }
 
-/** Copies a sample's values into `into`, aligned with the Shape (which holds every name). */
-function copyValues(
-  shape: Shape,
-  names: readonly string[],
-  record: Readonly<Record<string, number>> | undefined,
-  values: ArrayLike<number>,
-  offset: number,
-  into: number[],
-): void {
-  for (let j = 0; j < names.length; j++) {
-    const name = names[j]!;
-    let i = j;
-    if (shape.names[i] !== name) i = shape.index.get(name)!;
-    into[i] = record === undefined ? values[offset + j]! : record[name]!;
-  }
-}
-
-/*
- * The byte estimate. Sizes are V8's on 64-bit Node without pointer compression (the official
- * builds), rounded up; checked against measured heap by test/unit/smart-data-filter.test.ts
- * ("bytes") and `npm run bench -- filter`. Strings count as held by the filter alone, which they
- * are once the message that carried them is gone.
- */
-
-/** A DeviceState object (10 fields), its entry in the devices Map, and its values array's headers. */
-const DEVICE_OVERHEAD_BYTES = 232;
-/** A Shape object, its names array, index Map and typed arrays (headers and backing stores). */
-const SHAPE_OVERHEAD_BYTES = 640;
-/** Per name of a Shape: its slot in `names`, its `index` Map entry, its threshold and flag. */
-const SHAPE_PER_NAME_BYTES = 56;
-
-/** Heap bytes of a flat string: a 16-byte header, then 1 byte per character, 2 if any needs 2. */
-function stringBytes(text: string): number {
-  // Linear, and run only when state is created, never per decision.
-  const width = /[^\u0000-\u00ff]/.test(text) ? 2 : 1;
-  return (16 + text.length * width + 7) & ~7;
-}
-
-/** Estimated bytes of a device's own state: the object, its id and its values (8 bytes each). */
-function deviceBytes(deviceId: string, values: number): number {
-  return DEVICE_OVERHEAD_BYTES + stringBytes(deviceId) + 8 * values;
-}
-
-/** Estimated bytes of a Shape: its key, its own names and the per-name tables. */
-function shapeBytes(key: string, names: readonly string[]): number {
-  let bytes = SHAPE_OVERHEAD_BYTES + stringBytes(key) + SHAPE_PER_NAME_BYTES * names.length;
-  for (const name of names) bytes += stringBytes(name);
-  return bytes;
-}
-
 const NO_NAMES: readonly string[] = Object.freeze([]);
 const NO_VALUES: ArrayLike<number> = Object.freeze([]);
-
-/** Sized exactly and filled with a non-integer, so V8 keeps the values unboxed (8 bytes each). */
-function newValues(length: number): number[] {
-  return new Array<number>(length).fill(0.5);
-}
