@@ -24,7 +24,7 @@ export interface DeviceMetricsLimits {
    * cheap (an in-flight batch holds only its kept rows; the message is released once decided)
    * and needed: an ack waits for a commit, so a stream moves at most this many batches per
    * commit; with every sample stored, a deep one also lets the next batches be decoded while a
-   * flush commits. The depth is measured: docs/BENCHMARKS.md, "stream".
+   * flush commits. The depth is measured: docs/BENCHMARKS.md#measured-choices-in-the-code.
    */
   readonly maxInFlightBatches: number;
 }
