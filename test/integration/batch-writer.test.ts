@@ -18,7 +18,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { uuidV7 } from "../../src/util/uuid-v7.js";
 import { rpcError } from "../support/rpc-error.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { createTestDatabase, needsDatabaseUrl, type TestDatabase } from "../support/test-database.js";
 
 let testDb: TestDatabase;
 let embedded: EmbeddedPostgres | undefined;
@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 /** Strategies that run on this database: COPY only on a real server (it hangs the embedded one's socket). */
-const STRATEGIES = process.env.DATABASE_URL ? (["copy", "unnest", "multi-row"] as const) : (["unnest", "multi-row"] as const);
+const STRATEGIES = needsDatabaseUrl("the batch writer's COPY strategy", "the embedded PGlite hangs on COPY over its socket") ? (["copy", "unnest", "multi-row"] as const) : (["unnest", "multi-row"] as const);
 /** What the server chooses here (`writerStrategyOf`), so the tests below exercise the production path. */
 const SERVER_STRATEGY = writerStrategyOf({ writerStrategy: undefined, databaseUrl: process.env.DATABASE_URL });
 

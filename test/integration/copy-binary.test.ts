@@ -17,7 +17,7 @@ import { copyIn } from "../../src/storage/insert-sql.js";
 import { tableSpecs, type ColumnSpec, type TableName, type TableSpec } from "../../src/storage/table-specs.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { seededRandom } from "../support/seeded-random.js";
-import { createTestDatabase, type TestDatabase } from "../support/test-database.js";
+import { createTestDatabase, needsDatabaseUrl, type TestDatabase } from "../support/test-database.js";
 
 /** Every table the writer copies into; the first test checks this is all of `tableSpecs`. */
 const TABLES: readonly TableName[] = ["api_request_logs", "user_activities", "error_logs", "device_state_history", "job_outcomes", "device_metrics"];
@@ -25,7 +25,7 @@ const ROWS_PER_TABLE = 300;
 
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-describe.skipIf(!process.env.DATABASE_URL)("binary COPY on PostgreSQL", () => {
+describe.runIf(needsDatabaseUrl("binary COPY on PostgreSQL", "the embedded PGlite hangs on COPY over its socket"))("binary COPY on PostgreSQL", () => {
   let testDb: TestDatabase;
   let db: Database;
   let client: pg.Client;

@@ -56,3 +56,13 @@ export async function createTestDatabase(overrides: Partial<Config> = {}): Promi
     },
   };
 }
+
+/**
+ * Whether tests that need a real PostgreSQL server (`DATABASE_URL`) run; when they do not, prints
+ * one line naming them, why they need it and how to run them (CI always sets it).
+ */
+export function needsDatabaseUrl(what: string, why: string): boolean {
+  if (process.env.DATABASE_URL) return true;
+  console.log(`skipped: ${what} (${why}); to run: DATABASE_URL=postgres://USER@HOST:5432/DB npm test (CI always does)`);
+  return false;
+}
