@@ -14,7 +14,7 @@ export interface RateLimit {
 export type RateLimits = Readonly<Record<Role, RateLimit | undefined>>;
 
 /**
- * Defaults sized for the callers in DESIGN.md: backend services send a lot (and should batch),
+ * Defaults sized for the callers this service has (docs/ARCHITECTURE.md): backend services send a lot (and should batch),
  * browsers and devices batch through `LogEvents` and the metrics stream, admins run queries.
  */
 export const DEFAULT_RATE_LIMITS: RateLimits = {
