@@ -19,6 +19,7 @@ import { createMetricsService } from "../handlers/metrics-service.js";
 import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-queries.js";
 import { createSqlPool } from "../queries/sql-runner.js";
 import { DeviceMetricsIngest } from "../metrics/device-metrics-ingest.js";
+import { ERROR_DETAIL_FILES } from "../errors/error-details.js";
 import type { HealthService } from "./health.js";
 import { createReflectionRoutes } from "./reflection.js";
 import type { MessageCaps } from "./message-caps.js";
@@ -48,7 +49,7 @@ export const HEALTH_CHECKED_SERVICES = [AnalyticsService.typeName, MetricsServic
 
 /** Builds the route registration for `connectNodeAdapter` or `createRouterTransport`. */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
-  const reflection = deps.reflection === false ? undefined : createReflectionRoutes({ services: ADVERTISED_SERVICES });
+  const reflection = deps.reflection === false ? undefined : createReflectionRoutes({ services: ADVERTISED_SERVICES, files: ERROR_DETAIL_FILES });
   const ingest = deps.deviceMetrics ?? new DeviceMetricsIngest({ writer: deps.writer, log: deps.log, now: deps.now });
   const deviceMetrics = createDeviceMetricsHandlers({ ...deps, ingest });
   const metrics = createMetricsService({
