@@ -8,7 +8,7 @@
  */
 import { create, isMessage, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import {
   AnalyticsService,
   EventSchema,
@@ -31,6 +31,7 @@ import {
   type StreamDeviceMetricsRequestSchema,
   type StreamDeviceMetricsResponse,
 } from "./gen/analytics/v1/analytics_service_pb.js";
+import { invalidFieldError } from "./error-details.js";
 import { newEventId } from "./event-id.js";
 import { isBinaryTransport } from "./wire/binary-transport.js";
 import { encodedLogEventsRequest, logEventsEncodedMethod, type LogEventsRequestWire } from "./wire/log-events-wire.js";
@@ -116,7 +117,8 @@ export interface AnalyticsClientOptions extends EventDefaults {
 
 /**
  * The AnalyticsService, typed. Every method returns the response message or rejects with a
- * `ConnectError` (its `code` says what went wrong, e.g. `InvalidArgument` naming the field).
+ * `ConnectError` (its `code` says what went wrong, e.g. `InvalidArgument` naming the field;
+ * `fieldViolationsOf(err)` lists the fields).
  */
 export interface AnalyticsClient {
   /** Records one user interaction. */
@@ -187,7 +189,7 @@ function completeRequest<S extends DescMessage>(
 export function toEvent(input: EventInput, defaults: EventDefaults = {}): Event {
   if ("$typeName" in input && "kind" in input) {
     const kind = input.kind;
-    if (kind.case === undefined) throw new ConnectError("event: one of userActivity, error, deviceStateChange, jobOutcome is required", Code.InvalidArgument);
+    if (kind.case === undefined) throw noEventKind();
     const schema = {
       userActivity: LogUserActivityRequestSchema,
       error: LogErrorRequestSchema,
@@ -203,7 +205,11 @@ export function toEvent(input: EventInput, defaults: EventDefaults = {}): Event 
     return create(EventSchema, { kind: { case: "deviceStateChange", value: completeRequest(LogDeviceStateChangeRequestSchema, input.deviceStateChange, defaults) } });
   }
   if ("jobOutcome" in input) return create(EventSchema, { kind: { case: "jobOutcome", value: completeRequest(LogJobOutcomeRequestSchema, input.jobOutcome, defaults) } });
-  throw new ConnectError("event: one of userActivity, error, deviceStateChange, jobOutcome is required", Code.InvalidArgument);
+  throw noEventKind();
+}
+
+function noEventKind(): ConnectError {
+  return invalidFieldError("event: one of userActivity, error, deviceStateChange, jobOutcome is required", "kind", "is required");
 }
 
 /** The event id of an `Event` message ("" when it has none). */
@@ -255,10 +261,8 @@ export function createAnalyticsClient(transport: Transport, options: AnalyticsCl
     logEvents: (events, o) =>
       call(async () => {
         if (events.length === 0 || events.length > MAX_EVENTS_PER_BATCH) {
-          throw new ConnectError(
-            `invalid request: events: must hold 1 to ${MAX_EVENTS_PER_BATCH} events (got ${events.length})`,
-            Code.InvalidArgument,
-          );
+          const problem = `must hold 1 to ${MAX_EVENTS_PER_BATCH} events (got ${events.length})`;
+          throw invalidFieldError(`invalid request: events: ${problem}`, "events", problem);
         }
         const complete = events.map((e) => toEvent(e, options));
         if (encoded) return encoded.logEvents(encodedLogEventsRequest(complete), opts(o));

@@ -5,8 +5,8 @@
  * Delivery rules, which the loggers document:
  * - An event keeps the id it got when it was recorded, so resending it never stores it twice.
  * - A send failing with a transient code (see `isTransientError`) puts the batch back at the
- *   head of the queue and retries after a backoff (the server's `retry-after-ms` hint when it
- *   gives one). Nothing is dropped because a send failed.
+ *   head of the queue and retries after a backoff (the server's retry hint when it gives
+ *   one, see `retryHintMs`). Nothing is dropped because a send failed.
  * - A send failing with a final code (`InvalidArgument`, `PermissionDenied`, `Unimplemented`...)
  *   discards that batch (counted in `discarded`, reported to `onSendError`): retrying it could
  *   never succeed and would block everything behind it.

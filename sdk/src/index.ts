@@ -8,6 +8,16 @@
 export * from "./gen/analytics/v1/common_pb.js";
 export * from "./gen/analytics/v1/analytics_service_pb.js";
 export * from "./gen/analytics/v1/metrics_service_pb.js";
+export * from "./gen/analytics/v1/error_details_pb.js";
+export {
+  BadRequestSchema,
+  BadRequest_FieldViolationSchema,
+  RetryInfoSchema,
+  type BadRequest,
+  type BadRequest_FieldViolation,
+  type RetryInfo,
+} from "./gen/google/rpc/error_details_pb.js";
+export { fieldViolationsOf, refusedBatchSequence, retryInfoMs } from "./error-details.js";
 export {
   createAnalyticsClient,
   eventIdOf,

@@ -1,6 +1,7 @@
 /**
  * Retries, platform-neutral: which failures are worth retrying, how long to wait (exponential
- * backoff with jitter, or the server's `retry-after-ms` hint), and a client interceptor that
+ * backoff with jitter, or the server's hint: a `google.rpc.RetryInfo` detail, or the older
+ * `retry-after-ms` header), and a client interceptor that
  * retries unary calls that are safe to repeat. Used by the Node and web transports, the event
  * queues and the device streamer.
  *
@@ -8,6 +9,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { retryInfoMs } from "./error-details.js";
 import { encodedRequestIsIdempotent } from "./wire/log-events-wire.js";
 
 /** How often and how patiently to retry. */
@@ -29,7 +31,9 @@ export const DEFAULT_RETRY_OPTIONS: Readonly<Required<RetryOptions>> = Object.fr
 
 /**
  * Response header (Connect) or trailer (gRPC, gRPC-Web) in which the server says how long to wait
- * before retrying a `ResourceExhausted` call (rate limit, full write buffer).
+ * before retrying a `ResourceExhausted` call (rate limit, full write buffer). The server also
+ * sends the wait as a `google.rpc.RetryInfo` detail, which {@link retryHintMs} reads first; the
+ * header is read for servers from before the detail.
  */
 export const RETRY_AFTER_KEY = "retry-after-ms";
 
@@ -55,11 +59,13 @@ export function isTransientError(err: unknown): boolean {
 }
 
 /**
- * The server's retry hint in ms, from the `retry-after-ms` metadata of a `ConnectError`, or
- * `undefined` when there is none.
+ * The server's retry hint in ms: the error's `google.rpc.RetryInfo` detail, else its
+ * `retry-after-ms` metadata ({@link RETRY_AFTER_KEY}); `undefined` when it has neither.
  */
 export function retryHintMs(err: unknown): number | undefined {
   if (!(err instanceof ConnectError)) return undefined;
+  const detail = retryInfoMs(err);
+  if (detail !== undefined) return detail;
   const raw = err.metadata.get(RETRY_AFTER_KEY);
   if (raw === null) return undefined;
   const ms = Number(raw.split(",")[0]);
@@ -165,9 +171,10 @@ function callTimeoutMs(req: UnaryRequest): number | undefined {
 function normalizeError(err: ConnectError, signal: AbortSignal): ConnectError {
   if (signal.aborted) return err;
   if (err.code === Code.Canceled) return new ConnectError(`connection lost: ${err.rawMessage}`, Code.Unavailable, err.metadata, undefined, err);
-  // A browser's (or undici's) fetch rejects with a TypeError ("Failed to fetch", "fetch failed")
-  // when the network or server is unreachable; Connect reports it as Unknown.
-  if (err.code === Code.Unknown && err.cause instanceof TypeError && /fetch|network/i.test(err.cause.message)) {
+  // A fetch that cannot reach the server rejects with a TypeError (the Fetch standard's "network
+  // error"), which Connect reports as Unknown. Its text differs by engine ("Failed to fetch",
+  // "fetch failed", Safari's "Load failed"), so the type decides, not the words.
+  if (err.code === Code.Unknown && err.cause instanceof TypeError) {
     return new ConnectError(`network error: ${err.rawMessage}`, Code.Unavailable, err.metadata, undefined, err);
   }
   return err;
@@ -175,8 +182,9 @@ function normalizeError(err: ConnectError, signal: AbortSignal): ConnectError {
 
 /**
  * A client interceptor that retries unary calls:
- * - `ResourceExhausted` carrying a `retry-after-ms` hint (rate limit, full write buffer): the
- *   server refused the call before doing anything, so any call is retried, after the hint;
+ * - `ResourceExhausted` carrying a retry hint (`google.rpc.RetryInfo` or `retry-after-ms`: rate
+ *   limit, full write buffer): the server refused the call before doing anything, so any call is
+ *   retried, after the hint;
  * - `Unavailable` (and, reported as `Unavailable`, a `Canceled` the caller did not ask for, i.e. a
  *   dropped connection, or a `fetch` failing at the network level): the call may or may not have
  *   run, so only calls that are safe to repeat ({@link isIdempotentCall}) are retried, with

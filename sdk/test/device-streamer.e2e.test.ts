@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { mintTestToken } from "../../test/support/auth.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/test-database.js";
-import type { Interceptor } from "@connectrpc/connect";
-import { Code, ConnectError } from "../src/index.js";
+import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { AnalyticsService, Code, ConnectError, fieldViolationsOf, RefusedBatchSchema, refusedBatchSequence } from "../src/index.js";
 import { createMetricsStreamer, type MetricsAck } from "../src/device/index.js";
 import type { StreamDeviceMetricsRequest } from "../src/gen/analytics/v1/analytics_service_pb.js";
 import { createNodeTransport } from "../src/node/index.js";
@@ -193,6 +193,41 @@ describe("createMetricsStreamer", () => {
     expect(streamer.stats()).toMatchObject({ refusedBatches: 1, ackedBatches: 2, acked: 20 });
     expect(errors.map((e) => e.code)).toEqual([Code.InvalidArgument]);
     expect(errors[0]!.rawMessage).toContain("batch sequence 2");
+    // What the streamer acted on: the detail naming the batch; and the field, for the device's code.
+    expect(refusedBatchSequence(errors[0])).toBe(2n);
+    expect(fieldViolationsOf(errors[0]).map((v) => [v.field, v.description])).toEqual([["columns.offsets_ms", "must hold 1 to 200 samples (got 250)"]]);
+    await streamer.close();
+  });
+
+  it("drops the batch the RefusedBatch detail names, not the oldest unacknowledged, and never reads the message", async () => {
+    // A server that reads batches 1 and 2 before acknowledging anything, refuses batch 2 with a
+    // message naming no batch, then (on the reconnection) acknowledges whatever it is sent.
+    const seen: bigint[][] = [];
+    const transport = createRouterTransport(({ service }) =>
+      service(AnalyticsService, {
+        async *streamDeviceMetrics(requests) {
+          const got: bigint[] = [];
+          seen.push(got);
+          for await (const req of requests) {
+            got.push(req.sequence);
+            if (seen.length === 1 && req.sequence === 2n) {
+              throw new ConnectError("this batch is refused (no sequence in these words)", Code.InvalidArgument, undefined, [
+                { desc: RefusedBatchSchema, value: { sequence: 2n } },
+              ]);
+            }
+            if (seen.length > 1) yield { sequence: req.sequence };
+          }
+        },
+      }),
+    );
+    const errors: ConnectError[] = [];
+    const streamer = createMetricsStreamer({ transport, deviceId: "device-detail", batchSize: 1, reconnect: { initialBackoffMs: 5, maxBackoffMs: 10 }, onError: (err) => errors.push(err) });
+    const t = Date.now() - 60_000;
+    for (let i = 0; i < 3; i++) streamer.record({ v: i }, t + i * 1000); // batches 1, 2, 3
+    await streamer.flushed();
+    expect(errors.map((e) => refusedBatchSequence(e))).toEqual([2n]);
+    expect(seen[1]).toEqual([1n, 3n]); // batch 1 resent and acknowledged, batch 2 dropped
+    expect(streamer.stats()).toMatchObject({ refusedBatches: 1, ackedBatches: 2, acked: 2 });
     await streamer.close();
   });
 

@@ -21,8 +21,10 @@ import {
   createMetricsClient,
   ErrorCategory,
   eventIdOf,
+  fieldViolationsOf,
   JobStatus,
   newEventId,
+  retryInfoMs,
   Severity,
   WriteOutcome,
   type AnalyticsClient,
@@ -209,11 +211,13 @@ describe("errors are ConnectErrors with precise codes", () => {
     const err = await rejection(analytics.logJobOutcome({ jobId: "", jobType: "x", status: JobStatus.SUCCESS }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("job_id: is required");
+    expect(fieldViolationsOf(err).map((v) => [v.field, v.description])).toEqual([["job_id", "is required"]]);
 
     const before = attempts.count();
     const tooMany = await rejection(analytics.logEvents(Array.from({ length: 501 }, () => ({ error: { errorMessage: "x" } }))));
     expect(tooMany.code).toBe(Code.InvalidArgument);
     expect(tooMany.rawMessage).toContain("events: must hold 1 to 500 events (got 501)");
+    expect(fieldViolationsOf(tooMany).map((v) => [v.field, v.description])).toEqual([["events", "must hold 1 to 500 events (got 501)"]]);
     expect(attempts.count()).toBe(before);
   });
 
@@ -332,6 +336,8 @@ describe("retries", () => {
     expect(refused.length).toBeGreaterThan(0);
     expect(refused[0]!.code).toBe(Code.ResourceExhausted);
     expect(Number(refused[0]!.metadata.get("retry-after-ms"))).toBeGreaterThan(0);
+    // The hint the SDK acts on: the RetryInfo detail (the header is for older clients).
+    expect(retryInfoMs(refused[0]!)).toBe(Number(refused[0]!.metadata.get("retry-after-ms")));
   });
 
   describe("while the server is unreachable", () => {

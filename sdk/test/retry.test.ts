@@ -3,7 +3,8 @@
  * retried for which codes, how long between attempts, and that the deadline bounds it all.
  */
 import { Code, ConnectError, createRouterTransport, type Interceptor } from "@connectrpc/connect";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../src/gen/analytics/v1/analytics_service_pb.js";
 import { encodedLogEventsRequest, logEventsEncodedMethod } from "../src/wire/log-events-wire.js";
@@ -17,6 +18,8 @@ import {
   MetricsService,
   retryDelayMs,
   retryHintMs,
+  retryInfoMs,
+  RetryInfoSchema,
   WriteOutcome,
 } from "../src/index.js";
 
@@ -34,6 +37,21 @@ describe("backoff", () => {
     expect(retryDelayMs(hinted, 5, {}, () => 1)).toBe(1320); // + up to 10 %
     expect(retryHintMs(new ConnectError("x", Code.ResourceExhausted, { "retry-after-ms": "soon" }))).toBeUndefined();
     expect(retryHintMs(new Error("plain"))).toBeUndefined();
+  });
+
+  it("reads the hint from a google.rpc.RetryInfo detail first, and the retry-after-ms header of older servers otherwise", () => {
+    const retryInfo = (ms: number) => ({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(ms) } });
+    const detailed = new ConnectError("slow down", Code.ResourceExhausted, undefined, [retryInfo(1500)]);
+    expect(retryHintMs(detailed)).toBe(1500);
+    expect(retryDelayMs(detailed, 5, {}, () => 0)).toBe(1500);
+    // Both: the detail decides.
+    expect(retryHintMs(new ConnectError("slow down", Code.ResourceExhausted, { "retry-after-ms": "9000" }, [retryInfo(250)]))).toBe(250);
+    // As a client receives it: type name and bytes.
+    const received = new ConnectError("slow down", Code.ResourceExhausted);
+    received.details.push({ type: RetryInfoSchema.typeName, value: toBinary(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: durationFromMs(2000) })) });
+    expect(retryHintMs(received)).toBe(2000);
+    expect(retryInfoMs(received)).toBe(2000);
+    expect(retryInfoMs(new ConnectError("slow down", Code.ResourceExhausted, { "retry-after-ms": "9000" }))).toBeUndefined();
   });
 
   it("treats only final codes as final", () => {
@@ -113,6 +131,13 @@ describe("createRetryInterceptor", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(55);
     expect(hinted.calls()).toBe(2);
 
+    // The hint as a google.rpc.RetryInfo detail alone (no header): retried after it too.
+    const detailed = flakyServer([new ConnectError("rate", Code.ResourceExhausted, undefined, [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(60) } }])]);
+    const detailedStarted = Date.now();
+    await createAnalyticsClient(detailed.transport([createRetryInterceptor(fast)]), { generateEventIds: false }).logError({ errorMessage: "x" });
+    expect(Date.now() - detailedStarted).toBeGreaterThanOrEqual(55);
+    expect(detailed.calls()).toBe(2);
+
     const bare = flakyServer([new ConnectError("too big", Code.ResourceExhausted)]);
     await expect(createAnalyticsClient(bare.transport([createRetryInterceptor(fast)])).logError({ errorMessage: "x" })).rejects.toMatchObject({
       code: Code.ResourceExhausted,
@@ -137,6 +162,23 @@ describe("createRetryInterceptor", () => {
     await expect(client.logError({ errorMessage: "x" }, { timeoutMs: 1000 })).rejects.toMatchObject({ code: Code.ResourceExhausted });
     expect(Date.now() - started).toBeLessThan(500);
     expect(server.calls()).toBe(1);
+  });
+
+  it("reports a fetch that could not reach the server as Unavailable whatever its engine's words, and retries it", async () => {
+    // A fetch's network error is a TypeError; Safari says "Load failed", which names neither fetch nor network.
+    for (const words of ["Failed to fetch", "fetch failed", "Load failed"]) {
+      const server = flakyServer([]);
+      let failed = 0;
+      const network: Interceptor = (next) => async (req) => {
+        if (failed++ === 0) throw ConnectError.from(new TypeError(words));
+        return next(req);
+      };
+      const client = createAnalyticsClient(server.transport([createRetryInterceptor(fast), network]));
+      await client.logError({ errorMessage: "x" });
+      expect([failed, server.calls()]).toEqual([2, 1]);
+      const once = createAnalyticsClient(flakyServer([]).transport([createRetryInterceptor({ maxAttempts: 1 }), () => () => Promise.reject(ConnectError.from(new TypeError(words)))]));
+      await expect(once.logError({ errorMessage: "x" })).rejects.toMatchObject({ code: Code.Unavailable, rawMessage: `network error: ${words}` });
+    }
   });
 
   it("reports a Canceled the caller did not ask for (a dropped connection) as Unavailable, and retries it", async () => {

@@ -1,17 +1,19 @@
 /**
  * Rate limiting per principal: one token bucket per (role, subject), sized by the role's limit.
- * Over the limit the call is `ResourceExhausted` with a `retry-after-ms` header and the wait in
- * the message; other principals have their own buckets and are unaffected. Runs after the auth
- * interceptor (it needs the principal); calls without one (health, reflection) are not limited.
+ * Over the limit the call is `ResourceExhausted` with the wait as a `google.rpc.RetryInfo` detail,
+ * in a `retry-after-ms` header and in the message; other principals have their own buckets and
+ * are unaffected. Runs after the auth interceptor (it needs the principal); calls without one
+ * (health, reflection) are not limited.
  * A stream counts as one call: its messages are paced by acknowledgements and the database.
  */
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import { resourceExhausted } from "../errors/error-details.js";
 import { kPrincipal } from "./principal.js";
 import type { RateLimits } from "./rate-limit-policy.js";
 import { createTokenBuckets, type TokenBuckets } from "./token-bucket.js";
 
 /** Response header (Connect unary) / trailer (gRPC, gRPC-Web) with the suggested wait. */
-export const RETRY_AFTER_HEADER = "retry-after-ms";
+export { RETRY_AFTER_HEADER } from "../errors/error-details.js";
 
 /** Options for {@link createRateLimitInterceptor}. */
 export interface RateLimitInterceptorOptions {
@@ -29,10 +31,9 @@ export function createRateLimitInterceptor(options: RateLimitInterceptorOptions)
     if (!principal || !limit) return next(req);
     const result = buckets.take(`${principal.role}\u0000${principal.subject}`, limit);
     if (!result.allowed) {
-      throw new ConnectError(
+      throw resourceExhausted(
         `rate limit exceeded for ${principal.role} "${principal.subject}" (${limit.perSecond}/s, burst ${limit.burst}): retry in ${result.retryAfterMs} ms`,
-        Code.ResourceExhausted,
-        { [RETRY_AFTER_HEADER]: String(result.retryAfterMs) },
+        result.retryAfterMs,
       );
     }
     return next(req);

@@ -24,6 +24,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MetricSample as MetricSampleMessage } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { refusedBatch } from "../errors/error-details.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
 import { JsonText } from "../util/json-text.js";
 import type { Logger } from "../util/logger.js";
@@ -372,11 +373,13 @@ const FULL_BUFFER_RETRIES = 5;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** `InvalidArgument` for a whole message; on a stream it names the batch's sequence. */
+/**
+ * `InvalidArgument` for a whole message; on a stream it names the batch's sequence, in words and
+ * as an `analytics.v1.RefusedBatch` detail (which the device's streamer reads to drop the batch).
+ */
 function invalidBatch(violations: readonly Violation[], sequence?: bigint): ConnectError {
-  const err = invalidArgument(violations);
-  if (sequence === undefined) return err;
-  return new ConnectError(`${err.rawMessage} (batch sequence ${sequence})`, Code.InvalidArgument);
+  if (sequence === undefined) return invalidArgument(violations);
+  return invalidArgument(violations, { context: ` (batch sequence ${sequence})`, details: [refusedBatch(sequence)] });
 }
 
 const noop = (): void => {};

@@ -8,10 +8,14 @@
  * well-formed UTF-16 (Connect percent-encodes `grpc-message` with `encodeURIComponent`, which
  * throws on a lone surrogate and so left the call unanswered, its stream open) and at most
  * {@link MAX_ERROR_MESSAGE_CHARS} characters (a message echoing the caller's text must not grow
- * with it). Code, metadata, details and cause are kept.
+ * with it). Code, metadata, details and cause are kept: the details of a deliberate error are the
+ * ones a client acts on (`google.rpc.BadRequest`, `google.rpc.RetryInfo`,
+ * `analytics.v1.RefusedBatch`, built in `src/errors/error-details.ts` from what the client sent);
+ * a masked error carries none.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { wellFormedText, type OutgoingDetail } from "../errors/error-details.js";
 import { errorFields, type Logger } from "../util/logger.js";
 
 /** Options for {@link createErrorMaskInterceptor}. */
@@ -24,18 +28,15 @@ export const MAX_ERROR_MESSAGE_CHARS = 1000;
 
 /** `message` well-formed (lone surrogates as U+FFFD) and cut to {@link MAX_ERROR_MESSAGE_CHARS}. */
 export function wellFormedMessage(message: string): string {
-  if (message.length <= MAX_ERROR_MESSAGE_CHARS) return message.toWellFormed();
-  let end = MAX_ERROR_MESSAGE_CHARS - 1;
-  // Not between the halves of a pair.
-  if (/[\ud800-\udbff]/.test(message.charAt(end - 1)) && /[\udc00-\udfff]/.test(message.charAt(end))) end--;
-  return `${message.slice(0, end)}…`.toWellFormed();
+  return wellFormedText(message, MAX_ERROR_MESSAGE_CHARS);
 }
 
 /** `err` with a {@link wellFormedMessage}: itself when its message already is one. */
 function withWellFormedMessage(err: ConnectError): ConnectError {
   const message = wellFormedMessage(err.rawMessage);
   if (message === err.rawMessage) return err;
-  const fixed = new ConnectError(message, err.code, err.metadata, err.details as ConstructorParameters<typeof ConnectError>[3], err.cause);
+  // Details are passed on as they are (Connect writes received ones, type and bytes, too).
+  const fixed = new ConnectError(message, err.code, err.metadata, err.details as OutgoingDetail[], err.cause);
   fixed.stack = err.stack;
   return fixed;
 }

@@ -21,6 +21,11 @@ export interface ReflectionOptions {
    * Every file they (transitively) import can be fetched by name or symbol.
    */
   readonly services: readonly DescService[];
+  /**
+   * More files to serve by name or symbol (and their imports), e.g. those of the messages errors
+   * carry as details: grpcurl resolves a detail's type through reflection.
+   */
+  readonly files?: readonly DescFile[];
 }
 
 // Structural views of the v1 and v1alpha oneofs, which differ only in their message type names,
@@ -52,7 +57,7 @@ interface ReflectionIndex {
   readonly extensions: ReadonlyMap<string, ReadonlyMap<number, string>>;
 }
 
-function createReflectionIndex(services: readonly DescService[]): ReflectionIndex {
+function createReflectionIndex(services: readonly DescService[], extraFiles: readonly DescFile[]): ReflectionIndex {
   const advertised = [...services, ServerReflectionV1, ServerReflectionV1Alpha];
   const files = new Map<string, DescFile>();
   const collect = (file: DescFile): void => {
@@ -63,6 +68,7 @@ function createReflectionIndex(services: readonly DescService[]): ReflectionInde
     file.dependencies.forEach(collect);
   };
   advertised.forEach((s) => collect(s.file));
+  extraFiles.forEach(collect);
 
   // Serialized once: descriptors are immutable, and a client may ask for the same file many times.
   const serialized = new Map<string, Uint8Array>();
@@ -172,7 +178,7 @@ export interface ReflectionService {
 
 /** Creates both reflection services; `createRoutes` registers them (`src/server/routes.ts`). */
 export function createReflectionService(options: ReflectionOptions): ReflectionService {
-  const index = createReflectionIndex(options.services);
+  const index = createReflectionIndex(options.services, options.files ?? []);
   return {
     v1: {
       async *serverReflectionInfo(requests) {

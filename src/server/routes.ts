@@ -27,6 +27,7 @@ import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-qu
 import { createSqlPool } from "../db/sql-runner.js";
 import { isBinaryFastPathRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
 import { fromUnaryWire, unaryWireMethod } from "../wire/unary-log-wire.js";
+import { ERROR_DETAIL_FILES } from "../errors/error-details.js";
 import type { HealthService } from "./health.js";
 import type { MessageCaps } from "./message-caps.js";
 import type { UniversalHandler } from "./one-port-server.js";
@@ -70,7 +71,7 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     now: deps.now,
   });
   const health = deps.health.impl;
-  const reflection = deps.reflection === false ? undefined : createReflectionService({ services: ADVERTISED_SERVICES });
+  const reflection = deps.reflection === false ? undefined : createReflectionService({ services: ADVERTISED_SERVICES, files: ERROR_DETAIL_FILES });
   const A = AnalyticsService.method;
   const M = MetricsService.method;
   // A device-metrics message is capped by the ingest's own limit too (the smaller cap applies).

@@ -21,6 +21,7 @@
  * - `close()` stops intake and drains the buffers; call it before closing the ORM.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { resourceExhausted } from "../errors/error-details.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../util/logger.js";
 import { runnerOn, type ConnectionSource, type SqlClient, type SqlRunner } from "../db/sql-runner.js";
@@ -342,17 +343,14 @@ export class BatchWriter {
   }
 
   /**
-   * The `ResourceExhausted` answer for a write that does not fit, with a `retry-after-ms` hint
-   * (also in the message) that clients and the SDK's retry policy honour. Counts the refusal.
+   * The `ResourceExhausted` answer for a write that does not fit, with a retry hint (a
+   * `google.rpc.RetryInfo` detail, the `retry-after-ms` header, and in the message) that clients
+   * and the SDK's retry policy honour. Counts the refusal.
    */
   bufferFullError(): ConnectError {
     this.#stats.rejectedFull++;
     const hint = this.#retryHintMs();
-    return new ConnectError(
-      `write buffer is full (${this.#stats.bufferedRows} rows buffered); retry after ${hint} ms`,
-      Code.ResourceExhausted,
-      { "retry-after-ms": String(hint) },
-    );
+    return resourceExhausted(`write buffer is full (${this.#stats.bufferedRows} rows buffered); retry after ${hint} ms`, hint);
   }
 
   /**

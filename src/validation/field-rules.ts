@@ -1,18 +1,17 @@
 /**
  * A tiny declarative validator: each request message declares its rules once (see
- * `request-rules.ts`), and {@link validate} turns them into client-safe field violations.
+ * `request-rules.ts`), and {@link validate} turns them into client-safe field violations, which
+ * {@link invalidArgument} sends as a `google.rpc.BadRequest` detail.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { badRequest, type FieldViolation, type OutgoingDetail } from "../errors/error-details.js";
 import { jsonHasNul, jsonOf } from "../util/json-text.js";
 import { isUuid } from "../util/uuid-v7.js";
 
 /** One invalid field: its proto field path and what is wrong, in words safe to show a client. */
-export interface Violation {
-  readonly field: string;
-  readonly description: string;
-}
+export type Violation = FieldViolation;
 
 /** A check returns a description of the problem, or undefined when the value is fine. */
 export type Check<V> = (value: V) => string | undefined;
@@ -80,10 +79,22 @@ export function assertValid<M>(message: M, ruleSet: Rules<M>): void {
   if (violations.length > 0) throw invalidArgument(violations);
 }
 
-/** The InvalidArgument error for a list of violations: the message names each field. */
-export function invalidArgument(violations: readonly Violation[]): ConnectError {
+/** Options of {@link invalidArgument}. */
+export interface InvalidArgumentOptions {
+  /** Words after the message's list of fields, e.g. which batch of a stream. */
+  readonly context?: string;
+  /** Details after the `google.rpc.BadRequest`, e.g. the refused batch of a stream. */
+  readonly details?: readonly OutgoingDetail[];
+}
+
+/**
+ * The InvalidArgument error for a list of violations: the message names each field for a reader,
+ * and a `google.rpc.BadRequest` detail carries one field violation per entry for a program.
+ */
+export function invalidArgument(violations: readonly Violation[], options: InvalidArgumentOptions = {}): ConnectError {
   const text = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
-  return new ConnectError(`invalid request: ${text}`, Code.InvalidArgument);
+  const details = [badRequest(violations), ...(options.details ?? [])];
+  return new ConnectError(`invalid request: ${text}${options.context ?? ""}`, Code.InvalidArgument, undefined, details);
 }
 
 // Checks. Strings from protobuf are never undefined; "" means absent.

@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { base64url, SignJWT } from "jose";
@@ -18,6 +18,7 @@ import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_servi
 import { ActivityType, JobStatus, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
+import { RetryInfoSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import type { Role } from "../../src/auth/principal.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
 import { createLogger } from "../../src/util/logger.js";
@@ -385,6 +386,8 @@ describe("on a server with auth", () => {
       const grpcErr = await failure(grpcClient(AnalyticsService, noisy.authorization.slice(7)).logUserActivity({ activityType: ActivityType.CLICK }));
       expect(grpcErr.code).toBe(Code.ResourceExhausted);
       expect(Number(grpcErr.metadata.get("retry-after-ms"))).toBeGreaterThan(0);
+      // And as a google.rpc.RetryInfo detail, the same wait.
+      expect(grpcErr.findDetails(RetryInfoSchema).map((d) => d.retryDelay && durationMs(d.retryDelay))).toEqual([Number(grpcErr.metadata.get("retry-after-ms"))]);
       // Another user and a service are unaffected.
       const quiet = grpcClient(AnalyticsService, await token("user", "quiet-user"));
       await quiet.logUserActivity({ activityType: ActivityType.CLICK });

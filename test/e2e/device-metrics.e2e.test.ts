@@ -17,13 +17,16 @@ import { decodeJwt } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { RefusedBatchSchema } from "../../sdk/src/gen/analytics/v1/error_details_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
+import { BadRequestSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { buildServer } from "../../src/server/build-server.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { seededRandom as prng } from "../support/seeded-random.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 import { bufCurl } from "../support/buf-curl.js";
+import { badRequestJson, grpcJsErrorDetails } from "../support/error-details.js";
 import { useTestServer } from "../support/test-server.js";
 
 // Not `t`: several tests name a time `t`.
@@ -251,6 +254,12 @@ describe("StreamDeviceMetrics with @grpc/grpc-js", () => {
     expect(decodeURIComponent(first.error!.details)).toBe(
       "invalid request: samples: must hold 1 to 1000 samples (got 1001) (batch sequence 2)",
     );
+    // For the device's program: the refused batch and the field, as details.
+    const details = grpcJsErrorDetails(first.error!);
+    expect(details.findDetails(RefusedBatchSchema).map((d) => d.sequence)).toEqual([2n]);
+    expect(details.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations)).toMatchObject([
+      { field: "samples", description: "must hold 1 to 1000 samples (got 1001)" },
+    ]);
 
     const big: WireBatch = {
       sequence: 1,
@@ -380,7 +389,11 @@ describe("the columnar form (columns)", () => {
     const both = await post({ deviceId, columns, samples: [{ occurredAt: new Date(t).toISOString(), metrics: { cpu: 1 } }] });
     expect(both).toEqual({
       status: 400,
-      body: { code: "invalid_argument", message: "invalid request: columns: must not be sent together with samples or metric_names (one form per message)" },
+      body: {
+        code: "invalid_argument",
+        message: "invalid request: columns: must not be sent together with samples or metric_names (one form per message)",
+        details: [badRequestJson({ field: "columns", description: "must not be sent together with samples or metric_names (one form per message)" })],
+      },
     });
     const malformed = await post({ deviceId, columns: { ...columns, values: [1, 2, 3] } });
     expect(malformed.body.message).toBe("invalid request: columns.values: must hold one value per sample and metric name, 4 x 2 = 8 (got 3)");
@@ -478,7 +491,11 @@ describe("IngestDeviceMetrics", () => {
     ]);
     const bad = await post({ deviceId, metricNames: ["cpu"], samples: [{ occurredAt: new Date(t + 3000).toISOString(), values: [1, 2] }] });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ code: "invalid_argument", message: "invalid request: samples[0].values: must hold one value per metric name (1, got 2)" });
+    expect(await bad.json()).toEqual({
+      code: "invalid_argument",
+      message: "invalid request: samples[0].values: must hold one value per metric name (1, got 2)",
+      details: [badRequestJson({ field: "samples[0].values", description: "must hold one value per metric name (1, got 2)" })],
+    });
   });
 
   it("works with buf curl as the README shows", async () => {

@@ -4,7 +4,7 @@
  * drain at shutdown.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { mkdtemp } from "node:fs/promises";
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus, WriteOutcome } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
+import { RetryInfoSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import type { Config } from "../../src/config.js";
 import { buildServer, type AnalyticsServer } from "../../src/server/build-server.js";
@@ -301,6 +302,7 @@ describe("limits and shutdown", () => {
     const err = await rpcError(client.logEvents({ events }));
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.metadata.get("retry-after-ms")).toMatch(/^\d+$/);
+    expect(err.findDetails(RetryInfoSchema).map((d) => d.retryDelay && durationMs(d.retryDelay))).toEqual([Number(err.metadata.get("retry-after-ms"))]);
     expect(await rows(`select count(*)::int as n from device_state_history where device_id = 'd-full'`, [], s)).toEqual([{ n: 0 }]);
     const ok = await client.logEvents({ events: events.slice(0, 3) });
     expect(ok.storedCount).toBe(3);

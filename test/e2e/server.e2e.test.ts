@@ -3,6 +3,8 @@
  * gRPC (connect-node), Connect JSON over HTTP/1.1 with plain fetch, gRPC-Web, Connect over HTTP/2,
  * @grpc/grpc-js with the repo's .proto files, and buf curl through reflection.
  */
+import { fromBinary } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -18,10 +20,12 @@ import {
 } from "../../sdk/src/gen/analytics/v1/common_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
+import { BadRequestSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { bearer, mintTestToken } from "../support/auth.js";
 import { rpcError } from "../support/rpc-error.js";
 import { loadAnalyticsServiceClient } from "../support/grpc-js-service.js";
 import { bufCurl } from "../support/buf-curl.js";
+import { badRequestJson, grpcJsErrorDetails } from "../support/error-details.js";
 import { useTestServer } from "../support/test-server.js";
 
 const t = useTestServer();
@@ -126,6 +130,10 @@ describe("one port, every protocol", () => {
       const err = (await call("LogError", { error_message: "" }).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(err.details).toContain("error_message");
+      // The field, for a program: google.rpc.BadRequest in grpc-status-details-bin.
+      expect(grpcJsErrorDetails(err).findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations)).toMatchObject([
+        { field: "error_message", description: "is required" },
+      ]);
     } finally {
       client.close();
     }
@@ -140,6 +148,39 @@ describe("bad input", () => {
     expect(err.rawMessage).toBe("invalid request: job_id: is required; status: is required; event_id: must be a UUID");
   });
 
+  it("carries a google.rpc.BadRequest detail per bad field, read by connect-node's clients (findDetails) and buf curl", async () => {
+    const violations = [
+      { field: "error_message", description: "is required" },
+      { field: "event_id", description: "must be a UUID" },
+    ];
+    const fieldsOf = (err: ConnectError) => err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => ({ field: v.field, description: v.description })));
+    // gRPC in binary takes the unary wire path, Connect JSON the generated one.
+    const transports = [
+      createGrpcTransport({ baseUrl, interceptors: [bearer(token)] }),
+      createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(token)] }),
+    ];
+    for (const transport of transports) {
+      const err = await rpcError(createClient(AnalyticsService, transport).logError({ errorMessage: "", eventId: "not-a-uuid", context: { attempt: 1 } }));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage).toBe("invalid request: error_message: is required; event_id: must be a UUID");
+      expect(fieldsOf(err)).toEqual(violations);
+    }
+
+    const failed = (await bufCurl(
+      "-H",
+      `authorization: Bearer ${token}`,
+      "-d",
+      '{"errorMessage":"","eventId":"not-a-uuid"}',
+      `${baseUrl}/analytics.v1.AnalyticsService/LogError`,
+    ).catch((e: unknown) => e)) as { stderr: string };
+    // buf curl prints the error as Connect JSON: the detail's type and bytes (and, when buf
+    // knows the type, a readable `debug` copy).
+    const printed = JSON.parse(failed.stderr) as { code: string; message: string; details: { type: string; value: string }[] };
+    expect(printed).toMatchObject({ code: "invalid_argument", message: "invalid request: error_message: is required; event_id: must be a UUID" });
+    expect(printed.details.map((d) => d.type)).toEqual(["google.rpc.BadRequest"]);
+    expect(fromBinary(BadRequestSchema, base64Decode(printed.details[0]!.value)).fieldViolations).toMatchObject(violations);
+  });
+
   it("answers InvalidArgument over Connect JSON, with HTTP 400", async () => {
     const response = await fetch(`${baseUrl}/analytics.v1.AnalyticsService/LogDeviceStateChange`, {
       method: "POST",
@@ -147,7 +188,11 @@ describe("bad input", () => {
       body: JSON.stringify({ deviceId: "d-1" }),
     });
     expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ code: "invalid_argument", message: "invalid request: new_state: is required" });
+    expect(await response.json()).toEqual({
+      code: "invalid_argument",
+      message: "invalid request: new_state: is required",
+      details: [badRequestJson({ field: "new_state", description: "is required" })],
+    });
   });
 
   it("answers InvalidArgument for malformed JSON without crashing", async () => {

@@ -4,6 +4,7 @@
  * deadline cap and per-principal rate limits with a fake clock.
  */
 import { create } from "@bufbuild/protobuf";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import {
@@ -13,6 +14,7 @@ import {
   StreamDeviceMetricsResponseSchema,
   type StreamDeviceMetricsRequest,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { RetryInfoSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { createAuthInterceptor } from "../../src/auth/auth-interceptor.js";
 import { mintToken } from "../../src/auth/mint-token.js";
 import { kPrincipal, type Role } from "../../src/auth/principal.js";
@@ -179,6 +181,7 @@ describe("rate limiting per principal", () => {
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.rawMessage).toBe('rate limit exceeded for user "alice" (1/s, burst 2): retry in 1000 ms');
     expect(err.metadata.get(RETRY_AFTER_HEADER)).toBe("1000");
+    expect(err.findDetails(RetryInfoSchema).map((d) => d.retryDelay && durationMs(d.retryDelay))).toEqual([1000]);
     // Others are unaffected.
     expect((await bob.client.logUserActivity({}, { headers: bob.headers })).id).toBe("user:bob");
     for (let i = 0; i < 10; i++) await svc.client.logUserActivity({}, { headers: svc.headers });

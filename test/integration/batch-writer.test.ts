@@ -2,11 +2,13 @@
  * The batch writer against a real database (PostgreSQL with DATABASE_URL, else embedded), reached
  * through a TCP proxy so the database can be taken away mid-write.
  */
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RetryInfoSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { openDatabase, type Database } from "../../src/db/database.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
 import { writerStrategyOf } from "../../src/config.js";
@@ -231,6 +233,8 @@ describe("failures", () => {
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.rawMessage).toMatch(/write buffer is full .* retry after \d+ ms/);
     expect(err.metadata.get("retry-after-ms")).toMatch(/^\d+$/);
+    // The same wait as a google.rpc.RetryInfo detail.
+    expect(err.findDetails(RetryInfoSchema).map((d) => d.retryDelay && durationMs(d.retryDelay))).toEqual([Number(err.metadata.get("retry-after-ms"))]);
     expect(w.offer("device_state_history", stateChange("dev-full"))).toBe(false);
     expect(w.stats().droppedOffers).toBe(1);
     const writable = w.whenWritable(1);

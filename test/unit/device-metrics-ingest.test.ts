@@ -4,6 +4,8 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { MetricSampleSchema, SampleColumnsSchema, type MetricSample } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { RefusedBatchSchema } from "../../sdk/src/gen/analytics/v1/error_details_pb.js";
+import { BadRequestSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { loadConfig } from "../../src/config.js";
 import {
   DeviceMetricsIngest,
@@ -261,6 +263,10 @@ describe("submit (one batch)", () => {
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.InvalidArgument);
     expect((error as ConnectError).rawMessage).toBe(message);
+    // The same field and words in a google.rpc.BadRequest; no batch named outside a stream.
+    const [, field, description] = /^invalid request: (\w+): (.*)$/.exec(message)!;
+    expect((error as ConnectError).findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations)).toMatchObject([{ field, description }]);
+    expect((error as ConnectError).findDetails(RefusedBatchSchema)).toEqual([]);
     expect(writer.calls).toHaveLength(0);
     expect(ingest.filter.size).toBe(0);
   });
@@ -438,6 +444,11 @@ describe("stream", () => {
     expect(acks.map((a) => Number(a.sequence))).toEqual([1]);
     expect(err?.code).toBe(Code.InvalidArgument);
     expect(err?.rawMessage).toBe("invalid request: samples: must hold 1 to 2 samples (got 3) (batch sequence 2)");
+    // What a device acts on, as details: the refused batch, and the field.
+    expect(err?.findDetails(RefusedBatchSchema).map((d) => d.sequence)).toEqual([2n]);
+    expect(err?.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations)).toMatchObject([
+      { field: "samples", description: "must hold 1 to 2 samples (got 3)" },
+    ]);
     expect(requests.taken).toBe(2); // batch 3 was never read
     expect(ingest.openStreams("dev-1")).toBe(0);
   });
@@ -465,6 +476,8 @@ describe("stream", () => {
     const err = await drain(ingest.stream(requests, { signal: signalNever() }));
     expect(err?.code).toBe(Code.InvalidArgument);
     expect(err?.rawMessage).toContain('device_id: must stay "dev-1": a stream carries one device (got "dev-2")');
+    expect(err?.findDetails(RefusedBatchSchema).map((d) => d.sequence)).toEqual([2n]);
+    expect(err?.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field))).toEqual(["device_id"]);
   });
 
   it("ends with the authoriser's error (PermissionDenied) for a device the caller may not write", async () => {

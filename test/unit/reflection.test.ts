@@ -12,6 +12,7 @@ import {
   type ServerReflectionResponse,
 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../sdk/src/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { ERROR_DETAIL_FILES } from "../../src/errors/error-details.js";
 import { createReflectionRoutes } from "../../src/server/reflection.js";
 
 const transport = createRouterTransport(
@@ -211,5 +212,30 @@ describe("bad requests", () => {
       errorCode: 5,
       errorMessage: "file not found: nope.proto",
     });
+  });
+});
+
+describe("files served beside the services' (error details)", () => {
+  const withDetails = createRouterTransport(createReflectionRoutes({ services: [AnalyticsService], files: ERROR_DETAIL_FILES }));
+
+  it("resolves the detail types a client meets in errors, without advertising a service for them", async () => {
+    const client = createClient(ServerReflection, withDetails);
+    async function* requests() {
+      yield { host: "", messageRequest: { case: "fileContainingSymbol" as const, value: "google.rpc.BadRequest" } };
+      yield { host: "", messageRequest: { case: "fileContainingSymbol" as const, value: "analytics.v1.RefusedBatch" } };
+      yield { host: "", messageRequest: { case: "listServices" as const, value: "*" } };
+    }
+    const answers: ServerReflectionResponse[] = [];
+    for await (const res of client.serverReflectionInfo(requests())) answers.push(res);
+    const names = (res: ServerReflectionResponse | undefined) =>
+      res?.messageResponse.case === "fileDescriptorResponse" ? res.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name) : [];
+    expect(names(answers[0])).toEqual(["google/rpc/error_details.proto", "google/protobuf/duration.proto"]);
+    expect(names(answers[1])).toEqual(["analytics/v1/error_details.proto"]);
+    const listed = answers[2]?.messageResponse;
+    expect(listed?.case === "listServicesResponse" ? listed.value.service.map((s) => s.name).sort() : []).toEqual([
+      "analytics.v1.AnalyticsService",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+    ]);
   });
 });

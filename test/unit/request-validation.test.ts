@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import {
   LogDeviceStateChangeRequestSchema,
@@ -9,6 +9,7 @@ import {
   LogUserActivityRequestSchema,
 } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { ActivityType, ErrorCategory, JobStatus } from "../../sdk/src/gen/analytics/v1/common_pb.js";
+import { BadRequestSchema } from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 import { assertValid, field, MAX_JSON_BYTES, rules, validate, type Check } from "../../src/validation/field-rules.js";
 import {
   DEVICE_STATE_CHANGE_RULES,
@@ -144,12 +145,16 @@ describe("size checks", () => {
 });
 
 describe("assertValid", () => {
-  it("throws InvalidArgument naming each field", () => {
+  it("throws InvalidArgument naming each field, in words and as google.rpc.BadRequest field violations", () => {
     try {
       assertValid(create(LogJobOutcomeRequestSchema, { jobType: "t" }), JOB_OUTCOME_RULES);
       expect.unreachable();
     } catch (err) {
       expect(err).toMatchObject({ code: Code.InvalidArgument, rawMessage: "invalid request: job_id: is required; status: is required" });
+      expect((err as ConnectError).findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations)).toMatchObject([
+        { field: "job_id", description: "is required" },
+        { field: "status", description: "is required" },
+      ]);
     }
   });
 });

@@ -18,6 +18,7 @@ import {
   type StreamDeviceMetricsRequest,
   type StreamDeviceMetricsResponse,
 } from "../gen/analytics/v1/analytics_service_pb.js";
+import { refusedBatchSequence } from "../error-details.js";
 import { createNodeTransport } from "../node/transport.js";
 import { backoffMs, type RetryOptions } from "../retry.js";
 import { wireSamples } from "./wire-samples.js";
@@ -210,7 +211,9 @@ const FINAL_CODES: ReadonlySet<Code> = new Set([Code.PermissionDenied, Code.Unim
  * The stream opens when the first batch is ready and stays open. When it breaks (server restart,
  * network), the streamer reconnects with backoff and first resends every unacknowledged batch,
  * in order, under its original sequence number. A batch the server refuses as a whole
- * (`InvalidArgument`) is dropped and counted (`refusedBatches`) so the stream can go on;
+ * (`InvalidArgument`, naming the batch in a `RefusedBatch` detail and its fields in a
+ * `google.rpc.BadRequest` one: see `fieldViolationsOf`) is dropped and counted
+ * (`refusedBatches`) so the stream can go on;
  * `PermissionDenied` and `Unimplemented` stop the streamer.
  *
  * @throws RangeError on a bad `batchSize`/`maxUnackedBatches`, Error without `baseUrl` or `transport`.
@@ -322,10 +325,13 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
     settleWaiters();
   };
 
-  /** Drops the batch an `InvalidArgument` names ("batch sequence N"), else the oldest unacknowledged. */
+  /**
+   * Drops the batch an `InvalidArgument` names (its `analytics.v1.RefusedBatch` detail), else the
+   * oldest unacknowledged: the server acknowledges every batch before the one it refuses.
+   */
   const dropRefusedBatch = (err: ConnectError): void => {
-    const m = /batch sequence (\d+)/.exec(err.rawMessage);
-    const named = m ? unacked.findIndex((b) => b.sequence === Number(m[1])) : -1;
+    const sequence = refusedBatchSequence(err);
+    const named = sequence === undefined ? -1 : unacked.findIndex((b) => BigInt(b.sequence) === sequence);
     const index = named >= 0 ? named : 0;
     if (unacked.length === 0) return;
     unacked.splice(index, 1);

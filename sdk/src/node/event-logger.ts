@@ -75,7 +75,7 @@ export interface EventLogger {
  *
  * Delivery: a send failing with a transient code (`Unavailable`, `ResourceExhausted`,
  * `DeadlineExceeded`, `Internal`, `Unknown`, `Unauthenticated`...) keeps its events queued and
- * is retried with backoff (honouring `retry-after-ms`); event ids make the resend idempotent. A
+ * is retried with backoff (honouring the server's retry hint); event ids make the resend idempotent. A
  * final code (`InvalidArgument`, `PermissionDenied`, `Unimplemented`...) discards the batch.
  * Timers do not keep the process alive; `close()` does until it is done.
  *

@@ -66,8 +66,9 @@ const CLIENT_SESSION_MEMORY_MB = 64;
  * ```
  *
  * Retries (unary calls only, within the call's deadline):
- * - `ResourceExhausted` with a `retry-after-ms` hint (rate limit, full write buffer): the server
- *   did nothing, so any call is retried after the hinted wait;
+ * - `ResourceExhausted` with a retry hint (a `google.rpc.RetryInfo` detail, or `retry-after-ms`:
+ *   rate limit, full write buffer): the server did nothing, so any call is retried after the
+ *   hinted wait;
  * - `Unavailable` (server down or restarting, database away): only calls that cannot store
  *   twice: `Log*` with an `eventId` (the SDK client sets one by default), `LogEvents` whose every
  *   event has one, `ResolveError`, `IngestDeviceMetrics` and every query; with exponential
