@@ -2,10 +2,12 @@
  * `LogEvents`: a batch of events of any kind, each judged alone (one bad item never costs the
  * valid ones beside it), stored through the batch writer and answered only once committed.
  *
- * Two entry points share {@link LogEventsDeps} and one batch routine: `logEvents` takes the
- * generated request (Connect JSON, in-process transports), `logEventsWire` the binary fast path
- * (`src/wire/log-events-wire.ts`), whose events arrive as bytes and are decoded here one by one,
- * so an undecodable event is rejected as an item too.
+ * Three entry points share {@link LogEventsDeps} and one batch routine: `logEvents` takes the
+ * generated request (in-process transports, and every encoding with the fast path off),
+ * `logEventsWire` the binary fast path (`src/wire/log-events-wire.ts`), whose events arrive as
+ * bytes, and `logEventsJson` Connect JSON (`src/wire/log-events-json.ts`), whose body arrives as
+ * text. Those two decode events here one by one, between turns of the event loop, so an
+ * undecodable event is rejected as an item too and no batch holds the process for long.
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import {
@@ -26,6 +28,7 @@ import type { Logger } from "../util/logger.js";
 import { invalidArgument, type Violation } from "../validation/field-rules.js";
 import { encodeLogEventsResponse, logEventsResponseWire, type LogEventsRequestWire, type LogEventsResponseWire } from "../wire/log-events-wire.js";
 import { compileDecoder, WireFormatError } from "../wire/message-decoder.js";
+import { eventFromJson, EventsJsonError, invalidJsonBody, splitEventsJson, type JsonBodyCapture } from "../wire/log-events-json.js";
 import { setImmediate as nextTurn } from "node:timers/promises";
 
 /** What `LogEvents` needs. */
@@ -34,6 +37,8 @@ export interface LogEventsDeps {
   readonly log: Logger;
   /** The server clock (ms). */
   readonly now: () => number;
+  /** For `logEventsJson`: how its body reaches it, and the longest JSON text of a valid event. */
+  readonly json?: { readonly capture: JsonBodyCapture; readonly maxEventChars: number };
 }
 
 /** A batch item: an event, or why its bytes are not one. */
@@ -96,7 +101,10 @@ function assertBatchSize(events: number): void {
   }
 }
 
-/** Creates both entry points of `LogEvents`. */
+/** Decodes a JSON body as Connect does (invalid UTF-8 becomes U+FFFD; JSON.parse then judges). */
+const utf8 = new TextDecoder();
+
+/** Creates the entry points of `LogEvents`. */
 export function createLogEventsHandlers(deps: LogEventsDeps) {
   // Payloads are only measured and stored: decoded straight to their JSON text.
   const decodeEvent = compileDecoder(EventSchema, { structs: "json-text" });
@@ -184,6 +192,28 @@ export function createLogEventsHandlers(deps: LogEventsDeps) {
       }
       const { results, stored, rejected } = await storeBatch(items, ctx.values.get(kPrincipal));
       return logEventsResponseWire(encodeLogEventsResponse(results, stored, rejected));
+    },
+
+    /** Connect JSON: the body split into events, each parsed alone. */
+    async logEventsJson(_key: unknown, ctx: HandlerContext): Promise<LogEventsResponse> {
+      const json = deps.json;
+      if (json === undefined) throw new Error("logEventsJson needs deps.json");
+      const text = utf8.decode(json.capture.bodyOf(ctx));
+      try {
+        const { spans, count } = splitEventsJson(text, MAX_EVENTS_PER_BATCH);
+        assertBatchSize(count);
+        const items: Item[] = new Array(spans.length);
+        const pause = slicer();
+        for (let index = 0; index < spans.length; index++) {
+          const wait = pause();
+          if (wait) await wait;
+          items[index] = eventFromJson(text, spans[index]!, index, json.maxEventChars);
+        }
+        const { results, stored, rejected } = await storeBatch(items, ctx.values.get(kPrincipal));
+        return { $typeName: "analytics.v1.LogEventsResponse", results, storedCount: stored, rejectedCount: rejected };
+      } catch (err) {
+        throw err instanceof EventsJsonError ? invalidJsonBody(err) : err;
+      }
     },
   };
 }

@@ -3,17 +3,18 @@
  * handler that answers it. Tests mount the same routes in-process with
  * `createRouterTransport(createRoutes(deps))`.
  *
- * Two tables, because binary `LogEvents` and unary `Log*` requests have a fast path
- * (`src/wire/`) on the same paths as the generic one: {@link createRoutes} holds every procedure
- * as protobuf-es decodes it, {@link createBinaryLogEventsRoutes} the fast path's five, and
- * {@link createRouteHandler} serves both from two Connect adapters, picking one per request by
- * its path and content type (`isBinaryFastPathRequest`). `binaryLogEventsFastPath: false` serves
- * everything from the first.
+ * Three tables, because binary `LogEvents` and unary `Log*` requests have a fast path
+ * (`src/wire/`) on the same paths as the generic one, and JSON `LogEvents` a sliced decoder:
+ * {@link createRoutes} holds every procedure as protobuf-es decodes it,
+ * {@link createBinaryLogEventsRoutes} the fast path's five, {@link createJsonLogEventsRoutes}
+ * JSON `LogEvents`, and {@link createRouteHandler} serves them from three Connect adapters,
+ * picking one per request by its path and content type. `binaryLogEventsFastPath: false` serves
+ * binary requests from the first.
  */
-import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { AnalyticsService, EventSchema } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { MetricsService } from "../../sdk/src/gen/analytics/v1/metrics_service_pb.js";
 import { Health } from "../../sdk/src/gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../sdk/src/gen/grpc/reflection/v1/reflection_pb.js";
@@ -27,6 +28,8 @@ import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-qu
 import { createSqlPool } from "../db/sql-runner.js";
 import { isBinaryFastPathRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
 import { fromUnaryWire, unaryWireMethod } from "../wire/unary-log-wire.js";
+import { createJsonBodyCapture, isJsonLogEventsRequest, logEventsJsonMethod } from "../wire/log-events-json.js";
+import { largestValidMessageBytes } from "./message-caps.js";
 import { ERROR_DETAIL_FILES } from "../errors/error-details.js";
 import type { HealthService } from "./health.js";
 import type { MessageCaps } from "./message-caps.js";
@@ -129,16 +132,37 @@ export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectR
   };
 }
 
+/**
+ * JSON `LogEvents` (`src/wire/log-events-json.ts`: the body split into events and each parsed
+ * alone, between turns of the event loop) as the route of an adapter of its own, which must run
+ * `interceptor` first and decode JSON with `jsonOptions`; undefined when `LogEvents` is overridden.
+ */
+export function createJsonLogEventsRoutes(
+  deps: RouteDeps,
+): { routes: (router: ConnectRouter) => void; interceptor: Interceptor; jsonOptions: ReturnType<typeof createJsonBodyCapture>["jsonOptions"] } | undefined {
+  if (deps.analyticsOverrides?.logEvents) return undefined;
+  const capture = createJsonBodyCapture();
+  // A UTF-16 code unit is at least one byte: a longer text cannot be a valid event.
+  const json = { capture, maxEventChars: largestValidMessageBytes(EventSchema) };
+  const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now, json });
+  return {
+    routes: (router) => withMessageCaps(router, deps.messageCaps).rpc(logEventsJsonMethod, logEvents.logEventsJson),
+    interceptor: capture.interceptor,
+    jsonOptions: capture.jsonOptions,
+  };
+}
+
 /** Whether binary `LogEvents` and unary `Log*` calls take their fast path (default true). */
 export interface RouteHandlerOptions {
   readonly binaryLogEventsFastPath?: boolean;
 }
 
 /**
- * The HTTP handler serving both route tables with `adapter`'s options (interceptors, caps,
+ * The HTTP handler serving the route tables with `adapter`'s options (interceptors, caps,
  * compression, shutdown signal): binary `LogEvents` and unary `Log*` calls go to the fast path's
- * adapter, everything else (and everything, with the fast path off or `LogEvents` overridden) to
- * the generic one. Same RPCs, same paths, same interceptors: only how the request is decoded differs.
+ * adapter, JSON `LogEvents` to its own, everything else (and everything, with `LogEvents`
+ * overridden; binary calls, with the fast path off) to the generic one. Same RPCs, same paths,
+ * same interceptors: only how the request is decoded differs.
  */
 export function createRouteHandler(
   deps: RouteDeps,
@@ -147,14 +171,23 @@ export function createRouteHandler(
 ): UniversalHandler {
   const main = connectNodeAdapter({ ...adapter, routes: createRoutes(deps) });
   const binaryRoutes = options.binaryLogEventsFastPath === false ? undefined : createBinaryLogEventsRoutes(deps);
-  if (binaryRoutes === undefined) return main;
-  return routeBinaryLogEvents(main, connectNodeAdapter({ ...adapter, routes: binaryRoutes }));
-}
-
-/** Sends binary `LogEvents` and unary `Log*` calls to `binaryLogEvents`, everything else to `main`. */
-function routeBinaryLogEvents(main: UniversalHandler, binaryLogEvents: UniversalHandler): UniversalHandler {
-  return (req, res) =>
-    isBinaryFastPathRequest(req.method, req.url, req.headers["content-type"]) ? binaryLogEvents(req, res) : main(req, res);
+  const binary = binaryRoutes && connectNodeAdapter({ ...adapter, routes: binaryRoutes });
+  const jsonRoutes = createJsonLogEventsRoutes(deps);
+  const json =
+    jsonRoutes &&
+    connectNodeAdapter({
+      ...adapter,
+      routes: jsonRoutes.routes,
+      // First: nothing may refuse the call between its decoding and this (log-events-json.ts).
+      interceptors: [jsonRoutes.interceptor, ...(adapter.interceptors ?? [])],
+      jsonOptions: { ...adapter.jsonOptions, ...jsonRoutes.jsonOptions },
+    });
+  return (req, res) => {
+    const contentType = req.headers["content-type"];
+    if (binary && isBinaryFastPathRequest(req.method, req.url, contentType)) return binary(req, res);
+    if (json && isJsonLogEventsRequest(req.method, req.url, contentType)) return json(req, res);
+    return main(req, res);
+  };
 }
 
 /**

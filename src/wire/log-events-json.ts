@@ -1,0 +1,331 @@
+/**
+ * `LogEvents` in JSON, decoded one event at a time so a large batch never holds the event loop.
+ *
+ * Why not Connect's own JSON decoding: Connect turns the whole body into a message in one
+ * synchronous block (`JSON.parse`, then protobuf-es `fromJson`), and a batch within the 4 MiB cap
+ * costs up to hundreds of milliseconds there (a million empty events, or sixty 5,000-key
+ * `Struct`s), with every other call of the process, health checks included, waiting behind it.
+ * Here the body's text is split into its events by one linear scan ({@link splitEventsJson}), the
+ * batch size is checked before any event is parsed, and each event is parsed alone
+ * ({@link eventFromJson}) between turns of the event loop, as the binary fast path does with its
+ * events' bytes. `Struct` payloads are taken as `JSON.parse` gives them (what protobuf-es would
+ * rebuild through `google.protobuf.Value` messages at several times the cost), so one event
+ * costs about one `JSON.parse` of it.
+ *
+ * How the body gets here unparsed: the adapter serving these calls is given a JSON text decoder
+ * ({@link createJsonBodyCapture}) that keeps the body's bytes under a fresh key and hands Connect
+ * that key as the JSON text of a `google.protobuf.StringValue`, the method's input type here; an
+ * interceptor, outermost, moves the bytes into the call's context values for the handler. Connect
+ * still reads the body (its size cap, decompression, deadlines) and runs every interceptor.
+ *
+ * Semantics match the binary path: an event that is JSON but not a valid `analytics.v1.Event` is
+ * rejected as an item (its neighbours are stored), a body that is not JSON or not a
+ * `LogEventsRequest` is refused whole (`InvalidArgument`), as are an empty or oversized batch.
+ */
+import { fromJson, type DescField, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
+import { StringValueSchema, type StringValue } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { AnalyticsService, EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import type { Violation } from "../validation/field-rules.js";
+
+/** `AnalyticsService.LogEvents` as the JSON adapter serves it: same path, the body's key as its input. */
+export const logEventsJsonMethod = {
+  ...AnalyticsService.method.logEvents,
+  input: StringValueSchema,
+} as unknown as typeof AnalyticsService.method.logEvents & { input: typeof StringValueSchema };
+
+const JSON_CONTENT_TYPE = /^application\/(?:(?:grpc(?:-web)?\+)?json)\s*(?:;|$)/i;
+const LOG_EVENTS_PATH = `/${AnalyticsService.typeName}/${AnalyticsService.method.logEvents.name}`;
+
+/** Whether an HTTP request is a `LogEvents` call in JSON (Connect `application/json`, or gRPC(-Web) `+json`). */
+export function isJsonLogEventsRequest(method: string | undefined, url: string | undefined, contentType: string | undefined): boolean {
+  return method === "POST" && url === LOG_EVENTS_PATH && contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
+}
+
+const kJsonBody = createContextKey<Uint8Array | undefined>(undefined, { description: "LogEvents JSON body" });
+
+/** The pieces that bring a JSON body to its handler unparsed (see the module comment). */
+export interface JsonBodyCapture {
+  /** For the adapter's `jsonOptions`: Connect's JSON decoding of a request keeps its bytes. */
+  readonly jsonOptions: { readonly textDecoder: { decode(input?: Uint8Array): string } };
+  /** To run first (outermost): moves the kept bytes into the call's context. */
+  readonly interceptor: Interceptor;
+  /** The call's body bytes (empty when none was kept). */
+  bodyOf(ctx: HandlerContext): Uint8Array;
+}
+
+/**
+ * A capture for one adapter. Bytes are kept only between Connect's decoding of a request and its
+ * first interceptor, which Connect runs right after (nothing else can fail in between), so the
+ * table holds at most the calls being decoded at that instant.
+ */
+export function createJsonBodyCapture(): JsonBodyCapture {
+  const kept = new Map<string, Uint8Array>();
+  let next = 0;
+  return {
+    jsonOptions: {
+      textDecoder: {
+        decode(input = new Uint8Array(0)) {
+          const key = String(next++);
+          kept.set(key, input);
+          return `"${key}"`;
+        },
+      },
+    },
+    interceptor: (call) => async (req) => {
+      if (!req.stream && req.method.input === StringValueSchema) {
+        const key = (req.message as StringValue).value;
+        req.contextValues.set(kJsonBody, kept.get(key));
+        kept.delete(key);
+      }
+      return call(req);
+    },
+    bodyOf: (ctx) => ctx.values.get(kJsonBody) ?? new Uint8Array(0),
+  };
+}
+
+/** Where one event's JSON text is in the body, and how deep its brackets nest. */
+export interface EventSpan {
+  readonly start: number;
+  readonly end: number;
+  readonly depth: number;
+}
+
+/** The events of a `LogEventsRequest` JSON text: the first `maxEvents` spans, and how many there are. */
+export interface EventsJsonSplit {
+  readonly spans: readonly EventSpan[];
+  readonly count: number;
+}
+
+/** The body is not JSON, or not a `LogEventsRequest` (refused whole). */
+export class EventsJsonError extends Error {
+  override name = "EventsJsonError";
+}
+
+const SPACE = 0x20;
+const TAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_LIST = 0x5b;
+const CLOSE_LIST = 0x5d;
+
+/** At most this many characters of caller text in an error message. */
+const QUOTED_CHARS = 64;
+const quoted = (s: string) => JSON.stringify(s.length > QUOTED_CHARS ? `${s.slice(0, QUOTED_CHARS)}…` : s);
+
+/**
+ * Splits a `LogEventsRequest` JSON text into its events' spans in one pass, each character looked
+ * at once (strings skipped by escape, brackets counted), without parsing any event: the top level
+ * is checked exactly (`{`, the key `events` or none, `null` or a list, nothing after), each event
+ * only for where it ends. Spans past `maxEvents` are counted, not kept.
+ *
+ * @throws EventsJsonError when the text is not JSON of that shape (an event's own syntax is left to
+ *   {@link eventFromJson}).
+ */
+export function splitEventsJson(text: string, maxEvents: number): EventsJsonSplit {
+  const n = text.length;
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new EventsJsonError(`${what} at offset ${i}`);
+  };
+  const skipSpace = () => {
+    for (let c = text.charCodeAt(i); c === SPACE || c === LF || c === CR || c === TAB; c = text.charCodeAt(++i));
+  };
+  /** From an opening quote at `i` to just past its closing quote. */
+  const skipString = () => {
+    for (i++; i < n; ) {
+      const c = text.charCodeAt(i);
+      if (c === QUOTE) {
+        i++;
+        return;
+      }
+      i += c === BACKSLASH ? 2 : 1;
+    }
+    fail("unterminated string");
+  };
+  /** One JSON value from `i`: its span and bracket depth. */
+  const value = (): EventSpan => {
+    const start = i;
+    const c = text.charCodeAt(i);
+    let depth = 0;
+    if (c === OPEN_OBJECT || c === OPEN_LIST) {
+      let open = 0;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === QUOTE) {
+          skipString();
+          continue;
+        }
+        if (d === OPEN_OBJECT || d === OPEN_LIST) {
+          if (++open > depth) depth = open;
+        } else if (d === CLOSE_OBJECT || d === CLOSE_LIST) {
+          if (--open === 0) {
+            i++;
+            return { start, end: i, depth };
+          }
+        }
+        i++;
+      }
+      fail("unterminated value");
+    }
+    if (c === QUOTE) {
+      skipString();
+      return { start, end: i, depth };
+    }
+    for (let d = c; i < n && d !== COMMA && d !== CLOSE_LIST && d !== CLOSE_OBJECT && d !== SPACE && d !== LF && d !== CR && d !== TAB; d = text.charCodeAt(++i));
+    if (i === start) fail("expected a value");
+    return { start, end: i, depth };
+  };
+
+  let spans: EventSpan[] = [];
+  let count = 0;
+  skipSpace();
+  if (text.charCodeAt(i) !== OPEN_OBJECT) fail("expected an object");
+  i++;
+  skipSpace();
+  if (text.charCodeAt(i) === CLOSE_OBJECT) i++;
+  else {
+    for (;;) {
+      if (text.charCodeAt(i) !== QUOTE) fail("expected a key");
+      const keyStart = i;
+      skipString();
+      let key: unknown;
+      try {
+        key = JSON.parse(text.slice(keyStart, i));
+      } catch {
+        fail("invalid key");
+      }
+      if (key !== "events") throw new EventsJsonError(`key ${quoted(String(key))} is unknown`);
+      skipSpace();
+      if (text.charCodeAt(i) !== COLON) fail("expected ':'");
+      i++;
+      skipSpace();
+      // A key given twice: the last one counts, as with JSON.parse.
+      spans = [];
+      count = 0;
+      if (text.startsWith("null", i)) i += 4;
+      else {
+        if (text.charCodeAt(i) !== OPEN_LIST) fail("events must be a list");
+        i++;
+        skipSpace();
+        if (text.charCodeAt(i) === CLOSE_LIST) i++;
+        else {
+          for (;;) {
+            const span = value();
+            if (++count <= maxEvents) spans.push(span);
+            skipSpace();
+            const c = text.charCodeAt(i++);
+            if (c === CLOSE_LIST) break;
+            if (c !== COMMA) fail(`expected ',' or ']' after events[${count - 1}]`);
+            skipSpace();
+          }
+        }
+      }
+      skipSpace();
+      const c = text.charCodeAt(i++);
+      if (c === CLOSE_OBJECT) break;
+      if (c !== COMMA) fail("expected ',' or '}'");
+      skipSpace();
+    }
+  }
+  skipSpace();
+  if (i < n) fail("unexpected text after the request");
+  return { spans, count };
+}
+
+/** Bracket depth past which an event is refused before it is parsed (its `Struct`s nest in it). */
+export const MAX_EVENT_JSON_DEPTH = 64;
+
+/** A `Struct` field of one of `Event`'s kinds, with the keys JSON may name it by. */
+interface StructField {
+  readonly kind: DescField;
+  readonly field: DescField;
+}
+
+/** Each kind of `Event` (oneof member) with its `Struct` fields. */
+const KINDS: readonly { kind: DescField & { message: DescMessage }; structs: readonly StructField[] }[] = EventSchema.fields.flatMap((kind) =>
+  kind.fieldKind === "message"
+    ? [{ kind, structs: kind.message.fields.filter((f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Struct").map((field) => ({ kind, field })) }]
+    : [],
+);
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
+/** The key `o` names `field` by (JSON name or proto name), or undefined; refuses both at once. */
+function keyOf(o: Record<string, unknown>, field: DescField): string | undefined | Violation {
+  const json = has(o, field.jsonName);
+  const proto = field.name !== field.jsonName && has(o, field.name);
+  if (json && proto) return { field: field.name, description: `is given twice (as ${field.jsonName} and ${field.name})` };
+  return json ? field.jsonName : proto ? field.name : undefined;
+}
+
+/** The protobuf-es error text without its library prefix, cut to a readable length. */
+function reason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+/**
+ * One event from its JSON text (a span of {@link splitEventsJson}): the `Event` protobuf-es would
+ * give, its `Struct` payloads as `JSON.parse` gave them, or why it is not one (as an item of the
+ * batch, field `events[index]...`). NaN and infinities cannot appear; a number too large for a
+ * double is Infinity, stored as `null` as `JSON.stringify` (and the binary path) write it.
+ *
+ * @throws EventsJsonError when the text is not JSON at all (the body is then not JSON).
+ */
+export function eventFromJson(text: string, span: EventSpan, index: number, maxChars: number): Event | Violation {
+  const at = `events[${index}]`;
+  const chars = span.end - span.start;
+  if (chars > maxChars) return { field: at, description: `is ${chars} characters of JSON, more than any valid event (${maxChars})` };
+  if (span.depth > MAX_EVENT_JSON_DEPTH) return { field: at, description: `nests deeper than ${MAX_EVENT_JSON_DEPTH} levels` };
+  let json: unknown;
+  try {
+    json = JSON.parse(text.slice(span.start, span.end));
+  } catch (err) {
+    throw new EventsJsonError(`${at} is not valid JSON: ${reason(err)}`);
+  }
+  if (!isObject(json)) return { field: at, description: "must be a JSON object (an analytics.v1.Event)" };
+  // Struct payloads are taken out before fromJson and put back after it.
+  const payloads: { kind: DescField; field: DescField; value: JsonObject }[] = [];
+  let rest: Record<string, unknown> = json;
+  for (const { kind, structs } of KINDS) {
+    const kindKey = keyOf(json, kind);
+    if (kindKey === undefined) continue;
+    if (typeof kindKey !== "string") return { field: `${at}.${kindKey.field}`, description: kindKey.description };
+    const body = json[kindKey];
+    if (!isObject(body)) continue; // fromJson says what is wrong with it
+    let stripped: Record<string, unknown> | undefined;
+    for (const { field } of structs) {
+      const key = keyOf(body, field);
+      if (key === undefined) continue;
+      if (typeof key !== "string") return { field: `${at}.${kind.name}.${key.field}`, description: key.description };
+      const value = body[key];
+      if (value !== null && !isObject(value)) return { field: `${at}.${kind.name}.${field.name}`, description: "must be a JSON object" };
+      stripped ??= { ...body };
+      delete stripped[key];
+      if (value !== null) payloads.push({ kind, field, value: value as JsonObject });
+    }
+    if (stripped) rest = { ...rest, [kindKey]: stripped };
+  }
+  let event: Event;
+  try {
+    event = fromJson(EventSchema, rest as never);
+  } catch (err) {
+    return { field: at, description: `is not a valid analytics.v1.Event: ${reason(err)}` };
+  }
+  for (const { kind, field, value } of payloads) {
+    if (event.kind.case === kind.localName) (event.kind.value as unknown as Record<string, unknown>)[field.localName] = value;
+  }
+  return event;
+}
+
+/** The InvalidArgument for a body that is not a `LogEventsRequest` in JSON. */
+export function invalidJsonBody(err: EventsJsonError): ConnectError {
+  return new ConnectError(`invalid request: not an analytics.v1.LogEventsRequest in JSON: ${err.message}`, Code.InvalidArgument);
+}
