@@ -248,7 +248,7 @@ function toSample(sample: MetricSampleInput): MetricSample {
 export function createAnalyticsClient(transport: Transport, options: AnalyticsClientOptions = {}): AnalyticsClient {
   const raw = createClient(AnalyticsService, transport);
   // Over a binary transport (the SDK's Node and device transports), LogEvents sends events encoded
-  // by the compiled encoder: ~1.5 µs per event instead of protobuf-es's ~20-30.
+  // by the compiled encoder, a fraction of protobuf-es's CPU (docs/BENCHMARKS.md#measured-choices-in-the-code).
   const encoded = isBinaryTransport(transport) ? createEncodedLogEventsClient(transport) : undefined;
   const opts = (o: CallOptions | undefined): CallOptions => ({ ...options.callOptions, ...o });
   return {

@@ -217,7 +217,7 @@ describe("Connect JSON requests (protobuf-es fromJson)", () => {
         expect((error as ConnectError).message).toMatch(/maximum recursion depth/);
         if (process.env.LINEAR_COST_LOG) console.log(method.name, depth, json.length, (user + system) / 1000);
         // A stack overflow caught late or a quadratic walk costs seconds at depth 300,000; the
-        // bound leaves room for a loaded 2-core CI box (648 ms was seen there beside other files).
+        // bound leaves room for a loaded 2-core CI box (seen within it there beside other files).
         expect((user + system) / 1000).toBeLessThan(1500);
       }
     }

@@ -3,7 +3,7 @@
  * `LogEventsResponse` but hold each event and each result as its own encoding (`bytes`): a
  * length-delimited message field and a `bytes` field are the same bytes on the wire (tag, length,
  * payload). The SDK's Node client sends events it encoded with a compiled encoder through them
- * (`toBinary` costs ~20-30 µs per event), and the server reads and answers `LogEvents` through them
+ * (`toBinary` costs several times as much per event), and the server reads and answers `LogEvents` through them
  * with its compiled decoder. Only for binary encodings (gRPC, gRPC-Web, Connect with
  * `application/proto`): the JSON form of `bytes` is base64. Never advertised: reflection and the
  * generated code know only `analytics.v1`.

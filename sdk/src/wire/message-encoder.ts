@@ -4,8 +4,8 @@
  *
  * Why it exists: protobuf-es encodes reflectively (a `ReflectMessage` per message, a `Value`
  * message per `Struct` entry, a `TextEncoder` call per string, and a copy of every nested message
- * into its parent at each level), ~30 µs of CPU per event with a small JSON payload: a service
- * logging 10k events/s spent a third of a core encoding them. This encoder writes each field
+ * into its parent at each level), enough that a service logging many events spent a good part
+ * of a core encoding them (docs/BENCHMARKS.md#measured-choices-in-the-code). This encoder writes each field
  * straight into one growing buffer and each nested message in place (its length is filled in when
  * the message ends).
  *
