@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { copyText } from "../src/storage/copy-text.js";
+import { copyText } from "../src/wire/copy-text.js";
 
 /** The PostgreSQL server benchmarks run against (`DATABASE_URL`, else the local one). */
 export const BENCH_SERVER_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";

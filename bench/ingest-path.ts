@@ -21,7 +21,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { eventToRow } from "../src/ingest/log-events.js";
-import { binaryCopyWriters, copyBinary } from "../src/storage/copy-binary.js";
+import { binaryCopyWriters, copyBinary } from "../src/wire/copy-binary.js";
 import { JsonText } from "../src/util/json-text.js";
 import { compileDecoder, type DecoderOptions } from "../src/wire/message-decoder.js";
 import { benchEvent } from "./_events.js";

@@ -67,6 +67,13 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Serve gRPC server reflection (`ANALYTICS_REFLECTION`, default true). */
   readonly reflection: boolean;
+  /**
+   * The hand-written wire code (`src/wire/README.md`): binary `LogEvents` and unary `Log*` read by
+   * the compiled decoder, rows sent as binary COPY (`ANALYTICS_WIRE_FAST_PATH`, default true).
+   * Off: protobuf-es and text COPY throughout, for diagnosing a suspected fast-path bug (slower,
+   * and a `Struct` field sent many times in a binary request costs quadratic time again).
+   */
+  readonly wireFastPath: boolean;
   /** Per-role token buckets (`ANALYTICS_RATE_LIMITS`, e.g. `user=5/s:20,device=off`). */
   readonly rateLimits: RateLimits;
   /** How stored client IPs are anonymised (`ANALYTICS_IP_ANONYMIZATION`, default truncate). */
@@ -386,6 +393,7 @@ const SPECS = {
   tokensNotBeforeMs: { name: "ANALYTICS_TOKENS_NOT_BEFORE", parse: pastInstant, fallback: undefined },
   corsOrigins: { name: "ANALYTICS_CORS_ORIGINS", parse: origins, fallback: [] as readonly string[] },
   reflection: { name: "ANALYTICS_REFLECTION", parse: bool, fallback: true },
+  wireFastPath: { name: "ANALYTICS_WIRE_FAST_PATH", parse: bool, fallback: true },
   rateLimits: { name: "ANALYTICS_RATE_LIMITS", parse: parseRateLimits, fallback: DEFAULT_RATE_LIMITS },
   ipAnonymization: { name: "ANALYTICS_IP_ANONYMIZATION", parse: oneOf(IP_ANONYMIZATION_MODES), fallback: DEFAULT_IP_ANONYMIZATION },
   maxMessageBytes: { name: "ANALYTICS_MAX_MESSAGE_BYTES", parse: int(1024, 256 * 1024 * 1024), fallback: 4 * 1024 * 1024 },

@@ -113,6 +113,11 @@ export interface EventDefaults {
 export interface AnalyticsClientOptions extends EventDefaults {
   /** Options for every call (e.g. `{ timeoutMs: 5000 }`); options given to a call win. */
   readonly callOptions?: CallOptions;
+  /**
+   * Encode `LogEvents` batches with the compiled encoder over a binary transport (default true;
+   * `sdk/src/wire/README.md`). False: protobuf-es's `toBinary`, for diagnosing a suspected encoder bug.
+   */
+  readonly wireFastPath?: boolean;
 }
 
 /**
@@ -249,7 +254,7 @@ export function createAnalyticsClient(transport: Transport, options: AnalyticsCl
   const raw = createClient(AnalyticsService, transport);
   // Over a binary transport (the SDK's Node and device transports), LogEvents sends events encoded
   // by the compiled encoder, a fraction of protobuf-es's CPU (docs/BENCHMARKS.md#measured-choices-in-the-code).
-  const encoded = isBinaryTransport(transport) ? createEncodedLogEventsClient(transport) : undefined;
+  const encoded = options.wireFastPath !== false && isBinaryTransport(transport) ? createEncodedLogEventsClient(transport) : undefined;
   const opts = (o: CallOptions | undefined): CallOptions => ({ ...options.callOptions, ...o });
   return {
     raw,

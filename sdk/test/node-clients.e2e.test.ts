@@ -141,6 +141,19 @@ describe.each(["grpc", "connect"] as const)("AnalyticsClient over %s", (protocol
     expect(await t.rows(`select page_url from user_activities where id = ?`, [res.results[0]!.id])).toEqual([{ page_url: "/home" }]);
   });
 
+  it("logEvents with wireFastPath: false sends generated messages over the SDK's transport too, and stores them", async () => {
+    const seen: string[] = [];
+    const spy: Interceptor = (next) => (req) => {
+      seen.push((req.message as { $typeName: string }).$typeName);
+      return next(req);
+    };
+    const client = createAnalyticsClient(createNodeTransport({ baseUrl, token: serviceToken, protocol, interceptors: [spy] }), { wireFastPath: false });
+    const res = await client.logEvents([{ userActivity: { activityType: ActivityType.SEARCH, searchQuery: "generic", extraData: { k: [1, null] } } }]);
+    expect(seen).toEqual(["analytics.v1.LogEventsRequest"]);
+    expect(res.results.map((r) => r.outcome)).toEqual([WriteOutcome.STORED]);
+    expect(await t.rows(`select search_query, extra_data from user_activities where id = ?`, [res.results[0]!.id])).toEqual([{ search_query: "generic", extra_data: { k: [1, null] } }]);
+  });
+
   it("logEvents sends pre-encoded events over the SDK's transport, generated messages over any other; both store the same rows", async () => {
     const seen: string[] = [];
     const spy: Interceptor = (next) => (req) => {

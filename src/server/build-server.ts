@@ -63,7 +63,7 @@ export interface BuildServerOptions {
   /** Replaces AnalyticsService methods (the `unary` benchmark's empty-handler baseline). */
   readonly analyticsOverrides?: RouteDeps["analyticsOverrides"];
   /**
-   * Serve binary `LogEvents` calls through the compiled decoder (default true). False sends them
+   * Serve binary `LogEvents` calls through the compiled decoder (default: `ANALYTICS_WIRE_FAST_PATH`). False sends them
    * through protobuf-es like every other call: the `log-events` benchmark's same-run baseline.
    */
   readonly binaryLogEventsFastPath?: boolean;
@@ -93,6 +93,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
       maxBufferedBytes: config.writerMaxBufferedBytes,
       maxWaitMs: config.writerMaxWaitMs,
       strategy: writerStrategyOf(config),
+      binaryCopy: config.wireFastPath,
       errorDedupIntervalMs: config.errorDedupIntervalMs,
       drainTimeoutMs: config.shutdownTimeoutMs,
     },
@@ -148,7 +149,7 @@ export async function buildServer(config: Config, options: BuildServerOptions = 
     contextValues: withAuthVerdict(meterContextValues),
   };
   // Every procedure, the binary LogEvents fast path's included, is in the route table (routes.ts).
-  const routed = createRouteHandler(routeDeps, adapterOptions, { binaryLogEventsFastPath: options.binaryLogEventsFastPath });
+  const routed = createRouteHandler(routeDeps, adapterOptions, { binaryLogEventsFastPath: options.binaryLogEventsFastPath ?? config.wireFastPath });
   // The gate refuses calls without a valid token before their body is read (auth-gate.ts).
   const gate = withAuthGate(routed, { verify: verifyToken, corsOrigins: config.corsOrigins, services: ADVERTISED_SERVICES, connect: adapterOptions, log });
   // gRPC and gRPC-Web in JSON are refused before the gate and Connect (grpc-json-refusal.ts).

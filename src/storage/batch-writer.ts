@@ -102,6 +102,11 @@ export interface BatchWriterOptions {
    * database's socket); the default, `unnest`, works everywhere.
    */
   readonly strategy: InsertStrategy;
+  /**
+   * With `copy`: send rows in PostgreSQL's binary COPY format where they fit it (`src/wire/copy-binary.ts`);
+   * false: always text (`ANALYTICS_WIRE_FAST_PATH=false`).
+   */
+  readonly binaryCopy: boolean;
   /** Error de-duplication interval (0 disables it). */
   readonly errorDedupIntervalMs: number;
 }
@@ -120,6 +125,7 @@ export const DEFAULT_WRITER_OPTIONS: BatchWriterOptions = Object.freeze({
   maxBackoffMs: 2_000,
   drainTimeoutMs: 10_000,
   strategy: "unnest",
+  binaryCopy: true,
   errorDedupIntervalMs: 300_000,
 });
 
@@ -671,7 +677,7 @@ export class BatchWriter {
   ): Promise<{ results: RowResult[]; accepted: Row[] }> {
     if (strategy === "copy") {
       // Every row is new, or the COPY fails with a unique violation and the caller redoes it.
-      await copyRows(client, spec, batch.map((e) => e.values));
+      await copyRows(client, spec, batch.map((e) => e.values), this.options.binaryCopy);
       const accepted = batch.map((e) => e.row);
       const results = batch.map((e): RowResult => (spec.idempotency === "event_id" ? { outcome: "stored", id: e.row.id as string } : STORED));
       return { results, accepted };

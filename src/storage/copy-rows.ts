@@ -4,9 +4,9 @@
  * database's socket COPY hangs.
  */
 import type pg from "pg";
-import { binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "./copy-binary.js";
+import { binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "../wire/copy-binary.js";
 import { copyFromBuffer } from "./copy-in.js";
-import { copyText } from "./copy-text.js";
+import { copyText } from "../wire/copy-text.js";
 import { copyIn } from "./insert-sql.js";
 import type { SqlClient } from "../db/sql-runner.js";
 import type { TableSpec } from "./table-specs.js";
@@ -26,11 +26,11 @@ const binaryWriters = new WeakMap<TableSpec, ReturnType<typeof binaryCopyWriters
  *
  * Binary COPY when every column has a binary form and every value fits it (less parsing for
  * PostgreSQL, which shares the machine); otherwise text, so an odd value is judged by PostgreSQL
- * exactly as before (`copy-binary.ts`).
+ * exactly as before (`copy-binary.ts`). `binary` false: always text.
  */
-export async function copyRows(client: SqlClient, spec: TableSpec, rows: readonly (readonly unknown[])[]): Promise<void> {
+export async function copyRows(client: SqlClient, spec: TableSpec, rows: readonly (readonly unknown[])[], binary = true): Promise<void> {
   if (rows.length === 0) return;
-  let writers = binaryWriters.get(spec);
+  let writers = binary ? binaryWriters.get(spec) : null;
   if (writers === undefined) binaryWriters.set(spec, (writers = binaryCopyWriters(spec.columns) ?? null));
   let data: Buffer | undefined;
   if (writers) {

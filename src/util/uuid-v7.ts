@@ -1,5 +1,4 @@
 import { randomFillSync } from "node:crypto";
-import { nativeBuffer } from "./native-buffer.js";
 
 const pool = Buffer.allocUnsafe(16 * 256);
 let poolOffset = pool.length;
@@ -29,12 +28,12 @@ export function uuidV7(nowMs: number = Date.now()): string {
     text[p++] = HEX[byte >>> 4]!;
     text[p++] = HEX[byte & 0x0f]!;
   }
-  return text.latin1Slice(0, 36);
+  return text.toString("latin1", 0, 36);
 }
 
 const HEX = Buffer.from("0123456789abcdef", "latin1");
 const DASH = 0x2d;
-const text = nativeBuffer(Buffer.alloc(36));
+const text = Buffer.alloc(36);
 
 /** Where each byte's two hex digits start in a canonical UUID (8-4-4-4-12, dashes between). */
 const HEX_PAIR_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34] as const;

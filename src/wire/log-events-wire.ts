@@ -17,7 +17,7 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import type { WireType } from "@bufbuild/protobuf/wire";
 import { Buffer } from "node:buffer";
-import { nativeBuffer, utf8Length, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, utf8Length, writeUtf8, type NativeBuffer } from "./native-buffer.js";
 import { AnalyticsService, type EventResult } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import { UNARY_WIRE_METHODS } from "./unary-log-wire.js";
 import {

@@ -20,7 +20,7 @@ import { create, ScalarType, type DescField, type DescMessage, type JsonObject, 
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Buffer, isUtf8 } from "node:buffer";
 import { JsonText } from "../util/json-text.js";
-import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, type NativeBuffer } from "./native-buffer.js";
 import { unsupportedFieldKind, wireTypeOf } from "../../sdk/src/wire/index.js";
 
 /** The input is not a valid encoding of the message; the text says where, safe to show a client. */
@@ -66,7 +66,19 @@ interface Input {
    * ({@link finishMerges}). Usually empty.
    */
   readonly merges: Merge[];
+  /** The decoder's string tables (one set per compiled decoder, never shared between them). */
+  readonly strings: StringTables;
 }
+
+/** Strings a decoder has seen lately ({@link readString}, {@link jsonString}). */
+interface StringTables {
+  /** Short ASCII strings by a hash of their bytes ({@link INTERNED_SLOTS}). */
+  readonly interned: (string | undefined)[];
+  /** `JSON.stringify` of short strings ({@link JSON_STRINGS_MAX}). */
+  readonly json: Map<string, string>;
+}
+
+const newStringTables = (): StringTables => ({ interned: new Array(INTERNED_SLOTS).fill(undefined), json: new Map() });
 
 /** A Struct field sent more than once: where it goes, and the object its occurrences merge into. */
 interface Merge {
@@ -97,10 +109,11 @@ export function compileDecoder<Desc extends DescMessage>(schema: Desc, options: 
   // Buffer view over the whole buffer serve them all, bounded per item, instead of a reader, a
   // DataView and a Buffer per item. Only the last buffer is kept.
   let input: Input | undefined;
+  const strings = newStringTables();
   return (bytes) => {
     if (input === undefined || input.text.buffer !== bytes.buffer) {
       const whole = new Uint8Array(bytes.buffer);
-      input = { reader: new BinaryReader(whole), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0, merges: [] };
+      input = { reader: new BinaryReader(whole), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0, merges: [], strings };
     }
     const { reader, merges } = input;
     reader.pos = bytes.byteOffset;
@@ -356,7 +369,7 @@ function readString(input: Input): string {
   reader.pos = end;
   const bytes = input.text;
   let slot = -1;
-  if (length <= INTERNED_MAX_BYTES) {
+  if (length <= INTERNED_MAX_BYTES && input.strings.interned.length > 0) {
     // FNV-1a over the bytes, stopping at the first non-ASCII byte (such strings are not kept);
     // a hit is checked character for character against the bytes (ASCII: one byte a character).
     let h = 0x811c9dc5;
@@ -371,7 +384,7 @@ function readString(input: Input): string {
     }
     if (ascii) {
       slot = (h ^ (h >>> 16)) & (INTERNED_SLOTS - 1);
-      const known = internedText[slot];
+      const known = input.strings.interned[slot];
       if (known !== undefined && known.length === length) {
         let i = 0;
         while (i < length && known.charCodeAt(i) === bytes[start + i]) i++;
@@ -383,7 +396,7 @@ function readString(input: Input): string {
   if (text.includes("\uFFFD") && !isUtf8(bytes.subarray(start, end))) throw new WireFormatError("invalid UTF-8 in a string field");
   // protobuf-es decodes with a default TextDecoder, which drops one leading byte order mark.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (slot >= 0) internedText[slot] = text;
+  if (slot >= 0) input.strings.interned[slot] = text;
   return text;
 }
 
@@ -400,7 +413,8 @@ const INTERNED_SLOTS = 4096;
  * distinct strings than slots (docs/BENCHMARKS.md#measured-choices-in-the-code). Strings with other
  * characters are decoded every time.
  */
-const internedText: (string | undefined)[] = new Array(INTERNED_SLOTS).fill(undefined);
+/** For decoding that keeps no strings: an empty intern table turns interning off. */
+const NO_TABLES: StringTables = { interned: Object.freeze([]) as unknown as (string | undefined)[], json: new Map() };
 
 /** A Struct map entry's key (field 1, string) and value (field 2, Value) tags. */
 const ENTRY_KEY = (1 << 3) | WireType.LengthDelimited;
@@ -485,10 +499,12 @@ function readStruct(input: Input, length: number, into: JsonObject | undefined):
 export function decodeStructOccurrences(occurrences: readonly Uint8Array[]): JsonObject | undefined {
   let json: JsonObject | undefined;
   let input: Input | undefined;
+  // No string tables: a unary request's strings seldom repeat in the next one.
+  const strings = NO_TABLES;
   for (const bytes of occurrences) {
     // Occurrences are views of one request buffer: one reader and Buffer view over it serve them all.
     if (input === undefined || input.text.buffer !== bytes.buffer) {
-      input = { reader: new BinaryReader(new Uint8Array(bytes.buffer)), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0, merges: [] };
+      input = { reader: new BinaryReader(new Uint8Array(bytes.buffer)), text: nativeBuffer(Buffer.from(bytes.buffer)), depth: 0, merges: [], strings };
     }
     input.reader.pos = bytes.byteOffset;
     input.depth = 0;
@@ -589,7 +605,7 @@ function structText(input: Input, length: number): string {
     }
     leaveStructEntry(input, entryEnd);
     if (json.length > 1) json += ",";
-    json += jsonString(key) + ":" + (value ?? "null");
+    json += jsonString(input, key) + ":" + (value ?? "null");
   }
   leaveMessage(input, end, "google.protobuf.Struct");
   return json + "}";
@@ -615,7 +631,7 @@ function valueText(input: Input, length: number): string {
         break;
       }
       case (3 << 3) | WireType.LengthDelimited: // string_value
-        kind = jsonString(readString(input));
+        kind = jsonString(input, readString(input));
         break;
       case (4 << 3) | WireType.Varint: // bool_value
         kind = reader.bool() ? "true" : "false";
@@ -656,19 +672,19 @@ function listText(input: Input, length: number): string {
 
 /** Most JSON string literals kept by {@link jsonString}; the cache starts over when full. */
 const JSON_STRINGS_MAX = 4096;
-const jsonStrings = new Map<string, string>();
 
 /**
  * `JSON.stringify(s)`, kept for short strings: keys and enum-like values repeat from payload to
  * payload, and a lookup of a string the intern table gave before (its hash already computed)
  * costs a fraction of the call into the JSON serializer (~1,000 instructions a string, callgrind).
  */
-function jsonString(s: string): string {
+function jsonString(input: Input, s: string): string {
   if (s.length > INTERNED_MAX_BYTES) return JSON.stringify(s);
-  let literal = jsonStrings.get(s);
+  const strings = input.strings.json;
+  let literal = strings.get(s);
   if (literal === undefined) {
-    if (jsonStrings.size >= JSON_STRINGS_MAX) jsonStrings.clear();
-    jsonStrings.set(s, (literal = JSON.stringify(s)));
+    if (strings.size >= JSON_STRINGS_MAX) strings.clear();
+    strings.set(s, (literal = JSON.stringify(s)));
   }
   return literal;
 }

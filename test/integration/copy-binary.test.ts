@@ -9,9 +9,9 @@ import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "../../src/db/database.js";
-import { binaryCopyWriters, copyBinary } from "../../src/storage/copy-binary.js";
+import { binaryCopyWriters, copyBinary } from "../../src/wire/copy-binary.js";
 import { copyRows } from "../../src/storage/copy-rows.js";
-import { copyText } from "../../src/storage/copy-text.js";
+import { copyText } from "../../src/wire/copy-text.js";
 import type { SqlClient } from "../../src/db/sql-runner.js";
 import { copyIn } from "../../src/storage/insert-sql.js";
 import { tableSpecs, type ColumnSpec, type TableName, type TableSpec } from "../../src/storage/table-specs.js";
@@ -86,11 +86,11 @@ describe.runIf(needsDatabaseUrl("binary COPY on PostgreSQL", "the embedded PGlit
   }
 
   /** `copyRows` in a transaction; returns the statements it sent. */
-  async function copyRowsCommitted(spec: TableSpec, rows: readonly (readonly unknown[])[]): Promise<string[]> {
+  async function copyRowsCommitted(spec: TableSpec, rows: readonly (readonly unknown[])[], binary = true): Promise<string[]> {
     const statements: string[] = [];
     await client.query("begin");
     try {
-      await copyRows(recording(statements), spec, rows);
+      await copyRows(recording(statements), spec, rows, binary);
       await client.query("commit");
     } catch (err) {
       await client.query("rollback");
@@ -136,6 +136,11 @@ describe.runIf(needsDatabaseUrl("binary COPY on PostgreSQL", "the embedded PGlit
     await truncate(spec);
     const statements = await copyRowsCommitted(spec, rows);
     expect(statements).toEqual([`${copyIn(spec)} with (format binary)`]);
+    expect(await readBack(spec)).toEqual(asText);
+
+    // With the fast path off (ANALYTICS_WIRE_FAST_PATH=false): text COPY, the same rows.
+    await truncate(spec);
+    expect(await copyRowsCommitted(spec, rows, false)).toEqual([copyIn(spec)]);
     expect(await readBack(spec)).toEqual(asText);
   });
 

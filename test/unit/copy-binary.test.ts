@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BinaryCopyEncoder, binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "../../src/storage/copy-binary.js";
+import { BinaryCopyEncoder, binaryCopyWriters, copyBinary, UnsupportedCopyValue } from "../../src/wire/copy-binary.js";
 import { seededRandom } from "../support/seeded-random.js";
 
 /** Signature `PGCOPY\n\377\r\n\0`, flags 0 (no OIDs), header extension length 0. */

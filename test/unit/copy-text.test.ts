@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { copyText, copyTextValue, CopyTextEncoder } from "../../src/storage/copy-text.js";
+import { copyText, copyTextValue, CopyTextEncoder } from "../../src/wire/copy-text.js";
 import { seededRandom } from "../support/seeded-random.js";
 
 describe("COPY text", () => {

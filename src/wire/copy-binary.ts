@@ -11,8 +11,7 @@
  * throws {@link UnsupportedCopyValue} and the caller sends the batch as text instead, where
  * PostgreSQL judges the value as it always has: binary never changes what is accepted or how.
  */
-import type { ColumnSpec } from "./table-specs.js";
-import { nativeBuffer, writeUtf8, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, writeUtf8, type NativeBuffer } from "./native-buffer.js";
 import { writeUuidBytes } from "../util/uuid-v7.js";
 
 /** A value the binary encoder does not take for its column; send the batch as text instead. */
@@ -96,7 +95,7 @@ function valueWriterOf(type: string): ValueWriter | undefined {
  * An encoder for rows of `columns` (values in column order), or undefined when a column's type
  * has no binary writer here.
  */
-export function binaryCopyWriters(columns: readonly Pick<ColumnSpec, "type">[]): readonly ValueWriter[] | undefined {
+export function binaryCopyWriters(columns: readonly { readonly type: string }[]): readonly ValueWriter[] | undefined {
   const writers = columns.map((c) => valueWriterOf(c.type));
   return writers.every((w) => w !== undefined) ? (writers as ValueWriter[]) : undefined;
 }

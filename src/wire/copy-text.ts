@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { nativeBuffer, type NativeBuffer } from "../util/native-buffer.js";
+import { nativeBuffer, type NativeBuffer } from "./native-buffer.js";
 
 /** Characters COPY's text format gives a meaning to, escaped. */
 const COPY_SPECIAL = /[\\\t\n\r]/g;
