@@ -19,6 +19,7 @@ import { kPrincipal } from "../auth/principal.js";
 import { deviceStateChangeRow, errorRow, jobOutcomeRow, userActivityRow, type EventRow } from "../ingest/event-rows.js";
 import type { BatchWriter, RowResult } from "../storage/batch-writer.js";
 import { storageErrorToConnect } from "../storage/storage-errors.js";
+import { setErrorResolved, type ErrorResolution } from "../storage/error-resolution.js";
 import type { Logger } from "../util/logger.js";
 import { assertValid } from "../validation/field-rules.js";
 import {
@@ -33,7 +34,7 @@ import { writeOutcome } from "./log-events.js";
 /** What the AnalyticsService handlers need. */
 export interface AnalyticsServiceDeps {
   readonly writer: Pick<BatchWriter, "write" | "hasRoom" | "bufferFullError">;
-  /** For admin updates (ResolveError); forked per call. */
+  /** For admin changes to single rows (ResolveError: `storage/error-resolution.ts`); forked per call. */
   readonly em: EntityManager;
   readonly log: Logger;
   /** The server clock (ms); injectable for tests. */
@@ -85,27 +86,17 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): Partial<Serv
 
     async resolveError(req) {
       assertValid(req, RESOLVE_ERROR_RULES);
-      let rows: { id: string; resolved: boolean; resolved_at: Date | null }[];
+      let error: ErrorResolution | undefined;
       try {
-        rows = await deps.em
-          .fork()
-          .getConnection()
-          .execute(
-            `update "error_logs" set "resolved" = ?, "resolved_at" = case when ? then coalesce("resolved_at", now()) else null end,
-               "regressed" = case when ? then false else "regressed" end
-             where "id" = ? returning "id", "resolved", "resolved_at"`,
-            [req.resolved, req.resolved, req.resolved, req.errorId],
-            "all",
-          );
+        error = await setErrorResolved(deps.em, req.errorId, req.resolved, new Date(now()));
       } catch (err) {
         throw storageErrorToConnect(err, deps.log, "ResolveError");
       }
-      const row = rows[0];
-      if (!row) throw new ConnectError(`error ${req.errorId} not found`, Code.NotFound);
+      if (!error) throw new ConnectError(`error ${req.errorId} not found`, Code.NotFound);
       return create(ResolveErrorResponseSchema, {
-        errorId: row.id,
-        resolved: row.resolved,
-        resolvedAt: row.resolved_at ? timestampFromDate(new Date(row.resolved_at)) : undefined,
+        errorId: error.id,
+        resolved: error.resolved,
+        resolvedAt: error.resolvedAt ? timestampFromDate(error.resolvedAt) : undefined,
       });
     },
   };

@@ -273,6 +273,9 @@ describe("errors: de-duplication, resolve, regress", () => {
     const resolved = await admin.resolveError({ errorId: first.id, resolved: true });
     expect(resolved.resolved).toBe(true);
     expect(resolved.resolvedAt).toBeDefined();
+    // Resolving it again keeps the time it was first resolved.
+    const again = await admin.resolveError({ errorId: first.id, resolved: true });
+    expect(again.resolvedAt).toEqual(resolved.resolvedAt);
 
     const third = await service.logError(report);
     expect(third).toMatchObject({ id: first.id, outcome: WriteOutcome.DEDUPLICATED, occurrenceCount: 3, regressed: true });
