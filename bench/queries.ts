@@ -29,7 +29,7 @@ import { parseRateLimits } from "../src/auth/rate-limit-policy.js";
 import { loadSigningSecret } from "../src/auth/signing-secret.js";
 import { loadConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
-import { rebuildRollups } from "../src/rollups/rollups.js";
+import { rebuildRollups } from "../src/rollups/rollup-rebuild.js";
 import { createSqlPool } from "../src/db/sql-runner.js";
 import { buildServer } from "../src/server/build-server.js";
 import { silentLogger } from "../src/util/logger.js";

@@ -1,12 +1,18 @@
 /**
  * The one place that reads the environment. It runs once at start-up, validates every value and
  * fails with a message naming the variable; everything else receives a {@link Config}.
+ *
+ * This file holds the settings (the {@link Config} fields, whose TSDoc docs/CONFIGURATION.md is
+ * generated from, and one table line per variable); the value parsers are in `config-parsers.ts`
+ * and the wording of problems (redaction, nearest names) in `config-messages.ts`.
  */
 import { resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { parseRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from "./auth/rate-limit-policy.js";
 import { DEFAULT_IP_ANONYMIZATION, IP_ANONYMIZATION_MODES, type IpAnonymization } from "./util/anonymize-ip.js";
 import { LOG_LEVELS, type LogLevel } from "./util/logger.js";
+import { bool, decimal, httpUrl, int, jwtSecret, metricNames, metricThresholds, nonEmpty, oneOf, origins, pastInstant, postgresUrl, type MetricThresholdSetting } from "./config-parsers.js";
+import { editDistance, shownValue } from "./config-messages.js";
 
 /** Validated service configuration. */
 export interface Config {
@@ -149,10 +155,10 @@ export interface Config {
 export { LOG_LEVELS, type LogLevel };
 
 /** How one device metric's change is judged (see `src/metrics/smart-data-filter.ts`). */
-export interface MetricThresholdSetting {
-  readonly kind: "relative" | "absolute";
-  readonly threshold: number;
-}
+export type { MetricThresholdSetting };
+
+/** Shows a URL without its password (defined beside the other rules for what messages reveal). */
+export { redactUrl } from "./config-messages.js";
 
 /** A configuration value that is missing, malformed or unknown. */
 export class ConfigError extends Error {
@@ -166,178 +172,6 @@ interface Spec<T> {
   readonly parse: (raw: string) => T;
   readonly fallback: T;
 }
-
-const int = (min: number, max: number) => (raw: string) => {
-  if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be an integer from ${min} to ${max}`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new Error(`must be an integer from ${min} to ${max}`);
-  return n;
-};
-
-const bool = (raw: string) => {
-  const v = raw.trim().toLowerCase();
-  if (["1", "true", "yes", "on"].includes(v)) return true;
-  if (["0", "false", "no", "off"].includes(v)) return false;
-  throw new Error("must be true or false");
-};
-
-const oneOf =
-  <T extends string>(values: readonly T[]) =>
-  (raw: string): T => {
-    const v = raw.trim().toLowerCase();
-    if (!(values as readonly string[]).includes(v)) throw new Error(`must be one of ${values.join(", ")}`);
-    return v as T;
-  };
-
-const postgresUrl = (raw: string) => {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Error("must be a URL like postgres://user@host:5432/database");
-  }
-  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-    throw new Error("must start with postgres:// or postgresql://");
-  }
-  return raw;
-};
-
-const nonEmpty = (raw: string) => {
-  if (raw.trim() === "") throw new Error("must not be empty");
-  return raw.trim();
-};
-
-const jwtSecret = (raw: string) => {
-  if (raw.length < 32) throw new Error("must be at least 32 characters (e.g. `openssl rand -base64 32`)");
-  return raw;
-};
-
-/** True for `localhost` and the loopback addresses (127.0.0.0/8, ::1), as `URL` spells hosts. */
-function isLoopbackHost(hostname: string): boolean {
-  // URL normalises IPv4 forms (127.1, 0x7f.0.0.1) to dotted decimal, so this pattern sees them all.
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
-
-/**
- * A JWKS URL: `https:`, since whoever can change the keys in transit can mint any token; plain
- * `http:` only for a loopback host (a sidecar or a test issuer on the same machine).
- */
-const httpUrl = (raw: string) => {
-  let url: URL;
-  try {
-    url = new URL(raw.trim());
-  } catch {
-    throw new Error("must be a URL like https://issuer.example.com/.well-known/jwks.json");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("must start with https:// or http://");
-  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
-    throw new Error("must start with https://: plain http:// is accepted only for a loopback host (localhost, 127.0.0.0/8, [::1])");
-  }
-  return url.toString();
-};
-
-/** Clock skew allowed when a revocation cut-off is checked against this machine's clock. */
-const NOT_BEFORE_SKEW_MS = 5 * 60_000;
-
-/**
- * An instant in the past: epoch seconds, a date (`2026-12-01`, UTC) or a date-time with its zone
- * (`2026-12-01T09:30:00Z`, `...+01:00`); a zone-less date-time would depend on the host's zone.
- * A future cut-off would refuse even freshly minted tokens until then, so it is refused.
- */
-const pastInstant = (raw: string): number => {
-  const text = raw.trim();
-  const want = "must be epoch seconds or an ISO-8601 time with its zone, e.g. 2026-12-01T09:30:00Z";
-  let ms: number;
-  if (/^\d{1,12}$/.test(text)) ms = Number(text) * 1000;
-  else if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(text)) ms = Date.parse(text);
-  else throw new Error(want);
-  if (!Number.isFinite(ms)) throw new Error(want);
-  if (ms > Date.now() + NOT_BEFORE_SKEW_MS) throw new Error(`is in the future (${new Date(ms).toISOString()}): it would refuse every token until then`);
-  return ms;
-};
-
-/**
- * A URL with its password (user-info or a `password` / `sslpassword` parameter) replaced by `***`,
- * for messages. Works on text `URL` cannot parse too, since a malformed value is what gets echoed.
- */
-export function redactUrl(raw: string): string {
-  return raw
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:).*@/i, "$1***@")
-    .replace(/([?&](?:ssl)?password=)[^&#]*/gi, "$1***");
-}
-
-/** How a bad value is shown in a configuration error: secrets never, URLs without passwords. */
-const REDACT: Readonly<Record<string, (raw: string) => string>> = {
-  DATABASE_URL: redactUrl,
-  ANALYTICS_JWKS_URL: redactUrl,
-  ANALYTICS_JWT_SECRET: () => "(hidden)",
-};
-
-/** Variables whose name says they hold a secret (a bearer token too) are hidden, whoever adds them. */
-const SECRET_NAME = /SECRET|PASSWORD|PASSPHRASE|CREDENTIAL|PRIVATE_KEY|API_KEY|(?:^|_)TOKEN(?:_|$)/;
-
-/** A bad value as a configuration error shows it. */
-function shownValue(name: string, raw: string): string {
-  const redact = REDACT[name];
-  if (redact) return JSON.stringify(redact(raw));
-  return SECRET_NAME.test(name) ? JSON.stringify("(hidden)") : JSON.stringify(raw);
-}
-
-/** Exact origins (`scheme://host[:port]`); a wildcard is refused because listed origins get credentials. */
-const origins = (raw: string): readonly string[] =>
-  raw
-    .split(/[\s,]+/)
-    .filter((o) => o !== "")
-    .map((o) => {
-      let url: URL | undefined;
-      try {
-        url = new URL(o);
-      } catch {
-        url = undefined;
-      }
-      const bare = url && (url.pathname === "/" || url.pathname === "") && !url.search && !url.hash && !o.includes("*");
-      if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !bare) {
-        throw new Error(`has ${JSON.stringify(o)}, which is not an origin like https://app.example.com (no path, no wildcard)`);
-      }
-      return url.origin;
-    });
-
-/** A decimal number; `min` is exclusive when `minExclusive`. */
-const decimal =
-  (min: number, max: number, minExclusive = false) =>
-  (raw: string) => {
-    const want = `must be a number ${minExclusive ? "above" : "from"} ${min} ${minExclusive ? "and up to" : "to"} ${max}`;
-    if (!/^\s*\d+(\.\d+)?([eE][-+]?\d+)?\s*$/.test(raw)) throw new Error(want);
-    const n = Number(raw);
-    if (!(minExclusive ? n > min : n >= min) || n > max) throw new Error(want);
-    return n;
-  };
-
-const METRIC_NAME = /^[^\s,=:]{1,128}$/;
-
-/** Comma-separated metric names; blank entries are ignored. */
-const metricNames = (raw: string): readonly string[] => {
-  const names = raw.split(",").map((n) => n.trim()).filter((n) => n !== "");
-  const bad = names.find((n) => !METRIC_NAME.test(n));
-  if (bad !== undefined) throw new Error(`has an invalid metric name ${JSON.stringify(bad)}`);
-  return Object.freeze(names);
-};
-
-/** `name=relative:0.1,other=absolute:2`: per-metric change rules. */
-const metricThresholds = (raw: string): Readonly<Record<string, MetricThresholdSetting>> => {
-  const out: Record<string, MetricThresholdSetting> = {};
-  for (const entry of raw.split(",").map((e) => e.trim()).filter((e) => e !== "")) {
-    const match = /^([^\s,=:]{1,128})=(relative|absolute):(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)$/.exec(entry);
-    const threshold = Number(match?.[3]);
-    if (!match || !Number.isFinite(threshold) || (match[2] === "relative" && threshold <= 0)) {
-      throw new Error(
-        `has a bad entry ${JSON.stringify(entry)}: write name=relative:RATIO (above 0) or name=absolute:DIFFERENCE`,
-      );
-    }
-    out[match[1]!] = Object.freeze({ kind: match[2] as MetricThresholdSetting["kind"], threshold });
-  }
-  return Object.freeze(out);
-};
 
 /**
  * Default of `metricsMaxStateBytes`: 1/8 of the V8 heap limit (`heap_size_limit`, set by
@@ -438,24 +272,6 @@ export const CONFIG_VARIABLES: readonly string[] = Object.values(SPECS).map((s) 
 export const CLIENT_VARIABLES: Readonly<Record<string, string>> = Object.freeze({
   ANALYTICS_TOKEN: "the bearer token the SDK examples send (README.md, sdk/README.md, createNodeTransport's TSDoc)",
 });
-
-/**
- * Optimal-string-alignment distance (Levenshtein plus swapping two neighbours, the commonest
- * typo), for naming the setting a misspelt variable probably meant.
- */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = best;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
 
 const PREFIX = "ANALYTICS_";
 

@@ -6,7 +6,8 @@ import { parseArgs } from "node:util";
 import type { Config } from "../config.js";
 import { openDatabase } from "../db/database.js";
 import { createSqlPool } from "../db/sql-runner.js";
-import { rebuildRollups, type RollupFamily } from "../rollups/rollups.js";
+import { rebuildRollups } from "../rollups/rollup-rebuild.js";
+import type { RollupFamily } from "../rollups/rollup-tables.js";
 import type { Logger } from "../util/logger.js";
 import { usage, UsageError, type Write } from "./usage.js";
 

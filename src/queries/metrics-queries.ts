@@ -23,7 +23,8 @@ import { Params } from "./sql-params.js";
 import { bucketSqlExpression, quantilesFromBuckets } from "../rollups/latency-histogram.js";
 import { planWindow, type HalfOpenRange, type RawRange, type WindowPlan } from "../rollups/rollup-plan.js";
 import { RollupHistogramCache, parseDenseCounts, type CachedHistogram } from "./rollup-cache.js";
-import { API_LEVELS, readWatermarks } from "../rollups/rollups.js";
+import { readWatermarks } from "../rollups/retention.js";
+import { API_LEVELS } from "../rollups/rollup-tables.js";
 import { toNumber, type SqlPool, type SqlRunner } from "../db/sql-runner.js";
 import { HOUR_MS, hourlyBuckets, type TimeWindow } from "../util/time-window.js";
 

@@ -9,15 +9,16 @@
  * - Cutoffs are hour boundaries (raw) and day boundaries (rollups), so a rollup period is either
  *   entirely kept or entirely deleted, and a query's partial edge hour is either fully raw or
  *   fully older than the cutoff.
- * - Before deleting raw rows the job records the cutoff in `retention_watermarks`. Queries read it:
- *   a window starting before the watermark takes its first partial hour whole from the rollups
- *   (and reports the widened window) instead of silently counting rows that are gone.
+ * - Before deleting raw rows the job records the cutoff in `retention_watermarks`. Queries read it
+ *   ({@link readWatermarks}): a window starting before the watermark takes its first partial hour
+ *   whole from the rollups (and reports the widened window) instead of silently counting rows that
+ *   are gone.
  * - Several instances may run it at once: they delete the same rows, which is harmless.
  */
-import type { SqlPool } from "../db/sql-runner.js";
+import type { SqlPool, SqlRunner } from "../db/sql-runner.js";
 import { toNumber } from "../db/sql-runner.js";
 import { DAY_MS, floorToDay } from "./rollup-plan.js";
-import { FIVE_MINUTE_ROLLUP_RETENTION_MS } from "./rollups.js";
+import { FIVE_MINUTE_ROLLUP_RETENTION_MS } from "./rollup-tables.js";
 import { floorToHour } from "../util/time-window.js";
 import { errorFields, type Logger } from "../util/logger.js";
 
@@ -138,6 +139,17 @@ export async function runRetention(pool: SqlPool, options: RetentionOptions): Pr
     completed: report.completed,
   });
   return report;
+}
+
+/**
+ * Reads `retention_watermarks` as epoch ms per raw table: queries and the rebuild skip raw rows
+ * before a table's watermark, since the job may already have deleted them.
+ */
+export async function readWatermarks(sql: SqlRunner): Promise<Map<string, number>> {
+  const rows = await sql.query<{ table_name: string; ms: unknown }>(
+    `select table_name, (extract(epoch from deleted_before) * 1000)::float8 as ms from "retention_watermarks"`,
+  );
+  return new Map(rows.map((r) => [r.table_name, toNumber(r.ms)]));
 }
 
 /** Settings of {@link startRetentionSchedule}. */

@@ -20,7 +20,7 @@ import { createRequestLogInterceptor } from "./request-log-interceptor.js";
 import { createRequestLogSink } from "./request-log-shedding.js";
 import { meterContextValues, meterRequests } from "./request-metering.js";
 import { ADVERTISED_SERVICES, createRouteHandler, HEALTH_CHECKED_SERVICES, type RouteDeps } from "./routes.js";
-import { createRollupFlushHook } from "../rollups/rollups.js";
+import { createRollupFlushHook } from "../rollups/rollup-flush-hook.js";
 import { startRetentionSchedule } from "../rollups/retention.js";
 import { createAuthInterceptor } from "../auth/auth-interceptor.js";
 import { createRateLimitInterceptor } from "../auth/rate-limit-interceptor.js";

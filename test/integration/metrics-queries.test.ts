@@ -20,7 +20,8 @@ import { deviceStateChangeRow, errorRow, jobOutcomeRow } from "../../src/ingest/
 import { bucketSqlExpression, RELATIVE_ACCURACY } from "../../src/rollups/latency-histogram.js";
 import { createMetricsQueries, type MetricsQueries } from "../../src/queries/metrics-queries.js";
 import { DAY_MS } from "../../src/rollups/rollup-plan.js";
-import { createRollupFlushHook, rebuildRollups } from "../../src/rollups/rollups.js";
+import { createRollupFlushHook } from "../../src/rollups/rollup-flush-hook.js";
+import { rebuildRollups } from "../../src/rollups/rollup-rebuild.js";
 import { createSqlPool, ormConnectionSource, type SqlPool } from "../../src/db/sql-runner.js";
 import { HOUR_MS, type TimeWindow } from "../../src/util/time-window.js";
 import { createHealthService } from "../../src/server/health.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { bucketOf, MAX_BUCKET } from "../../src/rollups/latency-histogram.js";
 import { DAY_MS, FIVE_MINUTES_MS } from "../../src/rollups/rollup-plan.js";
 import { parseDenseCounts, RollupHistogramCache } from "../../src/queries/rollup-cache.js";
-import { aggregateApiRows, aggregateApiRowsByPeriod, denseBucketText } from "../../src/rollups/rollups.js";
+import { aggregateApiRows, aggregateApiRowsByPeriod, denseBucketText } from "../../src/rollups/api-aggregation.js";
 
 const entry = (version: string, n: number) => ({ version, firstBucket: 10, counts: new Float64Array(n).fill(1) });
 

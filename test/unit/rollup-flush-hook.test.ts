@@ -4,7 +4,7 @@
  * into a table no hook names as one statement, without running hooks).
  */
 import { describe, expect, it } from "vitest";
-import { applyRollups, createRollupFlushHook } from "../../src/rollups/rollups.js";
+import { applyRollups, createRollupFlushHook } from "../../src/rollups/rollup-flush-hook.js";
 import type { TableName } from "../../src/storage/table-specs.js";
 
 /** Every raw table (`TableName`), written out: a new one fails the type check until listed. */

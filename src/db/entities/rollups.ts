@@ -2,7 +2,7 @@ import { defineEntity, type InferEntity } from "@mikro-orm/core";
 
 /**
  * Rollup tables behind MetricsService. They are maintained by upserts inside the batch writer's
- * flush (`src/rollups/rollups.ts`), in the transaction that stores the raw rows, and can be rebuilt
+ * flush (`src/rollups/rollup-flush-hook.ts`), in the transaction that stores the raw rows, and can be rebuilt
  * from raw data (`npm run cli -- rollups:rebuild`). Periods are UTC and half-open: the row for hour
  * `H` covers `[H, H + 1h)`, the row for day `D` covers `[D, D + 1d)`.
  *

@@ -3,7 +3,8 @@ import { Migration } from '@mikro-orm/migrations';
 /**
  * Rollup tables for MetricsService (see `src/db/entities/rollups.ts`), then a one-off backfill from
  * the raw rows already stored, so an existing database answers correctly right after upgrading.
- * The backfill statements are a snapshot of the builders in `src/rollups/rollups.ts` at this
+ * The backfill statements are a snapshot of the builders (then in `src/rollups/rollups.ts`, now in
+ * `src/rollups/rollup-sql.ts`) at this
  * version (a migration must not change when that code does); on a large database prefer
  * `npm run cli -- rollups:rebuild`, which works in bounded chunks.
  *

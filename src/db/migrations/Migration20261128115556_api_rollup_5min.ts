@@ -2,7 +2,8 @@ import { Migration } from '@mikro-orm/migrations';
 
 /**
  * 5-minute API rollups (see `src/db/entities/rollups.ts`), backfilled from the raw rows of the last
- * 8 days (their retention) with a snapshot of the builder in `src/rollups/rollups.ts`.
+ * 8 days (their retention) with a snapshot of the builder (then in `src/rollups/rollups.ts`, now in
+ * `src/rollups/rollup-sql.ts`).
  */
 export class Migration20261128115556_api_rollup_5min extends Migration {
 
