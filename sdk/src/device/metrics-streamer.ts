@@ -5,197 +5,37 @@
  * breaks, and resends what was not acknowledged, in order. The server keys stored samples by
  * (device_id, occurred_at), so a resend never stores a row twice.
  *
+ * This module is the streaming loop; beside it: the public types (`streamer-types.ts`), the
+ * resend window and its waiters (`unacked-batches.ts`), the reconnection policy
+ * (`reconnect-policy.ts`) and a stream's request side (`request-feed.ts`).
+ *
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnalyticsClient, toTimestamp, type AnalyticsClient, type TimeInput } from "../analytics-client.js";
 import {
   MetricSampleSchema,
   StreamDeviceMetricsRequestSchema,
   type MetricSample,
-  type SampleRejection,
   type StreamDeviceMetricsRequest,
   type StreamDeviceMetricsResponse,
 } from "../gen/analytics/v1/analytics_service_pb.js";
-import { refusedBatchSequence } from "../error-details.js";
 import { createNodeTransport } from "../node/transport.js";
-import { backoffMs, type RetryOptions } from "../retry.js";
+import { BackoffPause, isFinalStreamError, reconnectDelayMs } from "./reconnect-policy.js";
+import { RequestFeed } from "./request-feed.js";
+import { MAX_SAMPLES_PER_BATCH, type MetricsStreamer, type MetricsStreamerOptions } from "./streamer-types.js";
+import { UnackedBatches, type Batch } from "./unacked-batches.js";
 import { wireSamples } from "./wire-samples.js";
 
 export { wireSamples, type WireSamples } from "./wire-samples.js";
-
-/** The most samples one stream message may carry (the server's default cap). */
-export const MAX_SAMPLES_PER_BATCH = 1000;
-
-/** Options of {@link createMetricsStreamer}. */
-export interface MetricsStreamerOptions {
-  /** The service, e.g. `http://analytics.internal:8080` (gRPC over HTTP/2). */
-  readonly baseUrl?: string;
-  /** The device whose samples these are; a `device` token may only send its own id. */
-  readonly deviceId: string;
-  /** Access token (a `device` token for this id, or a `service` token). */
-  readonly token?: string;
-  /** Returns the current token; called at every (re)connection. */
-  readonly getToken?: () => string | Promise<string>;
-  /** A transport to use instead of `baseUrl`/`token` (it must not time streams out). */
-  readonly transport?: Transport;
-  /** Samples per batch, 1 to 1000 (default 100). A full batch is sent at once. */
-  readonly batchSize?: number;
-  /** Longest a sample waits for its batch to fill, in ms (default 1000). */
-  readonly maxBatchDelayMs?: number;
-  /**
-   * Batches kept until acknowledged (default 100, i.e. 10,000 samples at the default batch size).
-   * When full (server away or slow), NEW samples are refused: `record` returns false and counts
-   * them in `stats().dropped`. Older samples are never thrown away.
-   */
-  readonly maxUnackedBatches?: number;
-  /** Backoff between reconnection attempts (default 500 ms doubling up to 30 s, with jitter). */
-  readonly reconnect?: Pick<RetryOptions, "initialBackoffMs" | "maxBackoffMs">;
-  /** Called once per acknowledged batch. */
-  readonly onAck?: (ack: MetricsAck) => void;
-  /**
-   * Called when the stream fails. `willRetry` false means the streamer stopped for good
-   * (`PermissionDenied`, `Unimplemented`): `flushed()` and `close()` then reject.
-   */
-  readonly onError?: (error: ConnectError, willRetry: boolean) => void;
-  /** The clock for samples recorded without a time, epoch ms (default `Date.now`). */
-  readonly now?: () => number;
-}
-
-/** The acknowledgement of one batch. */
-export interface MetricsAck {
-  readonly sequence: number;
-  /** Samples in the batch. */
-  readonly received: number;
-  /** Samples committed (first contact, heartbeat or significant change). */
-  readonly stored: number;
-  /** Valid samples without significant change (counted, not stored). */
-  readonly filtered: number;
-  /** Invalid samples; see `rejections`. */
-  readonly rejected: number;
-  readonly rejections: readonly SampleRejection[];
-  /** True when the batch was sent more than once (after a reconnection). */
-  readonly resent: boolean;
-}
-
-/** Counters of a streamer, since it was created. */
-export interface MetricsStreamerStats {
-  /** Samples taken by `record`. */
-  readonly recorded: number;
-  /** Samples refused by `record` (buffer full or streamer closed). */
-  readonly dropped: number;
-  /** Batches acknowledged, and their samples by what the server did with them. */
-  readonly ackedBatches: number;
-  readonly acked: number;
-  readonly stored: number;
-  readonly filtered: number;
-  readonly rejected: number;
-  /** Batches the server refused as a whole (`InvalidArgument`), dropped so the rest can go on. */
-  readonly refusedBatches: number;
-  /** Samples recorded and not yet acknowledged (open batch included). */
-  readonly pending: number;
-  /** Batches sent and not yet acknowledged. */
-  readonly unackedBatches: number;
-  /** Batches acknowledged after being sent more than once (resent after a reconnection). */
-  readonly resentBatches: number;
-  /** Successful connections after the first. */
-  readonly reconnects: number;
-  /** True while a stream is open. */
-  readonly connected: boolean;
-}
-
-/** See {@link createMetricsStreamer}. */
-export interface MetricsStreamer {
-  /**
-   * Adds a sample. Without `occurredAt` it is stamped with the clock, one millisecond after the
-   * previous stamped sample at least (the server keys samples by device and millisecond).
-   *
-   * @returns false when the sample was refused: buffer full, or the streamer closed or failed.
-   */
-  record(metrics: Readonly<Record<string, number>>, occurredAt?: TimeInput): boolean;
-  /** Sends the open batch now instead of waiting for it to fill. */
-  flush(): void;
-  /**
-   * Resolves once every sample recorded so far is acknowledged (or was refused by the server as
-   * part of an invalid batch); rejects when the streamer fails for good.
-   */
-  flushed(): Promise<void>;
-  /**
-   * Sends the open batch, waits up to `timeoutMs` (default 10000) for every acknowledgement,
-   * then ends the stream and stops reconnecting. Resolves with the samples still unacknowledged
-   * (empty when all were; a pending `flushed()` then rejects with `Canceled`).
-   */
-  close(options?: { timeoutMs?: number }): Promise<{ readonly unacked: readonly MetricSample[] }>;
-  /** The counters. */
-  stats(): MetricsStreamerStats;
-}
-
-interface Batch {
-  readonly sequence: number;
-  readonly samples: MetricSample[];
-  /** Streams that took the batch from their feed. */
-  sends: number;
-}
-
-interface Waiter {
-  readonly target: number;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-/**
- * The request side of one stream: batches pushed by the streamer, ended by it. A batch counts as
- * sent when the transport takes it. Connect calls `return`/`throw` when the call ends; both just
- * end the iteration.
- */
-class RequestFeed implements AsyncIterableIterator<StreamDeviceMetricsRequest> {
-  readonly #buffer: { message: StreamDeviceMetricsRequest; taken: () => void }[] = [];
-  #wake: ((r: IteratorResult<StreamDeviceMetricsRequest>) => void) | undefined;
-  #done = false;
-
-  push(message: StreamDeviceMetricsRequest, taken: () => void): void {
-    if (this.#done) return;
-    const wake = this.#wake;
-    if (wake) {
-      this.#wake = undefined;
-      taken();
-      wake({ value: message, done: false });
-    } else this.#buffer.push({ message, taken });
-  }
-
-  end(): void {
-    this.#done = true;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<StreamDeviceMetricsRequest>> {
-    const item = this.#buffer.shift();
-    if (item !== undefined) {
-      item.taken();
-      return Promise.resolve({ value: item.message, done: false });
-    }
-    if (this.#done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#wake = resolve));
-  }
-
-  return(): Promise<IteratorResult<StreamDeviceMetricsRequest>> {
-    this.end();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  throw(): Promise<IteratorResult<StreamDeviceMetricsRequest>> {
-    return this.return();
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-}
-
-const FINAL_CODES: ReadonlySet<Code> = new Set([Code.PermissionDenied, Code.Unimplemented]);
+export {
+  MAX_SAMPLES_PER_BATCH,
+  type MetricsAck,
+  type MetricsStreamer,
+  type MetricsStreamerOptions,
+  type MetricsStreamerStats,
+} from "./streamer-types.js";
 
 /**
  * Creates a metrics streamer for one device (Node.js: gRPC over HTTP/2).
@@ -246,8 +86,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
 
   let open: MetricSample[] = [];
   let openTimer: ReturnType<typeof setTimeout> | undefined;
-  const unacked: Batch[] = [];
-  let nextSequence = 1;
+  const unacked = new UnackedBatches();
   let lastStampMs = -Infinity;
   let feed: RequestFeed | undefined;
   let abort: AbortController | undefined;
@@ -256,9 +95,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
   /** Set when close() gives up waiting: no more connections, whatever is left unacknowledged. */
   let stopped = false;
   let failure: ConnectError | undefined;
-  let waiters: Waiter[] = [];
-  let retryTimer: ReturnType<typeof setTimeout> | undefined;
-  let wakeRetry: (() => void) | undefined;
+  const pause = new BackoffPause();
   const counts = { recorded: 0, dropped: 0, ackedBatches: 0, acked: 0, stored: 0, filtered: 0, rejected: 0, refusedBatches: 0, resentBatches: 0, reconnects: 0 };
   let connections = 0;
   let connected = false;
@@ -269,17 +106,6 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
     } catch {
       // A callback's exception must not break the stream.
     }
-  };
-
-  const settleWaiters = (): void => {
-    const oldest = unacked[0]?.sequence ?? Infinity;
-    waiters = waiters.filter((w) => {
-      if (w.target < oldest) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
   };
 
   const toRequest = (batch: Batch): StreamDeviceMetricsRequest =>
@@ -293,9 +119,8 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
     if (openTimer !== undefined) clearTimeout(openTimer);
     openTimer = undefined;
     if (open.length === 0) return;
-    const batch: Batch = { sequence: nextSequence++, samples: open, sends: 0 };
+    const batch = unacked.add(open);
     open = [];
-    unacked.push(batch);
     if (failure !== undefined) return;
     if (feed !== undefined) send(batch);
     else ensureRunning();
@@ -303,60 +128,38 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
 
   const onAck = (ack: StreamDeviceMetricsResponse): void => {
     const sequence = Number(ack.sequence);
-    const index = unacked.findIndex((b) => b.sequence === sequence);
-    if (index < 0) return; // already acknowledged (an old stream's late answer)
-    const [batch] = unacked.splice(index, 1);
+    const batch = unacked.acknowledge(sequence);
+    if (batch === undefined) return; // already acknowledged (an old stream's late answer)
     const c = ack.counts;
     counts.ackedBatches++;
-    if (batch!.sends > 1) counts.resentBatches++;
-    counts.acked += c?.received ?? batch!.samples.length;
+    if (batch.sends > 1) counts.resentBatches++;
+    counts.acked += c?.received ?? batch.samples.length;
     counts.stored += c?.stored ?? 0;
     counts.filtered += c?.filtered ?? 0;
     counts.rejected += c?.rejected ?? 0;
     safely(options.onAck, {
       sequence,
-      received: c?.received ?? batch!.samples.length,
+      received: c?.received ?? batch.samples.length,
       stored: c?.stored ?? 0,
       filtered: c?.filtered ?? 0,
       rejected: c?.rejected ?? 0,
       rejections: ack.rejections,
-      resent: batch!.sends > 1,
+      resent: batch.sends > 1,
     });
-    settleWaiters();
-  };
-
-  /**
-   * Drops the batch an `InvalidArgument` names (its `analytics.v1.RefusedBatch` detail), else the
-   * oldest unacknowledged: the server acknowledges every batch before the one it refuses.
-   */
-  const dropRefusedBatch = (err: ConnectError): void => {
-    const sequence = refusedBatchSequence(err);
-    const named = sequence === undefined ? -1 : unacked.findIndex((b) => BigInt(b.sequence) === sequence);
-    const index = named >= 0 ? named : 0;
-    if (unacked.length === 0) return;
-    unacked.splice(index, 1);
-    counts.refusedBatches++;
-    settleWaiters();
+    unacked.settleWaiters();
   };
 
   const fail = (err: ConnectError): void => {
     failure = err;
-    for (const w of waiters) w.reject(err);
-    waiters = [];
+    unacked.rejectWaiters(err);
   };
-
-  const waitBeforeRetry = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      wakeRetry = resolve;
-      retryTimer = setTimeout(resolve, ms);
-    });
 
   /** One stream: resend what is unacknowledged, then forward new batches, until it breaks or ends. */
   const connectOnce = async (): Promise<void> => {
     feed = new RequestFeed();
     abort = new AbortController();
     const current = feed;
-    for (const batch of unacked) send(batch);
+    for (const batch of unacked.batches) send(batch);
     if (closing && unacked.length === 0) current.end();
     const responses = client.streamDeviceMetrics(current, { signal: abort.signal });
     let first = true;
@@ -389,19 +192,22 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
       } catch (raw) {
         const err = ConnectError.from(raw);
         if (stopped) return;
-        if (FINAL_CODES.has(err.code)) {
+        if (isFinalStreamError(err)) {
           safely(options.onError, err, false);
           fail(err);
           return;
         }
         // A refused batch would be refused again: drop it so the batches behind it can go.
         // Anything else (transient or not) is retried with backoff: a device keeps trying.
-        if (err.code === Code.InvalidArgument) dropRefusedBatch(err);
+        if (err.code === Code.InvalidArgument && unacked.dropRefused(err)) {
+          counts.refusedBatches++;
+          unacked.settleWaiters();
+        }
         safely(options.onError, err, true);
       }
       if (counts.ackedBatches > ackedBefore) retry = 0;
       if (unacked.length === 0 && (closing || open.length === 0)) return;
-      await waitBeforeRetry(backoffMs(retry++, { initialBackoffMs: 500, maxBackoffMs: 30_000, ...options.reconnect }));
+      await pause.wait(reconnectDelayMs(retry++, options.reconnect));
     }
   };
 
@@ -417,9 +223,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
   const flushed = (): Promise<void> => {
     seal();
     if (failure !== undefined) return Promise.reject(failure);
-    const target = nextSequence - 1;
-    if ((unacked[0]?.sequence ?? Infinity) > target) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => waiters.push({ target, resolve, reject }));
+    return unacked.whenPast(unacked.lastSequence);
   };
 
   return {
@@ -453,8 +257,7 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
       try {
         if (unacked.length > 0) {
           // Reconnect at once if the loop is waiting out a backoff.
-          if (retryTimer !== undefined) clearTimeout(retryTimer);
-          wakeRetry?.();
+          pause.cut();
           ensureRunning();
           await Promise.race([flushed().catch(() => undefined), expired]);
         }
@@ -464,20 +267,18 @@ export function createMetricsStreamer(options: MetricsStreamerOptions): MetricsS
         clearTimeout(timer);
         stopped = true;
         abort?.abort(new ConnectError("metrics streamer closed", Code.Canceled));
-        if (retryTimer !== undefined) clearTimeout(retryTimer);
-        wakeRetry?.();
+        pause.cut();
         await running?.catch(() => undefined);
         const left = new ConnectError("metrics streamer closed before everything was acknowledged", Code.Canceled);
-        for (const w of waiters) w.reject(left);
-        waiters = [];
+        unacked.rejectWaiters(left);
       }
       if (failure !== undefined && unacked.length > 0) throw failure;
-      return { unacked: unacked.flatMap((b) => b.samples) };
+      return { unacked: unacked.samples() };
     },
     stats() {
       return {
         ...counts,
-        pending: open.length + unacked.reduce((n, b) => n + b.samples.length, 0),
+        pending: open.length + unacked.sampleCount(),
         unackedBatches: unacked.length,
         connected,
       };

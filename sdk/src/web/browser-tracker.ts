@@ -4,110 +4,27 @@
  * on page hide the queue goes out with `fetch(..., { keepalive: true })`, which outlives the page.
  * It never throws into the host page and never rejects a promise it hands out.
  *
+ * This module builds the events; beside it: the public types (`tracker-types.ts`), the page hooks
+ * (`dom-capture.ts`) and the page-hide flush (`page-hide-beacon.ts`).
+ *
  * @module
  */
-import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { createAnalyticsClient, toEvent, type AnalyticsClient, type EventInput } from "../analytics-client.js";
+import { createAnalyticsClient, toEvent, type EventInput } from "../analytics-client.js";
 import { newEventId } from "../event-id.js";
-import { EventQueue, type EventQueueStats } from "../event-queue.js";
-import { EventSchema, LogEventsRequestSchema, LogEventsResponseSchema, type Event } from "../gen/analytics/v1/analytics_service_pb.js";
+import { EventQueue } from "../event-queue.js";
 import { ActivityType, ErrorCategory, Severity } from "../gen/analytics/v1/common_pb.js";
-import type { RetryOptions } from "../retry.js";
+import { domCapture } from "./dom-capture.js";
+import { pageHideBeacon } from "./page-hide-beacon.js";
+import { INERT_TRACKER, type BrowserTracker, type BrowserTrackerOptions } from "./tracker-types.js";
 import { createWebTransport } from "./transport.js";
 
-/** Where the tracker looks for marks on elements, and what it records. */
-export interface BrowserTrackerOptions {
-  /**
-   * The service's URL, e.g. `https://analytics.example.com`. Page-hide beacons go there; without
-   * it (a `client` given instead) the tracker can only try a regular flush when the page hides.
-   */
-  readonly baseUrl?: string;
-  /** A client to send batches with (default: one over {@link createWebTransport} on `baseUrl` with the options below). */
-  readonly client?: Pick<AnalyticsClient, "logEvents">;
-  /** A bearer token; without `token`/`getToken` the `access_token` cookie is used. */
-  readonly token?: string;
-  /** Returns the current bearer token (the last one returned is used by page-hide beacons). */
-  readonly getToken?: () => string | Promise<string>;
-  /** Cookie mode for requests (default `"include"`). */
-  readonly credentials?: RequestCredentials;
-  /** Groups this tab's activities (default: a UUID kept in `sessionStorage` for the tab's life). */
-  readonly sessionId?: string;
-  /** The acting user; leave empty to let the server use the token's subject (a `user` token must). */
-  readonly userId?: string;
-  /** Record page views: at start and on every URL change (`pushState`, `replaceState`, back/forward, hash) (default true). */
-  readonly pageViews?: boolean;
-  /** Attribute marking clickable elements; a click inside one records its value (default `data-analytics-id`; `false` disables). */
-  readonly clickAttribute?: string | false;
-  /** Attribute marking search inputs; typing records the query, debounced (default `data-analytics-search`; `false` disables). */
-  readonly searchAttribute?: string | false;
-  /** Quiet time that ends a search burst, in ms (default 500): only the burst's last query is sent. */
-  readonly searchDebounceMs?: number;
-  /** Record `error` and `unhandledrejection` as `FRONTEND` errors (default true). */
-  readonly captureErrors?: boolean;
-  /** Cap on captured errors per minute (default 30), so an error loop cannot flood the queue. */
-  readonly maxErrorsPerMinute?: number;
-  /** Events per batch (default 50). */
-  readonly maxBatch?: number;
-  /** Longest an event waits before it is sent, in ms (default 5000). */
-  readonly flushIntervalMs?: number;
-  /** Most events kept while the service is unreachable (default 500; beyond it new events are dropped). */
-  readonly maxQueue?: number;
-  /** Backoff between failed sends (default 1 s doubling up to 60 s). */
-  readonly retry?: Pick<RetryOptions, "initialBackoffMs" | "maxBackoffMs">;
-  /** The page URL recorded with events (default `location.pathname + location.search + location.hash`). */
-  readonly pageUrl?: () => string;
-  /** Told about failed sends and internal problems (never thrown). */
-  readonly onError?: (error: unknown) => void;
-  /** The window to track (default `globalThis.window`). */
-  readonly window?: Window;
-}
-
-/** Counters of a tracker. */
-export interface BrowserTrackerStats extends EventQueueStats {
-  /** Errors not recorded because of `maxErrorsPerMinute`. */
-  readonly errorsSuppressed: number;
-  /** Page-hide beacons sent. */
-  readonly beacons: number;
-}
-
-/** See {@link createBrowserTracker}. Every method is safe to call in any state. */
-export interface BrowserTracker {
-  /** Records a page view (default URL: the current page). Automatic with `pageViews`. */
-  pageView(url?: string): void;
-  /** Records a click on `elementId`. Automatic for marked elements. */
-  click(elementId: string, extraData?: JsonObject): void;
-  /** Records a search, debounced: only the last query of a burst is sent. Automatic for marked inputs. */
-  search(query: string, elementId?: string): void;
-  /** Records any other interaction worth counting. */
-  interaction(elementId: string, extraData?: JsonObject): void;
-  /** Records an error (category `FRONTEND`). Automatic for uncaught errors with `captureErrors`. */
-  error(error: unknown, context?: JsonObject): void;
-  /** Sends what is queued now; resolves true when it all went out (never rejects). */
-  flush(): Promise<boolean>;
-  /** Removes every listener, restores `history`, and sends what is queued with a keepalive beacon. */
-  stop(): void;
-  /** The counters. */
-  stats(): BrowserTrackerStats;
-}
+export type { BrowserTracker, BrowserTrackerOptions, BrowserTrackerStats } from "./tracker-types.js";
 
 const SESSION_KEY = "fleet-analytics-session";
-/** Chromium caps the bodies of in-flight keepalive requests of a page at 64 KiB in all. */
-const BEACON_BUDGET_BYTES = 60_000;
 const LIMITS = { url: 2048, shortText: 256, message: 4096, stack: 32 * 1024 } as const;
 
 const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n) : s);
-
-const INERT: BrowserTracker = {
-  pageView() {},
-  click() {},
-  search() {},
-  interaction() {},
-  error() {},
-  flush: () => Promise.resolve(true),
-  stop() {},
-  stats: () => ({ queued: 0, sent: 0, rejected: 0, dropped: 0, discarded: 0, failedSends: 0, errorsSuppressed: 0, beacons: 0 }),
-};
 
 /** Name, message and stack of anything thrown. */
 function describe(error: unknown): { name: string; message: string; stack: string } {
@@ -146,17 +63,17 @@ export function createBrowserTracker(options: BrowserTrackerOptions): BrowserTra
     }
   };
   const win = options.window ?? (typeof window === "undefined" ? undefined : window);
-  if (win === undefined) return INERT;
+  if (win === undefined) return INERT_TRACKER;
   if (options.baseUrl === undefined && options.client === undefined) {
     report(new TypeError("createBrowserTracker needs baseUrl or client: tracking is off"));
-    return INERT;
+    return INERT_TRACKER;
   }
   try {
     return startTracker(options, win, report);
   } catch (err) {
     // Bad options (e.g. maxBatch over 500) turn tracking off; they never break the page.
     report(err);
-    return INERT;
+    return INERT_TRACKER;
   }
 }
 
@@ -307,100 +224,28 @@ function startTracker(options: BrowserTrackerOptions, win: Window, report: (err:
   });
 
   // --- page hide: keepalive beacons -------------------------------------------------------
-  let beacons = 0;
-  const endpoint = baseUrl === undefined ? undefined : `${baseUrl.replace(/\/+$/, "")}/analytics.v1.AnalyticsService/LogEvents`;
-  const encoder = new TextEncoder();
-  const jsonOf = (event: Event): JsonValue => toJson(EventSchema, event);
+  const beacons = pageHideBeacon({ win, baseUrl, queue, token: () => lastToken, credentials: options.credentials, report });
   const beacon = safe(() => {
     sendSearch();
-    if (endpoint === undefined) {
-      // No URL for a keepalive request: a regular send, which may not survive an unload.
-      void queue.flush().catch(report);
-      return;
-    }
-    const batches = queue.takeForBeacon(BEACON_BUDGET_BYTES, (e) => encoder.encode(JSON.stringify(jsonOf(e))).length);
-    for (const batch of batches) {
-      beacons++;
-      const body = JSON.stringify(toJson(LogEventsRequestSchema, create(LogEventsRequestSchema, { events: [...batch.events] })));
-      const headers: Record<string, string> = { "content-type": "application/json", "connect-protocol-version": "1" };
-      if (lastToken !== "") headers.authorization = `Bearer ${lastToken}`;
-      let sent: Promise<Response>;
-      try {
-        sent = win.fetch(endpoint, { method: "POST", body, headers, keepalive: true, credentials: options.credentials ?? "include" });
-      } catch (err) {
-        batch.settle(err instanceof Error ? err : new Error(String(err)));
-        continue;
-      }
-      sent
-        .then(async (res) => {
-          if (!res.ok) throw new Error(`LogEvents beacon answered HTTP ${res.status}`);
-          batch.settle(fromJson(LogEventsResponseSchema, (await res.json()) as JsonValue, { ignoreUnknownFields: true }));
-        })
-        .catch((err: unknown) => {
-          batch.settle(err instanceof Error ? err : new Error(String(err)));
-          report(err);
-        });
-    }
-  });
-  const onVisibility = safe(() => {
-    if (doc.visibilityState === "hidden") beacon();
+    beacons.send();
   });
 
-  // --- listeners --------------------------------------------------------------------------
-  const clickAttr = options.clickAttribute === undefined ? "data-analytics-id" : options.clickAttribute;
-  const searchAttr = options.searchAttribute === undefined ? "data-analytics-search" : options.searchAttribute;
-  const onClick = safe((ev: MouseEvent) => {
-    if (clickAttr === false) return;
-    const target = ev.target as { closest?: (s: string) => Element | null } | null;
-    const marked = typeof target?.closest === "function" ? target.closest(`[${clickAttr}]`) : null;
-    const id = marked?.getAttribute(clickAttr);
-    if (id) activity(ActivityType.CLICK, { elementId: id });
-  });
-  const onInput = safe((ev: globalThis.Event) => {
-    if (searchAttr === false) return;
-    const target = ev.target as (Element & { value?: unknown }) | null;
-    if (!target || typeof target.getAttribute !== "function" || !target.hasAttribute(searchAttr)) return;
-    search(typeof target.value === "string" ? target.value : "", target.getAttribute(searchAttr) ?? "");
-  });
-  const onError = safe((ev: ErrorEvent) => {
-    error(ev.error ?? ev.message, { source: "window.error", filename: ev.filename ?? "", line: ev.lineno ?? 0, column: ev.colno ?? 0 });
-  });
-  const onRejection = safe((ev: PromiseRejectionEvent) => {
-    error(ev.reason, { source: "unhandledrejection" });
-  });
-
-  const history = win.history;
-  const originalPush = history.pushState;
-  const originalReplace = history.replaceState;
-  let active = true;
-  const patchedPush: History["pushState"] = function (this: History, ...args) {
-    const result = originalPush.apply(this, args);
-    if (active) urlMaybeChanged();
-    return result;
-  };
-  const patchedReplace: History["replaceState"] = function (this: History, ...args) {
-    const result = originalReplace.apply(this, args);
-    if (active) urlMaybeChanged();
-    return result;
-  };
-
-  const trackPages = options.pageViews !== false;
+  // --- page hooks -------------------------------------------------------------------------
+  const dom = domCapture(
+    win,
+    options,
+    {
+      urlMaybeChanged,
+      click: (elementId) => activity(ActivityType.CLICK, { elementId }),
+      search,
+      error,
+      pageHidden: beacon,
+    },
+    safe,
+  );
   try {
-    if (trackPages) {
-      history.pushState = patchedPush;
-      history.replaceState = patchedReplace;
-      win.addEventListener("popstate", urlMaybeChanged);
-      win.addEventListener("hashchange", urlMaybeChanged);
-    }
-    if (clickAttr !== false) doc.addEventListener("click", onClick, { capture: true, passive: true });
-    if (searchAttr !== false) doc.addEventListener("input", onInput, { capture: true, passive: true });
-    if (options.captureErrors !== false) {
-      win.addEventListener("error", onError);
-      win.addEventListener("unhandledrejection", onRejection);
-    }
-    doc.addEventListener("visibilitychange", onVisibility);
-    win.addEventListener("pagehide", beacon);
-    if (trackPages) pageView();
+    dom.start();
+    if (options.pageViews !== false) pageView();
   } catch (err) {
     report(err);
   }
@@ -422,23 +267,11 @@ function startTracker(options: BrowserTrackerOptions, win: Window, report: (err:
       }
     },
     stop: safe(() => {
-      if (!active) return;
-      active = false;
-      // Another script may have wrapped history after us: then our wrappers stay, inert.
-      if (history.pushState === patchedPush) history.pushState = originalPush;
-      if (history.replaceState === patchedReplace) history.replaceState = originalReplace;
-      win.removeEventListener("popstate", urlMaybeChanged);
-      win.removeEventListener("hashchange", urlMaybeChanged);
-      doc.removeEventListener("click", onClick, { capture: true });
-      doc.removeEventListener("input", onInput, { capture: true });
-      win.removeEventListener("error", onError);
-      win.removeEventListener("unhandledrejection", onRejection);
-      doc.removeEventListener("visibilitychange", onVisibility);
-      win.removeEventListener("pagehide", beacon);
+      if (!dom.stop()) return;
       beacon();
       // Lets a send already running finish; everything else went into the beacon.
       void queue.close({ timeoutMs: 5000 }).catch(report);
     }),
-    stats: () => ({ ...queue.stats(), errorsSuppressed, beacons }),
+    stats: () => ({ ...queue.stats(), errorsSuppressed, beacons: beacons.count() }),
   };
 }
