@@ -27,22 +27,27 @@
  *   kept together, but the unnamed statement/portal and "skip until Sync after an error" state are
  *   shared, so a client whose Parse and Bind arrive in separate reads can bind another client's
  *   statement (reproduced with raw protocol writes).
- * So this module puts a session queue in front: the public socket admits one connection at a time
- * and pipes it to pglite-socket on a private Unix socket (in its own 0700 folder); the next
- * connection waits until the current one closes, or fails after `connectionWaitTimeoutMs` with
+ * So a session queue (`session-gate.ts`) goes in front: the public socket admits one connection
+ * at a time and pipes it to pglite-socket on a private Unix socket (in its own 0700 folder); the
+ * next connection waits until the current one closes, or fails after `connectionWaitTimeoutMs` with
  * SQLSTATE 53300. Callers must still use a pool of max 1: a second concurrent connection does
  * not run in parallel, it only waits. A transaction left open by a closed connection is rolled
  * back before the next one runs; other session state (SET, temp tables, named prepared
  * statements) lives in the one backend and outlasts the connection that created it.
+ *
+ * Its parts: `session-gate.ts` (the session queue), `socket-folders.ts` (the 0700 socket
+ * folders), `data-folder-lock.ts` (one instance per data folder); this module starts and stops
+ * them in order.
  */
-import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, connect, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdir, rm } from "node:fs/promises";
+import { createServer, connect, type Server } from "node:net";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { acquireLock, releaseLock } from "./data-folder-lock.js";
+import { SessionGate } from "./session-gate.js";
+import { privateSocketPath, publicSocketFolder, SOCKET_PORT } from "./socket-folders.js";
 
 /** A running embedded PostgreSQL. */
 export interface EmbeddedPostgres {
@@ -71,13 +76,6 @@ export interface EmbeddedPostgresOptions {
 }
 
 const DEFAULT_CONNECTION_WAIT_TIMEOUT_MS = 10_000;
-/** The port in the URL: for a Unix socket it only names the file, `.s.PGSQL.<port>`. */
-const SOCKET_PORT = 5432;
-/**
- * Longest socket path used, in bytes: `sun_path` holds 108 bytes on Linux and 104 on macOS, the
- * terminating NUL included.
- */
-const MAX_SOCKET_PATH_BYTES = 103;
 /** The session queue keeps one live connection; the slack absorbs connections still closing. */
 const BACKEND_MAX_CONNECTIONS = 4;
 
@@ -182,162 +180,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 }
 
-/**
- * Admits one client connection at a time, piping it to the backend; the others wait in order.
- * A waiting socket is not read from, so its startup message stays buffered until its turn.
- */
-class SessionGate {
-  readonly #connectBackend: () => Socket;
-  readonly #waitTimeoutMs: number;
-  readonly #waiting: Array<{ client: Socket; timer: NodeJS.Timeout }> = [];
-  readonly #sockets = new Set<Socket>();
-  #active: Socket | undefined;
-  #closed = false;
-
-  constructor(connectBackend: () => Socket, waitTimeoutMs: number) {
-    this.#connectBackend = connectBackend;
-    this.#waitTimeoutMs = waitTimeoutMs;
-  }
-
-  accept(client: Socket): void {
-    if (this.#closed) {
-      client.destroy();
-      return;
-    }
-    this.#track(client);
-    client.setNoDelay(true);
-    if (this.#active === undefined) {
-      this.#admit(client);
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.#unqueue(client);
-      client.end(
-        errorResponse(
-          "53300",
-          `the embedded PostgreSQL serves one connection at a time and another one stayed open for ` +
-            `${this.#waitTimeoutMs} ms: use a single connection (a pool of max 1) and close it when done`,
-        ),
-      );
-    }, this.#waitTimeoutMs);
-    this.#waiting.push({ client, timer });
-    client.once("close", () => this.#unqueue(client));
-  }
-
-  /** Stops admitting and closes every connection. */
-  close(): void {
-    this.#closed = true;
-    for (const { timer } of this.#waiting.splice(0)) clearTimeout(timer);
-    for (const socket of this.#sockets) socket.destroy();
-  }
-
-  #track(socket: Socket): void {
-    this.#sockets.add(socket);
-    // Resets and broken pipes end the session through "close"; there is nobody to report them to.
-    socket.on("error", () => {});
-    socket.once("close", () => this.#sockets.delete(socket));
-  }
-
-  #unqueue(client: Socket): void {
-    const i = this.#waiting.findIndex((w) => w.client === client);
-    if (i === -1) return;
-    const [entry] = this.#waiting.splice(i, 1);
-    if (entry) clearTimeout(entry.timer);
-  }
-
-  #admit(client: Socket): void {
-    this.#active = client;
-    const backend = this.#connectBackend();
-    this.#track(backend);
-    backend.setNoDelay(true);
-    let open = 2;
-    const closed = (): void => {
-      open -= 1;
-      if (open > 0) return;
-      this.#active = undefined;
-      this.#admitNext();
-    };
-    let reached = false;
-    backend.once("connect", () => {
-      reached = true;
-    });
-    backend.once("error", (err) => {
-      if (!reached && client.writable) {
-        client.end(errorResponse("08006", `the embedded PostgreSQL is not reachable: ${err.message}`));
-      }
-    });
-    client.once("close", () => {
-      backend.destroy();
-      closed();
-    });
-    backend.once("close", () => {
-      if (!client.writableEnded) client.end();
-      closed();
-    });
-    client.pipe(backend);
-    backend.pipe(client);
-  }
-
-  #admitNext(): void {
-    if (this.#closed) return;
-    for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
-      clearTimeout(next.timer);
-      if (next.client.destroyed) continue;
-      this.#admit(next.client);
-      return;
-    }
-  }
-}
-
-/** A PostgreSQL ErrorResponse message, so clients report the reason instead of a dropped connection. */
-function errorResponse(sqlState: string, message: string): Buffer {
-  const fields = Buffer.concat([
-    field("S", "FATAL"),
-    field("V", "FATAL"),
-    field("C", sqlState),
-    field("M", message),
-    Buffer.from([0]),
-  ]);
-  const header = Buffer.alloc(5);
-  header.write("E", 0, "latin1");
-  header.writeInt32BE(fields.length + 4, 1);
-  return Buffer.concat([header, fields]);
-}
-
-function field(code: string, value: string): Buffer {
-  return Buffer.concat([Buffer.from(code, "latin1"), Buffer.from(value, "utf8"), Buffer.from([0])]);
-}
-
-/** A socket path only this process can reach, so nothing bypasses the session queue. */
-async function privateSocketPath(): Promise<{ path: string; remove: () => Promise<void> }> {
-  // mkdtemp makes the folder 0700; a short base keeps the path under the 104-byte sun_path limit.
-  const dir = await mkdtemp(join(tmpdir(), "pglite-"));
-  return { path: join(dir, ".s.PGSQL.5432"), remove: () => rm(dir, { recursive: true, force: true }) };
-}
-
-/**
- * The folder the public socket goes in: `<root>/socket`, mode 0700, or a fresh 0700 folder under
- * the OS temporary folder when the socket path would be too long (`inTmp`; removed at stop).
- *
- * @throws Error when `<root>/socket` is not a folder owned by this user (it is then not ours to
- *   trust, or to change the mode of).
- */
-async function publicSocketFolder(root: string): Promise<{ dir: string; inTmp: boolean; remove: () => Promise<void> }> {
-  const dir = join(root, "socket");
-  if (Buffer.byteLength(join(dir, `.s.PGSQL.${SOCKET_PORT}`)) > MAX_SOCKET_PATH_BYTES) {
-    const tmp = await mkdtemp(join(tmpdir(), "analytics-pg-"));
-    return { dir: tmp, inTmp: true, remove: () => rm(tmp, { recursive: true, force: true }) };
-  }
-  await mkdir(dir, { mode: 0o700, recursive: true });
-  const stat = await lstat(dir);
-  if (!stat.isDirectory() || (process.getuid !== undefined && stat.uid !== process.getuid())) {
-    throw new Error(`${dir} must be a folder owned by this user: the embedded PostgreSQL's socket goes in it`);
-  }
-  // mkdir leaves an existing folder's mode as it was, and a new one's is cut by the umask.
-  if ((stat.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
-  return { dir, inTmp: false, remove: async () => {} };
-}
-
 function listen(server: Server, path: string): Promise<void> {
   return new Promise((done, fail) => {
     const onError = (err: Error): void => {
@@ -349,76 +191,6 @@ function listen(server: Server, path: string): Promise<void> {
       done();
     });
   });
-}
-
-/**
- * Takes `<dataDir>/pglite.lock` for this process. Best effort: two processes taking over the same
- * stale lock in the same instant could both succeed (Node has no flock).
- */
-async function acquireLock(lockPath: string, pgDir: string): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (await createLockFile(lockPath)) return;
-    const holder = await readLockPid(lockPath);
-    if (holder !== undefined && isProcessAlive(holder)) {
-      const who = holder === process.pid ? `this process (pid ${holder})` : `process ${holder}`;
-      throw new Error(
-        `The embedded PostgreSQL data folder ${pgDir} is already in use by ${who}; two PGlite ` +
-          `instances on one folder corrupt it. Stop the other instance, pass a different data folder, ` +
-          `or set DATABASE_URL to use a PostgreSQL server. If ${who} does not use it, delete ${lockPath}.`,
-      );
-    }
-    await rm(lockPath, { force: true });
-  }
-  throw new Error(`Could not take the embedded PostgreSQL lock ${lockPath}: it keeps being recreated; retry.`);
-}
-
-/**
- * Creates the lock file with our pid in one step (write a private file, hard-link it into place),
- * so nobody reads a lock that exists but is still empty. False if it already exists.
- */
-async function createLockFile(lockPath: string): Promise<boolean> {
-  const staging = `${lockPath}.${process.pid}.${randomUUID()}`;
-  await writeFile(staging, `${process.pid}\n`);
-  try {
-    await link(staging, lockPath);
-    return true;
-  } catch (err) {
-    if (isErrnoException(err) && err.code === "EEXIST") return false;
-    throw err;
-  } finally {
-    await rm(staging, { force: true });
-  }
-}
-
-/** Removes the lock if it is still ours. */
-async function releaseLock(lockPath: string): Promise<void> {
-  if ((await readLockPid(lockPath)) === process.pid) await rm(lockPath, { force: true });
-}
-
-async function readLockPid(lockPath: string): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await readFile(lockPath, "utf8");
-  } catch (err) {
-    if (isErrnoException(err) && err.code === "ENOENT") return undefined;
-    throw err;
-  }
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user.
-    return isErrnoException(err) && err.code === "EPERM";
-  }
-}
-
-function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && "code" in err;
 }
 
 function errorMessage(err: unknown): string {

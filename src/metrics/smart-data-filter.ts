@@ -4,37 +4,18 @@
  * Pure and I/O-free. Time comes only from the samples and from the `nowMs` the caller passes in;
  * the filter never reads the clock, so tests and replays are deterministic.
  *
+ * This module holds the decision rules; beside it are what they take and give
+ * (`smart-data-filter-types.ts`), the options (`smart-data-filter-options.ts`), the name checks
+ * (`metric-names.ts`), the per-device state with its LRU (`device-state-lru.ts`), the interned
+ * metric shapes (`metric-shapes.ts`) and the byte accounting (`filter-state-bytes.ts`).
+ *
  * @module
  */
 import { DeviceStateLru } from "./device-state-lru.js";
 import { MetricShapes } from "./metric-shapes.js";
+import { checkMetricNames, invalidNameAt, type MetricNames } from "./metric-names.js";
 import { validateFilterOptions, type SmartDataFilterOptions } from "./smart-data-filter-options.js";
-
-/** One telemetry sample as received from a device. */
-export interface MetricSample {
-  /** Device that produced the sample. */
-  readonly deviceId: string;
-  /** When the device took the sample, in Unix epoch milliseconds (device clock). */
-  readonly occurredAtMs: number;
-  /** Metric name to value. A plain object, as protobuf-es decodes `map<string, double>`. */
-  readonly metrics: Readonly<Record<string, number>>;
-}
-
-/**
- * The metric names of many samples that share them (the columnar form), checked once by
- * {@link SmartDataFilter.metricNames} rather than once per sample.
- */
-export interface MetricNames {
-  /** The names, in the order of each sample's values. */
-  readonly names: readonly string[];
-  /**
-   * Index of the first name the filter rejects (empty, or longer than `maxIdLength`), or -1. Each
-   * sample is rejected for it when the sample gets that far, exactly as the map form would be.
-   */
-  readonly invalidAt: number;
-  /** The options' `maxIdLength` the names were checked against. */
-  readonly maxIdLength: number;
-}
+import type { FilterDecision, FilterRejectCode, MetricSample, SmartDataFilterCounters } from "./smart-data-filter-types.js";
 
 export {
   DEFAULT_SMART_DATA_FILTER_OPTIONS,
@@ -42,45 +23,14 @@ export {
   type MetricThreshold,
   type SmartDataFilterOptions,
 } from "./smart-data-filter-options.js";
-
-/** Why a sample was stored. */
-export type StoreReason = "first_contact" | "heartbeat" | "significant_change";
-
-/** Stable, machine-readable reason a sample was rejected. */
-export type FilterRejectCode =
-  | "missing_device_id"
-  | "device_id_too_long"
-  | "invalid_timestamp"
-  | "future_timestamp"
-  | "empty_metrics"
-  | "too_many_metrics"
-  | "invalid_metric_name"
-  | "metric_name_too_long"
-  | "non_finite_value";
-
-/** The outcome of {@link SmartDataFilter.decide}. */
-export type FilterDecision =
-  | { readonly action: "store"; readonly reason: "first_contact" | "heartbeat" }
-  | {
-      readonly action: "store";
-      readonly reason: "significant_change";
-      /** First metric found to have changed, appeared or disappeared. */
-      readonly changedMetric: string;
-    }
-  | { readonly action: "filter" }
-  | { readonly action: "reject"; readonly code: FilterRejectCode; readonly message: string };
-
-/** Running totals since the filter was created. */
-export interface SmartDataFilterCounters {
-  readonly stored: number;
-  readonly filtered: number;
-  readonly rejected: number;
-  /**
-   * Devices dropped by the `maxDevices` or `maxStateBytes` cap or by {@link SmartDataFilter.evictIdle};
-   * `forget` is not counted.
-   */
-  readonly evicted: number;
-}
+export type { MetricNames } from "./metric-names.js";
+export type {
+  FilterDecision,
+  FilterRejectCode,
+  MetricSample,
+  SmartDataFilterCounters,
+  StoreReason,
+} from "./smart-data-filter-types.js";
 
 /*
  * How a sample stands against the device's kept snapshot, settled once per sample. Small integers
@@ -195,9 +145,7 @@ export class SmartDataFilter {
    * rejected for them, as it would be in the map form.
    */
   metricNames(names: readonly string[]): MetricNames {
-    const copy = Object.freeze([...names]);
-    const maxIdLength = this.options.maxIdLength;
-    return Object.freeze({ names: copy, invalidAt: invalidNameAt(copy, maxIdLength), maxIdLength });
+    return checkMetricNames(names, this.options.maxIdLength);
   }
 
   /**
@@ -375,7 +323,7 @@ export class SmartDataFilter {
     return { action: "reject", code, message };
   }
 
-  /** The rejection of a name {@link invalidNameAt} found. */
+  /** The rejection of a name `invalidNameAt` (`metric-names.ts`) found. */
   private rejectName(name: string): FilterDecision {
     if (name.length === 0) return this.reject("invalid_metric_name", "a metric name is empty");
     if (name.length > this.options.maxIdLength) {
@@ -402,19 +350,6 @@ function isSignificant(
 
 function firstMissing(kept: readonly string[], names: readonly string[]): string | undefined {
   return kept.find((name) => !names.includes(name));
-}
-
-/**
- * Index of the first name {@link SmartDataFilter.decide} rejects (empty, or longer than
- * `maxIdLength`), or -1.
- */
-function invalidNameAt(names: readonly string[], maxIdLength: number): number {
-  for (let j = 0; j < names.length; j++) {
-    const name = names[j]!;
-    // U+0000: the name is a key of the stored jsonb, which cannot hold it.
-    if (name.length === 0 || name.length > maxIdLength || name.includes("\u0000")) return j;
-  }
-  return -1;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
