@@ -8,7 +8,7 @@
  */
 import { create, isMessage, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import {
   AnalyticsService,
   EventSchema,
@@ -34,7 +34,7 @@ import {
 import { invalidFieldError } from "./error-details.js";
 import { newEventId } from "./event-id.js";
 import { isBinaryTransport } from "./wire/binary-transport.js";
-import { encodedLogEventsRequest, logEventsEncodedMethod, type LogEventsRequestWire } from "./wire/log-events-wire.js";
+import { encodedLogEventsRequest, encodedRequestBytes, logEventsEncodedMethod, type LogEventsRequestWire } from "./wire/log-events-wire.js";
 
 /** A client of `LogEvents` alone, sending pre-encoded events (binary transports only). */
 function createEncodedLogEventsClient(transport: Transport): {
@@ -118,7 +118,17 @@ export interface AnalyticsClientOptions extends EventDefaults {
    * `sdk/src/wire/README.md`). False: protobuf-es's `toBinary`, for diagnosing a suspected encoder bug.
    */
   readonly wireFastPath?: boolean;
+  /**
+   * The server's message cap (`ANALYTICS_MAX_MESSAGE_BYTES`, default 4 MiB): a pre-encoded
+   * `LogEvents` batch larger than this is refused here, with `ResourceExhausted`, without sending
+   * it (the server would refuse it after reading up to this much, and Node's HTTP/2 client loses
+   * part of its session's memory budget for good when an upload is cut short).
+   */
+  readonly maxMessageBytes?: number;
 }
+
+/** The server's default message cap (`ANALYTICS_MAX_MESSAGE_BYTES`). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The AnalyticsService, typed. Every method returns the response message or rejects with a
@@ -270,7 +280,15 @@ export function createAnalyticsClient(transport: Transport, options: AnalyticsCl
           throw invalidFieldError(`invalid request: events: ${problem}`, "events", problem);
         }
         const complete = events.map((e) => toEvent(e, options));
-        if (encoded) return encoded.logEvents(encodedLogEventsRequest(complete), opts(o));
+        if (encoded) {
+          const request = encodedLogEventsRequest(complete);
+          const bytes = encodedRequestBytes(request);
+          const cap = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+          if (bytes > cap) {
+            throw new ConnectError(`LogEvents batch of ${events.length} events is ${bytes} bytes, over the ${cap}-byte message cap: send fewer events per call`, Code.ResourceExhausted);
+          }
+          return encoded.logEvents(request, opts(o));
+        }
         return raw.logEvents(create(LogEventsRequestSchema, { events: complete }), opts(o));
       }),
     ingestDeviceMetrics: (input, o) =>

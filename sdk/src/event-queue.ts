@@ -10,6 +10,9 @@
  * - A send failing with a final code (`InvalidArgument`, `PermissionDenied`, `Unimplemented`...)
  *   discards that batch (counted in `discarded`, reported to `onSendError`): retrying it could
  *   never succeed and would block everything behind it.
+ * - A batch too large for the server's message cap (`ResourceExhausted` without a retry hint) is
+ *   put back and sent again at once as smaller batches (halved each time, doubled back after each
+ *   success); an event too large alone is discarded, as above.
  * - An event the server rejects on its own (`WRITE_OUTCOME_REJECTED`) is counted in `rejected`
  *   and reported to `onRejected`; the events beside it are stored.
  * - The queue is bounded (`maxQueue`, events waiting or being sent): when it is full, the NEW
@@ -19,67 +22,14 @@
  *
  * @module
  */
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { WriteOutcome } from "./gen/analytics/v1/common_pb.js";
-import type { Event, EventResult, LogEventsResponse } from "./gen/analytics/v1/analytics_service_pb.js";
+import type { Event, LogEventsResponse } from "./gen/analytics/v1/analytics_service_pb.js";
 import { MAX_EVENTS_PER_BATCH } from "./analytics-client.js";
-import { isTransientError, retryDelayMs, type RetryOptions } from "./retry.js";
+import { isTransientError, retryDelayMs, retryHintMs } from "./retry.js";
+import type { BeaconBatch, CloseResult, EventQueueOptions, EventQueueStats } from "./event-queue-types.js";
 
-/** Counters of an event queue, since it was created. */
-export interface EventQueueStats {
-  /** Events waiting or being sent now. */
-  readonly queued: number;
-  /** Events the server accepted (stored, de-duplicated or replayed). */
-  readonly sent: number;
-  /** Events the server rejected one by one (invalid or not allowed); not retried. */
-  readonly rejected: number;
-  /** Events not queued because the queue was full or closed. */
-  readonly dropped: number;
-  /** Events thrown away because their batch failed with a final (non-transient) error. */
-  readonly discarded: number;
-  /** Sends that failed transiently and were retried (their events stayed queued). */
-  readonly failedSends: number;
-}
-
-/** Why an event was not queued. */
-export type DropReason = "queue_full" | "closed";
-
-/** Options of {@link EventQueue}. */
-export interface EventQueueOptions {
-  /** Sends one batch (1 to `maxBatch` events) and returns the server's answer. */
-  readonly send: (events: Event[], signal: AbortSignal) => Promise<LogEventsResponse>;
-  /** Events per `LogEvents` call, 1 to 500 (default 500). A full batch is sent at once. */
-  readonly maxBatch?: number;
-  /** Longest an event waits for its batch to fill, in ms (default 1000). */
-  readonly flushIntervalMs?: number;
-  /** Most events waiting or being sent (default 10000); see the drop policy above. */
-  readonly maxQueue?: number;
-  /** Backoff between failed sends (default 500 ms doubling up to 30 s). */
-  readonly retry?: Pick<RetryOptions, "initialBackoffMs" | "maxBackoffMs">;
-  /** Called for each event the server rejected, with its result (violations). */
-  readonly onRejected?: (event: Event, result: EventResult) => void;
-  /** Called for each event that could not be queued. */
-  readonly onDropped?: (event: Event, reason: DropReason) => void;
-  /** Called when a send fails; `willRetry` false means its events were discarded. */
-  readonly onSendError?: (error: ConnectError, willRetry: boolean) => void;
-  /** Do not let the queue's timers keep a Node process alive (default true). */
-  readonly unrefTimers?: boolean;
-  /** Clock, epoch ms (tests). */
-  readonly now?: () => number;
-}
-
-/** What {@link EventQueue.close} could not deliver. */
-export interface CloseResult {
-  /** Events still queued when the time ran out (empty when everything was sent). */
-  readonly unsent: readonly Event[];
-}
-
-/** A batch taken out of the queue for a page-hide beacon; see {@link EventQueue.takeForBeacon}. */
-export interface BeaconBatch {
-  readonly events: readonly Event[];
-  /** Reports the outcome: the server's answer, or the failure (the events are then queued again). */
-  settle(result: LogEventsResponse | Error): void;
-}
+export type { BeaconBatch, CloseResult, DropReason, EventQueueOptions, EventQueueStats } from "./event-queue-types.js";
 
 interface Entry {
   readonly event: Event;
@@ -118,6 +68,11 @@ export class EventQueue {
   #timerAt = 0;
   #retries = 0;
   #retryAt = 0;
+  /**
+   * Events the next batch may hold: `maxBatch`, halved while batches are refused as too large for
+   * the server's message cap, doubled back after each batch that goes through.
+   */
+  #batchLimit: number;
   #closed = false;
   readonly #abort = new AbortController();
   #sent = 0;
@@ -130,6 +85,7 @@ export class EventQueue {
   constructor(options: EventQueueOptions) {
     this.#options = options;
     this.#maxBatch = options.maxBatch ?? MAX_EVENTS_PER_BATCH;
+    this.#batchLimit = this.#maxBatch;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.#maxQueue = options.maxQueue ?? 10_000;
     this.#now = options.now ?? Date.now;
@@ -313,7 +269,7 @@ export class EventQueue {
   #startSend(): Promise<ConnectError | undefined> {
     if (this.#sending) return this.#sending;
     const run = async (): Promise<ConnectError | undefined> => {
-      const batch = this.#queue.splice(0, this.#maxBatch);
+      const batch = this.#queue.splice(0, this.#batchLimit);
       if (batch.length === 0) return undefined;
       this.#inFlight = batch;
       let response: LogEventsResponse;
@@ -326,6 +282,20 @@ export class EventQueue {
         const err = ConnectError.from(raw);
         const back = batch.filter((e) => !this.#delivered.has(e));
         this.#inFlight = [];
+        // Too large for the message cap (ResourceExhausted without a retry hint, which a full
+        // buffer or a rate limit gives): the same batch would fail forever. Smaller batches are
+        // sent at once; an event too large alone is discarded.
+        if (err.code === Code.ResourceExhausted && retryHintMs(err) === undefined) {
+          if (back.length > 1) {
+            this.#queue = [...back, ...this.#queue];
+            this.#batchLimit = Math.max(1, Math.floor(back.length / 2));
+            safely(this.#options.onSendError, err, true);
+          } else {
+            this.#discarded += back.length;
+            safely(this.#options.onSendError, err, false);
+          }
+          return err;
+        }
         if (isTransientError(err)) {
           this.#queue = [...back, ...this.#queue];
           this.#failedSends++;
@@ -340,6 +310,7 @@ export class EventQueue {
       this.#inFlight = [];
       this.#retries = 0;
       this.#retryAt = 0;
+      this.#batchLimit = Math.min(this.#maxBatch, this.#batchLimit * 2);
       this.#account(batch, response);
       return undefined;
     };

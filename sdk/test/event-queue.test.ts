@@ -54,6 +54,19 @@ describe("EventQueue", () => {
     expect(q.stats()).toMatchObject({ sent: 4, queued: 0 });
   });
 
+  it("splits a batch too large for the message cap and sends it at once as smaller ones; discards an event too large alone", async () => {
+    const errors: string[] = [];
+    const tooLarge = () => new ConnectError("message too large", Code.ResourceExhausted);
+    // e0-e3 refused as one batch, then as two; e0 alone is too large; the rest go through.
+    const { send, batches } = scriptedSend([tooLarge(), tooLarge(), tooLarge()]);
+    const q = new EventQueue({ send, maxBatch: 4, flushIntervalMs: 0, onSendError: (e, retry) => errors.push(`${Code[e.code]}:${retry}`) });
+    for (let i = 0; i < 6; i++) q.enqueue(event(i));
+    await expect.poll(() => q.stats().sent, { timeout: 2000 }).toBe(5);
+    expect(batches).toEqual([["e0", "e1", "e2", "e3"], ["e0", "e1"], ["e0"], ["e1"], ["e2", "e3"], ["e4", "e5"]]);
+    expect(errors).toEqual(["ResourceExhausted:true", "ResourceExhausted:true", "ResourceExhausted:false"]);
+    expect(q.stats()).toMatchObject({ discarded: 1, sent: 5 });
+  });
+
   it("keeps a batch through transient failures, in order, and retries after backoff", async () => {
     const errors: string[] = [];
     const { send, batches } = scriptedSend([new ConnectError("down", Code.Unavailable), new ConnectError("busy", Code.ResourceExhausted, { "retry-after-ms": "30" })]);

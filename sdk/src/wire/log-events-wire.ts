@@ -86,6 +86,15 @@ export function encodedLogEventsRequest(events: readonly Event[]): LogEventsRequ
   } as LogEventsRequestWire;
 }
 
+/** Bytes of `request`'s encoding: each event's tag (one byte), length varint and bytes. */
+export function encodedRequestBytes(request: LogEventsRequestWire): number {
+  let total = 0;
+  for (const event of request.events) total += 1 + varintBytes(event.length) + event.length;
+  return total;
+}
+
+const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+
 /**
  * Whether `message` is a pre-encoded `LogEvents` request whose every event has an event id (so
  * sending it again stores nothing twice); undefined when it is not a pre-encoded request.
