@@ -28,7 +28,8 @@ import type { Logger } from "../util/logger.js";
 import { invalidArgument, type Violation } from "../validation/field-rules.js";
 import { encodeLogEventsResponse, logEventsResponseWire, type LogEventsRequestWire, type LogEventsResponseWire } from "../wire/log-events-wire.js";
 import { compileDecoder, WireFormatError } from "../wire/message-decoder.js";
-import { eventFromJson, EventsJsonError, invalidJsonBody, splitEventsJson, type JsonBodyCapture } from "../wire/log-events-json.js";
+import { eventFromJson, EventsJsonError, invalidJsonBody, splitEventsJson } from "../wire/log-events-json.js";
+import type { JsonBodyCapture } from "../wire/json-body-capture.js";
 import { setImmediate as nextTurn } from "node:timers/promises";
 
 /** What `LogEvents` needs. */

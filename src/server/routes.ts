@@ -4,14 +4,14 @@
  * `createRouterTransport(createRoutes(deps))`.
  *
  * Three tables, because binary `LogEvents` and unary `Log*` requests have a fast path
- * (`src/wire/`) on the same paths as the generic one, and JSON `LogEvents` a sliced decoder:
+ * (`src/wire/`) on the same paths as the generic one, and their JSON requests a decoder of their own:
  * {@link createRoutes} holds every procedure as protobuf-es decodes it,
- * {@link createBinaryLogEventsRoutes} the fast path's five, {@link createJsonLogEventsRoutes}
- * JSON `LogEvents`, and {@link createRouteHandler} serves them from three Connect adapters,
+ * {@link createBinaryLogEventsRoutes} the fast path's five, {@link createJsonBodyRoutes}
+ * JSON `LogEvents` and unary `Log*`, and {@link createRouteHandler} serves them from three Connect adapters,
  * picking one per request by its path and content type. `binaryLogEventsFastPath: false` serves
  * binary requests from the first.
  */
-import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { AnalyticsService, EventSchema } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
@@ -28,7 +28,8 @@ import { createMetricsQueries, type MetricsQueries } from "../queries/metrics-qu
 import { createSqlPool } from "../db/sql-runner.js";
 import { isBinaryFastPathRequest, logEventsWireMethod } from "../wire/log-events-wire.js";
 import { fromUnaryWire, unaryWireMethod } from "../wire/unary-log-wire.js";
-import { createJsonBodyCapture, isJsonLogEventsRequest, logEventsJsonMethod } from "../wire/log-events-json.js";
+import { createJsonBodyCapture, isJsonRequestTo, jsonBodyMethod, type JsonBodyCapture } from "../wire/json-body-capture.js";
+import { UNARY_JSON_METHODS, unaryJsonDecoder } from "../wire/unary-log-json.js";
 import { largestValidMessageBytes } from "./message-caps.js";
 import { ERROR_DETAIL_FILES } from "../errors/error-details.js";
 import type { HealthService } from "./health.js";
@@ -133,22 +134,35 @@ export function createBinaryLogEventsRoutes(deps: RouteDeps): ((router: ConnectR
 }
 
 /**
- * JSON `LogEvents` (`src/wire/log-events-json.ts`: the body split into events and each parsed
- * alone, between turns of the event loop) as the route of an adapter of its own, which must run
- * `interceptor` first and decode JSON with `jsonOptions`; undefined when `LogEvents` is overridden.
+ * The calls whose JSON bodies are decoded here rather than by Connect (`src/wire/json-body-capture.ts`):
+ * `LogEvents` (split into events and parsed one by one, between turns of the event loop:
+ * `log-events-json.ts`) and the unary `Log*` calls (their `Struct` payloads kept as `JSON.parse`
+ * gives them: `unary-log-json.ts`), as routes of an adapter of their own, which must run
+ * `capture.interceptor` first and decode JSON with `capture.jsonOptions`; undefined when
+ * `LogEvents` is overridden (benchmarks). `paths` are the procedures it serves.
  */
-export function createJsonLogEventsRoutes(
-  deps: RouteDeps,
-): { routes: (router: ConnectRouter) => void; interceptor: Interceptor; jsonOptions: ReturnType<typeof createJsonBodyCapture>["jsonOptions"] } | undefined {
+export function createJsonBodyRoutes(deps: RouteDeps): { routes: (router: ConnectRouter) => void; capture: JsonBodyCapture; paths: ReadonlySet<string> } | undefined {
   if (deps.analyticsOverrides?.logEvents) return undefined;
-  const capture = createJsonBodyCapture();
+  const capture = createJsonBodyCapture(new Map(UNARY_JSON_METHODS.map((m) => [m.name, unaryJsonDecoder(m.input)])));
   // A UTF-16 code unit is at least one byte: a longer text cannot be a valid event.
   const json = { capture, maxEventChars: largestValidMessageBytes(EventSchema) };
   const logEvents = createLogEventsHandlers({ writer: deps.writer, log: deps.log, now: deps.now ?? Date.now, json });
+  const unary = { ...createAnalyticsService(deps), ...deps.analyticsOverrides };
+  const { logUserActivity, logError, logDeviceStateChange, logJobOutcome } = AnalyticsService.method;
+  // The capture's interceptor replaced each unary call's message with the decoded request.
+  const decoded = <T>(impl: ((req: T, ctx: never) => unknown) | undefined) => impl as never;
+  const methods = [AnalyticsService.method.logEvents, ...UNARY_JSON_METHODS];
   return {
-    routes: (router) => withMessageCaps(router, deps.messageCaps).rpc(logEventsJsonMethod, logEvents.logEventsJson),
-    interceptor: capture.interceptor,
-    jsonOptions: capture.jsonOptions,
+    routes: (router) => {
+      const capped = withMessageCaps(router, deps.messageCaps);
+      capped.rpc(jsonBodyMethod(AnalyticsService.method.logEvents), logEvents.logEventsJson);
+      capped.rpc(jsonBodyMethod(logUserActivity), decoded(unary.logUserActivity));
+      capped.rpc(jsonBodyMethod(logError), decoded(unary.logError));
+      capped.rpc(jsonBodyMethod(logDeviceStateChange), decoded(unary.logDeviceStateChange));
+      capped.rpc(jsonBodyMethod(logJobOutcome), decoded(unary.logJobOutcome));
+    },
+    capture,
+    paths: new Set(methods.map((m) => `/${m.parent.typeName}/${m.name}`)),
   };
 }
 
@@ -160,7 +174,7 @@ export interface RouteHandlerOptions {
 /**
  * The HTTP handler serving the route tables with `adapter`'s options (interceptors, caps,
  * compression, shutdown signal): binary `LogEvents` and unary `Log*` calls go to the fast path's
- * adapter, JSON `LogEvents` to its own, everything else (and everything, with `LogEvents`
+ * adapter, JSON `LogEvents` and unary `Log*` calls to theirs, everything else (and everything, with `LogEvents`
  * overridden; binary calls, with the fast path off) to the generic one. Same RPCs, same paths,
  * same interceptors: only how the request is decoded differs.
  */
@@ -172,20 +186,20 @@ export function createRouteHandler(
   const main = connectNodeAdapter({ ...adapter, routes: createRoutes(deps) });
   const binaryRoutes = options.binaryLogEventsFastPath === false ? undefined : createBinaryLogEventsRoutes(deps);
   const binary = binaryRoutes && connectNodeAdapter({ ...adapter, routes: binaryRoutes });
-  const jsonRoutes = createJsonLogEventsRoutes(deps);
+  const jsonRoutes = createJsonBodyRoutes(deps);
   const json =
     jsonRoutes &&
     connectNodeAdapter({
       ...adapter,
       routes: jsonRoutes.routes,
-      // First: nothing may refuse the call between its decoding and this (log-events-json.ts).
-      interceptors: [jsonRoutes.interceptor, ...(adapter.interceptors ?? [])],
-      jsonOptions: { ...adapter.jsonOptions, ...jsonRoutes.jsonOptions },
+      // First: nothing may refuse the call between its decoding and this (json-body-capture.ts).
+      interceptors: [jsonRoutes.capture.interceptor, ...(adapter.interceptors ?? [])],
+      jsonOptions: { ...adapter.jsonOptions, ...jsonRoutes.capture.jsonOptions },
     });
   return (req, res) => {
     const contentType = req.headers["content-type"];
     if (binary && isBinaryFastPathRequest(req.method, req.url, contentType)) return binary(req, res);
-    if (json && isJsonLogEventsRequest(req.method, req.url, contentType)) return json(req, res);
+    if (json && isJsonRequestTo(jsonRoutes.paths, req.method, req.url, contentType)) return json(req, res);
     return main(req, res);
   };
 }

@@ -12,77 +12,17 @@
  * rebuild through `google.protobuf.Value` messages at several times the cost), so one event
  * costs about one `JSON.parse` of it.
  *
- * How the body gets here unparsed: the adapter serving these calls is given a JSON text decoder
- * ({@link createJsonBodyCapture}) that keeps the body's bytes under a fresh key and hands Connect
- * that key as the JSON text of a `google.protobuf.StringValue`, the method's input type here; an
- * interceptor, outermost, moves the bytes into the call's context values for the handler. Connect
- * still reads the body (its size cap, decompression, deadlines) and runs every interceptor.
+ * How the body gets here unparsed: `json-body-capture.ts`. Connect still reads the body (its size
+ * cap, decompression, deadlines) and runs every interceptor.
  *
  * Semantics match the binary path: an event that is JSON but not a valid `analytics.v1.Event` is
  * rejected as an item (its neighbours are stored), a body that is not JSON or not a
  * `LogEventsRequest` is refused whole (`InvalidArgument`), as are an empty or oversized batch.
  */
-import { fromJson, type DescField, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
-import { StringValueSchema, type StringValue } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { AnalyticsService, EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
 import type { Violation } from "../validation/field-rules.js";
-
-/** `AnalyticsService.LogEvents` as the JSON adapter serves it: same path, the body's key as its input. */
-export const logEventsJsonMethod = {
-  ...AnalyticsService.method.logEvents,
-  input: StringValueSchema,
-} as unknown as typeof AnalyticsService.method.logEvents & { input: typeof StringValueSchema };
-
-const JSON_CONTENT_TYPE = /^application\/(?:(?:grpc(?:-web)?\+)?json)\s*(?:;|$)/i;
-const LOG_EVENTS_PATH = `/${AnalyticsService.typeName}/${AnalyticsService.method.logEvents.name}`;
-
-/** Whether an HTTP request is a `LogEvents` call in JSON (Connect `application/json`, or gRPC(-Web) `+json`). */
-export function isJsonLogEventsRequest(method: string | undefined, url: string | undefined, contentType: string | undefined): boolean {
-  return method === "POST" && url === LOG_EVENTS_PATH && contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
-}
-
-const kJsonBody = createContextKey<Uint8Array | undefined>(undefined, { description: "LogEvents JSON body" });
-
-/** The pieces that bring a JSON body to its handler unparsed (see the module comment). */
-export interface JsonBodyCapture {
-  /** For the adapter's `jsonOptions`: Connect's JSON decoding of a request keeps its bytes. */
-  readonly jsonOptions: { readonly textDecoder: { decode(input?: Uint8Array): string } };
-  /** To run first (outermost): moves the kept bytes into the call's context. */
-  readonly interceptor: Interceptor;
-  /** The call's body bytes (empty when none was kept). */
-  bodyOf(ctx: HandlerContext): Uint8Array;
-}
-
-/**
- * A capture for one adapter. Bytes are kept only between Connect's decoding of a request and its
- * first interceptor, which Connect runs right after (nothing else can fail in between), so the
- * table holds at most the calls being decoded at that instant.
- */
-export function createJsonBodyCapture(): JsonBodyCapture {
-  const kept = new Map<string, Uint8Array>();
-  let next = 0;
-  return {
-    jsonOptions: {
-      textDecoder: {
-        decode(input = new Uint8Array(0)) {
-          const key = String(next++);
-          kept.set(key, input);
-          return `"${key}"`;
-        },
-      },
-    },
-    interceptor: (call) => async (req) => {
-      if (!req.stream && req.method.input === StringValueSchema) {
-        const key = (req.message as StringValue).value;
-        req.contextValues.set(kJsonBody, kept.get(key));
-        kept.delete(key);
-      }
-      return call(req);
-    },
-    bodyOf: (ctx) => ctx.values.get(kJsonBody) ?? new Uint8Array(0),
-  };
-}
+import { fromJsonKeepingStructs, isViolation } from "./json-structs.js";
 
 /** Where one event's JSON text is in the body, and how deep its brackets nest. */
 export interface EventSpan {
@@ -242,28 +182,7 @@ export function splitEventsJson(text: string, maxEvents: number): EventsJsonSpli
 /** Bracket depth past which an event is refused before it is parsed (its `Struct`s nest in it). */
 export const MAX_EVENT_JSON_DEPTH = 64;
 
-/** A `Struct` field of one of `Event`'s kinds, with the keys JSON may name it by. */
-interface StructField {
-  readonly kind: DescField;
-  readonly field: DescField;
-}
-
-/** Each kind of `Event` (oneof member) with its `Struct` fields. */
-const KINDS: readonly { kind: DescField & { message: DescMessage }; structs: readonly StructField[] }[] = EventSchema.fields.flatMap((kind) =>
-  kind.fieldKind === "message"
-    ? [{ kind, structs: kind.message.fields.filter((f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Struct").map((field) => ({ kind, field })) }]
-    : [],
-);
-
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
-/** The key `o` names `field` by (JSON name or proto name), or undefined; refuses both at once. */
-function keyOf(o: Record<string, unknown>, field: DescField): string | undefined | Violation {
-  const json = has(o, field.jsonName);
-  const proto = field.name !== field.jsonName && has(o, field.name);
-  if (json && proto) return { field: field.name, description: `is given twice (as ${field.jsonName} and ${field.name})` };
-  return json ? field.jsonName : proto ? field.name : undefined;
-}
 
 /** The protobuf-es error text without its library prefix, cut to a readable length. */
 function reason(err: unknown): string {
@@ -291,38 +210,13 @@ export function eventFromJson(text: string, span: EventSpan, index: number, maxC
     throw new EventsJsonError(`${at} is not valid JSON: ${reason(err)}`);
   }
   if (!isObject(json)) return { field: at, description: "must be a JSON object (an analytics.v1.Event)" };
-  // Struct payloads are taken out before fromJson and put back after it.
-  const payloads: { kind: DescField; field: DescField; value: JsonObject }[] = [];
-  let rest: Record<string, unknown> = json;
-  for (const { kind, structs } of KINDS) {
-    const kindKey = keyOf(json, kind);
-    if (kindKey === undefined) continue;
-    if (typeof kindKey !== "string") return { field: `${at}.${kindKey.field}`, description: kindKey.description };
-    const body = json[kindKey];
-    if (!isObject(body)) continue; // fromJson says what is wrong with it
-    let stripped: Record<string, unknown> | undefined;
-    for (const { field } of structs) {
-      const key = keyOf(body, field);
-      if (key === undefined) continue;
-      if (typeof key !== "string") return { field: `${at}.${kind.name}.${key.field}`, description: key.description };
-      const value = body[key];
-      if (value !== null && !isObject(value)) return { field: `${at}.${kind.name}.${field.name}`, description: "must be a JSON object" };
-      stripped ??= { ...body };
-      delete stripped[key];
-      if (value !== null) payloads.push({ kind, field, value: value as JsonObject });
-    }
-    if (stripped) rest = { ...rest, [kindKey]: stripped };
-  }
-  let event: Event;
+  let event: Event | Violation;
   try {
-    event = fromJson(EventSchema, rest as never);
+    event = fromJsonKeepingStructs(EventSchema, json);
   } catch (err) {
     return { field: at, description: `is not a valid analytics.v1.Event: ${reason(err)}` };
   }
-  for (const { kind, field, value } of payloads) {
-    if (event.kind.case === kind.localName) (event.kind.value as unknown as Record<string, unknown>)[field.localName] = value;
-  }
-  return event;
+  return isViolation(event) ? { field: `${at}.${event.field}`, description: event.description } : event;
 }
 
 /** The InvalidArgument for a body that is not a `LogEventsRequest` in JSON. */
