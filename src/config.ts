@@ -76,8 +76,9 @@ export interface Config {
   /**
    * The hand-written wire code (`src/wire/README.md`): binary `LogEvents` and unary `Log*` read by
    * the compiled decoder, rows sent as binary COPY (`ANALYTICS_WIRE_FAST_PATH`, default true).
-   * Off: protobuf-es and text COPY throughout, for diagnosing a suspected fast-path bug (slower,
-   * and a `Struct` field sent many times in a binary request costs quadratic time again).
+   * Off: protobuf-es for binary requests and text COPY, for diagnosing a suspected fast-path bug
+   * (slower, and a `Struct` field sent many times in a binary request costs quadratic time again).
+   * The JSON decoding of `Log*` calls, which keeps large bodies from holding the process, stays on.
    */
   readonly wireFastPath: boolean;
   /** Per-role token buckets (`ANALYTICS_RATE_LIMITS`, e.g. `user=5/s:20,device=off`). */
