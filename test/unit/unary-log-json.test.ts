@@ -27,7 +27,7 @@ function decode(schema: DescMessage, text: string): { message: unknown } | { cod
 }
 
 describe("unaryJsonDecoder", () => {
-  it.each(UNARY_JSON_METHODS.map((m) => [m.name, m.input] as const))("%s: gives what fromJsonString gives, or refuses what it refuses", (_name, schema) => {
+  it.each(UNARY_JSON_METHODS.map((m) => [m.name, m.input as DescMessage] as const))("%s: gives what fromJsonString gives, or refuses what it refuses", (_name, schema) => {
     const random = seededRandom(schema.typeName.length);
     let decoded = 0;
     for (let n = 0; n < 300; n++) {
