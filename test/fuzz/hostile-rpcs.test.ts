@@ -206,9 +206,9 @@ function isClean(r: Record): boolean {
   // HTTP/1.1 has no way to stop an upload but closing: the auth gate answers a caller without a
   // valid token at once and closes, and a client still writing a large body may see the close
   // (EPIPE) before the answer. Only for such callers, and only on the HTTP/1.1 client.
-  // The same for a body past the size cap (the global one, or on raw HTTP/1.1 calls its method's),
-  // which the server refuses and closes the same way.
-  if (r.channel === "client-connect" && (r.oversize || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
+  // The same for a body past the size cap (the global one, or its method's), which the server
+  // refuses and closes the same way.
+  if (r.channel === "client-connect" && (r.oversize || r.overCap || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
   if (r.channel === "raw-connect" && (r.overCap || r.caller === "none" || r.caller === "garbage") && HTTP1_CLOSED.test(r.message ?? "")) return true;
   return false;
 }
@@ -221,10 +221,15 @@ const HTTP1_CLOSED = /^(write EPIPE|read ECONNRESET|write ECONNRESET|socket hang
 function printSummary(health: ReturnType<typeof summarize> | undefined): void {
   const samples = probe.samples();
   const byClass = new Map<string, Record[]>();
-  for (const r of records) byClass.set(r.cls, [...(byClass.get(r.cls) ?? []), r]);
+  for (const r of records) {
+    const list = byClass.get(r.cls);
+    if (list) list.push(r);
+    else byClass.set(r.cls, [r]);
+  }
   // Each health sample's wait is charged to every class with a call in flight during it.
   const byStart = [...records].sort((a, b) => a.start - b.start);
-  const longest = Math.max(0, ...records.map((r) => r.end - r.start));
+  // A loop, not a spread: a long run holds more records than a call's arguments may.
+  const longest = records.reduce((m, r) => Math.max(m, r.end - r.start), 0);
   const worstByClass = new Map<string, number>();
   for (const s of samples) {
     let lo = 0;
@@ -244,7 +249,7 @@ function printSummary(health: ReturnType<typeof summarize> | undefined): void {
   for (const [cls, rs] of [...byClass].sort()) {
     const codes = new Map<string, number>();
     for (const r of rs) codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
-    const slowest = Math.max(...rs.map((r) => r.ms));
+    const slowest = rs.reduce((m, r) => Math.max(m, r.ms), 0);
     const worstHealth = worstByClass.get(cls) ?? 0;
     const slowestCall = rs.reduce((a, b) => (b.ms > a.ms ? b : a));
     const bad = rs.filter((r) => !isClean(r)).length;

@@ -68,7 +68,8 @@ function check() {
   let body = Buffer.alloc(0);
   let status;
   const finish = (ok, error) => {
-    if (done) return;
+    // After the stop, the session's destruction ends the check in flight: it was reported then.
+    if (done || stopped) return;
     done = true;
     clearTimeout(timer);
     pending = undefined;

@@ -19,9 +19,21 @@ export type Channel = "client-grpc" | "client-connect" | "raw-grpc" | "raw-conne
 /** How long a streamed answer may stay open after its first message (a health Watch does). */
 const OPEN_STREAM_GRACE_MS = 300;
 
+/**
+ * Bytes a client HTTP/2 transport sends before the sender starts a fresh one. A Node 20 HTTP/2
+ * client loses part of its session's memory budget for good whenever a stream ends while it is
+ * still uploading (the server refused the call early: a body over its method's cap, a caller
+ * without a valid token), up to the part not sent; once the losses add up to the budget
+ * (`CLIENT_SESSION_MEMORY_MB`), the client refuses its own new streams with ENHANCE_YOUR_CALM.
+ * Starting a fresh session well before that keeps a long run's findings about the server.
+ */
+const ROTATE_AFTER_BYTES = (CLIENT_SESSION_MEMORY_MB / 4) * 1024 * 1024;
+
 /** Clients to one server, shared by every case. */
 export class FuzzSender {
   readonly #transports = new Map<string, Transport>();
+  /** Bytes sent over each client transport, by its key. */
+  readonly #sentBytes = new Map<string, number>();
   readonly #h2: H2Pool;
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
@@ -32,8 +44,12 @@ export class FuzzSender {
     this.#h2 = new H2Pool(url);
   }
 
-  #transport(channel: "client-grpc" | "client-connect", encoding: Encoding, streaming: boolean): Transport {
+  #transport(channel: "client-grpc" | "client-connect", encoding: Encoding, streaming: boolean, bytes: number): Transport {
     const key = `${channel}/${encoding}/${streaming}`;
+    const sent = (this.#sentBytes.get(key) ?? 0) + bytes;
+    // The old transport's session is left to finish its calls and idle out.
+    if (sent > ROTATE_AFTER_BYTES) this.#transports.delete(key);
+    this.#sentBytes.set(key, sent > ROTATE_AFTER_BYTES ? bytes : sent);
     let t = this.#transports.get(key);
     if (t === undefined) {
       const useBinaryFormat = encoding === "binary";
@@ -53,7 +69,10 @@ export class FuzzSender {
     const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
     if (channel === "client-grpc" || channel === "client-connect") {
       if (c.kind !== "message") throw new Error("client channels send messages only");
-      return this.#viaClient(target, this.#transport(channel, encoding, target.streaming), c.json, headers);
+      // What the client will send (its body, as the server's read cap counts it).
+      const bodyBytes = encodeJson(target.method.input, c.json, encoding).length;
+      const outcome = await this.#viaClient(target, this.#transport(channel, encoding, target.streaming, bodyBytes), c.json, headers);
+      return { ...outcome, bodyBytes };
     }
     const payload = c.kind === "message" ? encodeJson(target.method.input, c.json, encoding) : c.payload;
     const flags = c.kind === "bytes" ? (c.flags ?? 0) : 0;
