@@ -85,8 +85,8 @@ export class ColumnarSampleBatch implements SampleBatch {
   metrics(index: number): Readonly<Record<string, number>> {
     const { metricNames, values } = this.#columns;
     // A plain object, built in the same key order for every row of the message, stays in V8's
-    // fast mode, which JSON.stringify (the writer's next step) serializes ~1.4x faster than the
-    // dictionary a null-prototype object is. Only a metric called "__proto__" needs the
+    // fast mode, which JSON.stringify (the writer's next step) serializes faster than the
+    // dictionary a null-prototype object is (docs/BENCHMARKS.md#measured-choices-in-the-code). Only a metric called "__proto__" needs the
     // null prototype (on a plain object it would set the prototype, not a metric).
     this.#protoName ??= metricNames.includes("__proto__");
     const metrics: Record<string, number> = this.#protoName ? Object.create(null) : {};

@@ -1,9 +1,9 @@
 /**
  * The auth gate: checks a call's token in front of the Connect adapter, from its headers alone,
  * so a call without a valid credential is refused before a byte of its body is read. Connect
- * reads and parses a whole unary request before any interceptor runs: without the gate, a
- * 4 MiB `LogEvents` of empty events from a caller with no token cost ~3 s of CPU and 230 MB of
- * heap before the auth interceptor said no.
+ * reads and parses a whole unary request before any interceptor runs: without the gate, a large
+ * body from a caller with no token cost seconds of CPU and hundreds of MB of heap before the auth
+ * interceptor said no (docs/OPERATIONS.md, "The auth gate").
  *
  * A refusal is answered by Connect itself, in the call's own protocol (Connect unary: HTTP 401
  * and a JSON error; Connect streaming: an end-stream message; gRPC and gRPC-Web: status 16),

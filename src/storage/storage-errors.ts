@@ -37,7 +37,7 @@ const UNAVAILABLE_MESSAGES = [
  * Whether a line of `message` says "connection", then "closed", "ended" or "terminated" (what
  * `/connection.*(closed|ended|terminated)/i` matched). Not that expression: it backtracked from
  * every "connection" to the end of the line, quadratic in a message that quotes caller data (an
- * ORM error may quote a statement's parameters): 44 KB of them, ~0.3 s.
+ * ORM error may quote a statement's parameters; docs/HARDENING.md has the figure).
  */
 function saysConnectionEnded(message: string): boolean {
   for (const line of message.split(LINE_BREAK)) {

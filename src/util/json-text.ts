@@ -6,7 +6,7 @@ import { Buffer } from "node:buffer";
  *
  * For a hot path whose value object would otherwise stay referenced until the commit: serialized
  * at once, the object dies young and the scavenger reclaims it for nothing, while a buffered
- * object is copied by every scavenge it survives (device metrics: ~7 % less CPU per stored row).
+ * object is copied by every scavenge it survives (docs/BENCHMARKS.md#measured-choices-in-the-code).
  */
 export class JsonText {
   constructor(

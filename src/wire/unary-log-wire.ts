@@ -4,8 +4,8 @@
  * `repeated`. A field sent more than once then costs its own bytes: protobuf-es, reading the
  * generated type, merges a repeat of a Struct field by converting the `JsonObject` kept so far
  * back to a `Struct` message and the merged message to a `JsonObject` again, for every repeat:
- * 4k repeats of `extra_data` in an 87 KB `LogUserActivity` took ~5 s, before any interceptor
- * could refuse the call. Here each occurrence is read once into a list and {@link fromUnaryWire}
+ * quadratic, seconds for a small request, before any interceptor could refuse the call
+ * (docs/HARDENING.md). Here each occurrence is read once into a list and {@link fromUnaryWire}
  * merges the list into one object as protobuf merges a Struct (a later entry replaces an earlier
  * one with the same key), so the handler gets exactly what `fromBinary` of the generated type
  * gives (held by differential tests).
