@@ -15,7 +15,8 @@ interface Payload {
   readonly value: JsonObject;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+/** Whether a `JSON.parse` value is an object (not null, not a list). */
+export const isJsonObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 const isStruct = (f: DescField) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Struct";
 const names = (path: readonly DescField[]) => path.map((f) => f.name).join(".");
@@ -45,14 +46,14 @@ function liftStructs(desc: DescMessage, json: Record<string, unknown>, path: rea
     const value = json[key];
     const at = [...path, field];
     if (isStruct(field)) {
-      if (value !== null && !isObject(value)) throw new NotTheMessage({ field: names(at), description: "must be a JSON object" });
+      if (value !== null && !isJsonObject(value)) throw new NotTheMessage({ field: names(at), description: "must be a JSON object" });
       rest ??= { ...json };
       delete rest[key];
       if (value !== null) out.push({ path: at, value: value as JsonObject });
       continue;
     }
     // Only fields that can hold a Struct below them; fromJson says what is wrong with other values.
-    if (!isObject(value) || !field.message.fields.some((f) => f.fieldKind === "message")) continue;
+    if (!isJsonObject(value) || !field.message.fields.some((f) => f.fieldKind === "message")) continue;
     const inner = liftStructs(field.message, value, at, out);
     if (inner === value) continue;
     rest ??= { ...json };

@@ -21,8 +21,9 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EventSchema, type Event } from "../../sdk/src/gen/analytics/v1/analytics_service_pb.js";
+import { wellFormedText } from "../errors/error-details.js";
 import type { Violation } from "../validation/field-rules.js";
-import { fromJsonKeepingStructs, isViolation } from "./json-structs.js";
+import { fromJsonKeepingStructs, isJsonObject, isViolation } from "./json-structs.js";
 
 /** Where one event's JSON text is in the body, and how deep its brackets nest. */
 export interface EventSpan {
@@ -182,13 +183,8 @@ export function splitEventsJson(text: string, maxEvents: number): EventsJsonSpli
 /** Bracket depth past which an event is refused before it is parsed (its `Struct`s nest in it). */
 export const MAX_EVENT_JSON_DEPTH = 64;
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/** The protobuf-es error text without its library prefix, cut to a readable length. */
-function reason(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
+/** An error's text, cut to a readable length (well-formed: never half a surrogate pair). */
+const reason = (err: unknown): string => wellFormedText(err instanceof Error ? err.message : String(err), 200);
 
 /**
  * One event from its JSON text (a span of {@link splitEventsJson}): the `Event` protobuf-es would
@@ -209,7 +205,7 @@ export function eventFromJson(text: string, span: EventSpan, index: number, maxC
   } catch (err) {
     throw new EventsJsonError(`${at} is not valid JSON: ${reason(err)}`);
   }
-  if (!isObject(json)) return { field: at, description: "must be a JSON object (an analytics.v1.Event)" };
+  if (!isJsonObject(json)) return { field: at, description: "must be a JSON object (an analytics.v1.Event)" };
   let event: Event | Violation;
   try {
     event = fromJsonKeepingStructs(EventSchema, json);

@@ -12,7 +12,7 @@ import { AnalyticsService } from "../../sdk/src/gen/analytics/v1/analytics_servi
 import { wellFormedText } from "../errors/error-details.js";
 import { invalidArgument } from "../validation/field-rules.js";
 import type { JsonRequestDecoder } from "./json-body-capture.js";
-import { fromJsonKeepingStructs, isViolation, maxBracketDepth } from "./json-structs.js";
+import { fromJsonKeepingStructs, isJsonObject, isViolation, maxBracketDepth } from "./json-structs.js";
 
 /** The unary methods decoded here: those whose request has a `Struct` field. */
 export const UNARY_JSON_METHODS = [
@@ -27,8 +27,6 @@ export const MAX_REQUEST_JSON_DEPTH = 64;
 
 /** Decodes a body as Connect does (invalid UTF-8 becomes U+FFFD; JSON.parse then judges). */
 const utf8 = new TextDecoder();
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** What Connect says of a body it cannot decode (`InvalidArgument`), bounded and well-formed. */
 const cannotDecode = (schema: DescMessage, why: string) =>
@@ -45,7 +43,7 @@ export function unaryJsonDecoder(schema: DescMessage): JsonRequestDecoder {
     } catch (err) {
       throw cannotDecode(schema, (err as Error).message);
     }
-    if (!isObject(json)) throw cannotDecode(schema, "expected a JSON object");
+    if (!isJsonObject(json)) throw cannotDecode(schema, "expected a JSON object");
     let request;
     try {
       request = fromJsonKeepingStructs(schema, json);
